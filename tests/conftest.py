@@ -1,0 +1,45 @@
+"""Shared test helpers: config composition, the real-data folder, tiny run overrides."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+import utils.hydra  # noqa: F401  (registers resolvers)
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO / "config"
+SHARED_DATA = Path(os.environ.get("SEGBENCH_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+
+# Overrides that make a training run take seconds on CPU (2 train + 2 val batches, small crops).
+TINY_RUN = ["epochs=1", "batch_size=2", "val_batch_size=2", "num_workers=0", "dataset.crop_size=[64,96]",
+            "trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "num_vis=2",
+            "callbacks.progress_bar.refresh_rate=0"]
+
+
+def compose_cfg(overrides=(), config_name: str = "train", return_hydra_config: bool = False):
+    """Compose ``config/<config_name>.yaml`` with ``overrides`` as the command line would."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def run_entry(script: str, *args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run ``python <script> args...`` from the repo root; returns the completed process (text output)."""
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=REPO, env=e, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (or ``SEGBENCH_SHARED_DATA``); skips with the reason when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real-data folder {SHARED_DATA} is missing (set SEGBENCH_SHARED_DATA to it)")
+    return SHARED_DATA

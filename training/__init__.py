@@ -1,0 +1,1 @@
+"""Training: the LightningModule, the DataModule and ``train(cfg)`` behind main.py."""

@@ -1,0 +1,133 @@
+"""The LightningModule: model + losses + optimizer/poly LR + confusion-matrix metrics.
+
+Built entirely from the composed config (``config/train.yaml``): ``model`` (instantiated), one loss per
+model output (``lossfunction``/``lossweight``, see :class:`losses.MultiOutputLoss`), ``optimizer``
+(``_partial_``), ``lr_scheduler`` (stepped per iteration). Validation uses the inference engine in
+``whole`` mode so that validation.py reproduces it exactly.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from inference import InferenceSettings, infer
+from losses import MultiOutputLoss
+from metrics import SegmentationMetrics, metrics_from_confusion
+from training.visualize import comparison_grid
+
+log = logging.getLogger("segbench")
+
+
+def build_model(cfg: DictConfig) -> torch.nn.Module:
+    """Instantiate ``cfg.model`` and check it follows the model contract (``output_names`` with ``"out"``).
+
+    Raises:
+        ValueError: the model declares no ``output_names`` or none named ``"out"``.
+    """
+    model = instantiate(cfg.model, _convert_="all")
+    names = tuple(getattr(model, "output_names", ()))
+    if "out" not in names:
+        raise ValueError(f"{type(model).__name__} must declare output_names containing 'out', got {names}")
+    return model
+
+
+class SegmentationModule(pl.LightningModule):
+    """Semantic segmentation training/validation for any segbench model.
+
+    Logs ``train/loss`` (+ one ``train/loss_<output>`` per output), ``val/mIoU``, ``val/aAcc``, ``val/mAcc``,
+    ``val/IoU_<class>`` and, for TensorBoard, a grid of (image | label | prediction) each epoch.
+    ``self.best_confmat`` holds the int64 (K, K) confusion matrix of the best epoch.
+    """
+
+    def __init__(self, cfg: DictConfig):
+        super().__init__()
+        cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True)}, logger=False)
+        self.cfg = OmegaConf.create(self.hparams["cfg"])
+        d = self.cfg.dataset
+        self.model = build_model(self.cfg)
+        self.output_names = tuple(self.model.output_names)
+        self.criterion = MultiOutputLoss(self.output_names, self.cfg.lossfunction, self.cfg.lossweight,
+                                         num_classes=d.num_classes, ignore_index=d.ignore_index,
+                                         class_weights=d.get("class_weights"),
+                                         params=OmegaConf.to_container(self.cfg.get("loss_params", OmegaConf.create({}))))
+        self.val_metrics = SegmentationMetrics(d.num_classes, d.ignore_index)
+        self.val_settings = InferenceSettings(mode="whole")
+        self.channels_last = bool(self.cfg.get("channels_last", False))
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.best_miou = -math.inf
+        self.best_confmat: torch.Tensor | None = None
+        self.best_epoch = -1
+        self.best_confmat_path = None  # set by training.train: the run folder's ConfusionMatrix.pt
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D102
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):  # noqa: D102
+        outputs = self(batch["image"])
+        loss, parts = self.criterion(outputs, batch["mask"])
+        bs = batch["image"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        if len(parts) > 1:
+            for name, value in parts.items():
+                self.log(f"train/loss_{name}", value, batch_size=bs)
+        return loss
+
+    def validation_step(self, batch, batch_idx):  # noqa: D102
+        images, target = batch["image"], batch["mask"]
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        probs = infer(self.model, images, self.val_settings, out_size=target.shape[-2:])
+        pred = probs.argmax(1)
+        self.val_metrics.update(pred, target)
+        if batch_idx == 0 and self.cfg.get("num_vis", 0) and self.global_rank == 0:
+            self._log_images(images, target, pred)
+
+    def on_validation_epoch_end(self) -> None:  # noqa: D102
+        confmat = self.val_metrics.confusion()
+        self.val_metrics.reset()
+        m = metrics_from_confusion(confmat)
+        names = list(self.cfg.dataset.get("class_names") or range(len(m["IoU"])))
+        self.log("val/mIoU", m["mIoU"], prog_bar=True, sync_dist=False)
+        self.log("val/aAcc", m["aAcc"])
+        self.log("val/mAcc", m["mAcc"])
+        for name, iou in zip(names, m["IoU"]):
+            if not math.isnan(iou):
+                self.log(f"val/IoU_{name}", iou)
+        if self.trainer.sanity_checking:
+            return
+        if m["mIoU"] > self.best_miou:
+            self.best_miou, self.best_epoch, self.best_confmat = m["mIoU"], self.current_epoch, confmat.cpu()
+            if self.best_confmat_path is not None and self.global_rank == 0:
+                torch.save(self.best_confmat, self.best_confmat_path)
+        if self.global_rank == 0:
+            log.info(f"Epoch {self.current_epoch}: val mIoU={m['mIoU']:.4f} aAcc={m['aAcc']:.4f} "
+                     f"mAcc={m['mAcc']:.4f} (best {self.best_miou:.4f} @ epoch {self.best_epoch})")
+
+    def _log_images(self, images, target, pred) -> None:
+        n = int(self.cfg.num_vis)
+        for lg in self.loggers:
+            exp = getattr(lg, "experiment", None)
+            if hasattr(exp, "add_image"):
+                d = self.cfg.dataset
+                grid = comparison_grid(images[:n], target[:n], pred[:n], d.palette, d.mean, d.std, d.ignore_index)
+                exp.add_image("val/prediction", grid, self.current_epoch)
+
+    def configure_optimizers(self):  # noqa: D102
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = instantiate(self.cfg.optimizer)(params=params)
+        sched_cfg = self.cfg.get("lr_scheduler")
+        if not sched_cfg:
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = instantiate(sched_cfg.scheduler)(optimizer, **{sched_cfg.total_steps_arg: max(total, 1)})
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": sched_cfg.get("interval", "step")}}
