@@ -2,9 +2,9 @@
 
 ``model=smp model.arch=FPN model.encoder=resnet34`` builds any smp architecture with any smp/timm
 encoder, adapted to the segbench model contract (dict of logits, ``output_names = ("out",)``).
-Inputs whose height/width are not divisible by the encoder's output stride are zero-padded at the
-bottom/right (after normalisation, i.e. with the dataset mean) and the logits cropped back, so any
-image size works.
+Inputs whose height/width are not divisible by 32 are zero-padded at the bottom/right (after
+normalisation, i.e. with the dataset mean) and the logits cropped back, so any image size works
+(PAN's feature-pyramid attention additionally needs inputs of at least 128 px per side).
 """
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ class SMPModel(nn.Module):
                                            classes=num_classes, **kwargs)
         if encoder_weights is not None:
             self.load_encoder_weights(encoder_weights)
-        self.stride = int(getattr(self.net.encoder, "output_stride", 32))
+        # Pad to a multiple of 32 (or the encoder's output stride if larger): every smp decoder accepts it,
+        # including DPT whose ViT features are merged at 1/32; dilated encoders just pad a little more.
+        self.stride = max(32, int(getattr(self.net.encoder, "output_stride", 32)))
 
     def load_encoder_weights(self, path: str) -> None:
         """Load a local encoder state dict (``.pth``/``.pt``; a dict with ``state_dict`` is unwrapped).
@@ -76,7 +78,8 @@ class SMPModel(nn.Module):
                 f"Save the encoder's state dict (e.g. from timm/smp on a machine with network) and give its path.")
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state)
-        missing, unexpected = self.net.encoder.load_state_dict(state, strict=False)
+        # nn.Module.load_state_dict directly: some smp encoders override it and return None.
+        missing, _ = nn.Module.load_state_dict(self.net.encoder, state, strict=False)
         if missing:
             raise ValueError(f"{path}: {len(missing)} encoder keys missing, e.g. {missing[:5]}")
 

@@ -76,6 +76,9 @@ class SegmentationModule(pl.LightningModule):
         loss, parts = self.criterion(outputs, batch["mask"])
         bs = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        if "skipped" in batch:  # dataset.skip_corrupt=true: corrupt files skipped to build this batch (datasets/base.py)
+            self.log("data/skipped_corrupt", batch["skipped"].sum().float(), reduce_fx="sum", on_step=False,
+                     on_epoch=True, batch_size=bs)
         if len(parts) > 1:
             for name, value in parts.items():
                 self.log(f"train/loss_{name}", value, batch_size=bs)

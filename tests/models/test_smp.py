@@ -1,0 +1,50 @@
+"""segmentation-models-pytorch wrapper: every architecture, any input size, the model contract."""
+import pytest
+import torch
+
+from models import SMP_ARCHITECTURES, SMPModel
+
+ENCODER = {"DPT": "tu-vit_tiny_patch16_224"}  # DPT needs a ViT encoder from timm
+
+
+@pytest.mark.parametrize("arch", sorted(SMP_ARCHITECTURES))
+class TestArchitecture:
+    def test_odd_input_size_is_padded_and_cropped_back(self, arch):
+        torch.manual_seed(0)
+        kwargs = {"dynamic_img_size": True} if arch == "DPT" else {}
+        model = SMPModel(arch, ENCODER.get(arch, "resnet18"), num_classes=5, **kwargs).eval()
+        x = torch.randn(1, 3, 130, 150)  # divisible by neither 16 nor 32 (PAN needs >= 128 px)
+        with torch.no_grad():
+            out = model(x)
+        assert tuple(model.output_names) == ("out",) and set(out) == {"out"}
+        assert out["out"].shape == (1, 5, 130, 150) and out["out"].dtype == torch.float32
+
+
+def test_unet_resnet18_parameter_count():
+    # smp Unet-resnet18: 14,328,499 params with 3 classes; the 3x3 head adds 16*9+1 per class.
+    assert sum(p.numel() for p in SMPModel("Unet", "resnet18", num_classes=11).parameters()) == 14_329_659
+    assert sum(p.numel() for p in SMPModel("Unet", "resnet18", num_classes=3).parameters()) == 14_328_499
+
+
+def test_divisible_input_is_not_padded():
+    model = SMPModel("FPN", "resnet18", num_classes=2).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x)["out"], model.net(x))
+
+
+def test_named_pretrained_weights_are_refused_and_local_files_load(tmp_path):
+    with pytest.raises(ValueError, match="never downloads"):
+        SMPModel("Unet", "resnet18", num_classes=2, encoder_weights="imagenet")
+    src = SMPModel("Unet", "resnet18", num_classes=2)
+    torch.save(src.net.encoder.state_dict(), tmp_path / "enc.pth")
+    dst = SMPModel("Unet", "resnet18", num_classes=2, encoder_weights=str(tmp_path / "enc.pth"))
+    for k, v in src.net.encoder.state_dict().items():
+        assert torch.equal(v, dst.net.encoder.state_dict()[k])
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match=r"valid: \['DPT', 'DeepLabV3'"):
+        SMPModel("Unet3", "resnet18", num_classes=2)
+    with pytest.raises(ValueError, match="resnet18"):
+        SMPModel("Unet", "resnet1", num_classes=2)
