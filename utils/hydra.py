@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -12,9 +13,18 @@ from omegaconf import OmegaConf
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+MAX_RUN_NAME = 160  # characters; file systems allow 255 per path component
+
+
 def _run_name(experiment, overrides=None) -> str:
+    """``EXP`` or ``EXP__OVERRIDES``; names longer than 160 characters are cut and end in an 8-hex hash of the
+    full override string (so distinct runs stay distinct and every path component stays < 255 bytes)."""
     overrides = str(overrides or "").replace("/", "_")
-    return f"{experiment}__{overrides}" if overrides else str(experiment)
+    name = f"{experiment}__{overrides}" if overrides else str(experiment)
+    if len(name) > MAX_RUN_NAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = f"{name[: MAX_RUN_NAME - 10]}__{digest}"
+    return name
 
 
 def register_resolvers() -> None:
