@@ -8,5 +8,10 @@ Every model is built from its ``config/model/*.yaml`` by ``hydra.utils.instantia
 ``model=<name>`` on the command line picks the config file.
 """
 from models.smp import SMP_ARCHITECTURES, SMPModel
+from models.espnet import ESPNet, ESPNetv2  # noqa: E402  (issue 9: author checkpoints)
+from models.mmseg import MMSegModel  # noqa: E402  (issue 9: imports mmseg lazily, optional extra)
 
 __all__ = ["SMPModel", "SMP_ARCHITECTURES"]
+__all__ += ["ESPNet", "ESPNetv2", "MMSegModel"]
+from models.hrnet import HRNetMSOCR, HRNetOCR, HRNetOCRASPP, HRNetV2  # noqa: E402  (issue 3: HRNet family)
+__all__ += ["HRNetV2", "HRNetOCR", "HRNetOCRASPP", "HRNetMSOCR"]
