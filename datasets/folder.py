@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.base import DatasetError, SegmentationDataset
+from datasets.base import LayoutError, SegmentationDataset, lookup
 
 
 class FolderDataset(SegmentationDataset):
     """Images in ``images/<split>/``, label maps in ``masks/<split>/`` paired by file stem."""
 
     layout = "root/\n  images/train/*.jpg|png   masks/train/*.png\n  images/val/*.jpg|png     masks/val/*.png"
+    has_labels = ("train", "val", "test")
 
     def __init__(self, root, split="train", label_map: dict | None = None, **kwargs):
         self.label_map = {int(k): int(v) for k, v in (label_map or {}).items()}
@@ -24,13 +25,10 @@ class FolderDataset(SegmentationDataset):
 
     def find_pairs(self, root: Path, split: str):  # noqa: D102
         if not (root / "images" / split).is_dir():
-            raise DatasetError(f"FolderDataset: missing {root / 'images' / split}; expected layout:\n{self.layout}")
+            raise LayoutError(f"missing split folder {root / 'images' / split}")
         return self.pair_by_stem(root / "images" / split, root / "masks" / split)
 
     def map_label(self, label: np.ndarray) -> np.ndarray:  # noqa: D102
         if not self.label_map:
-            return label
-        lut = np.full(max(max(self.label_map) + 1, int(label.max()) + 1), self.ignore_index, dtype=np.int64)
-        for raw, train_id in self.label_map.items():
-            lut[raw] = train_id
-        return lut[label]
+            return super().map_label(label)
+        return lookup(label, self.label_map, unknown=self.ignore_index)
