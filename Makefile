@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: install train test clean-logs
+.PHONY: install install-mmseg train test clean-logs slurm-up slurm-down
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,13 +13,28 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
+# Optional MMSegmentation extra (model=mmseg, issue 9): small (~15 s), installed for the test suite.
+MMSEG_STAMP := $(VENV)/.installed-mmseg-$(shell cksum requirements-mmseg.txt | cut -d' ' -f1)
+$(MMSEG_STAMP): requirements-mmseg.txt $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-mmseg.txt
+	touch $(MMSEG_STAMP)
+
+install-mmseg: $(MMSEG_STAMP)
+
 # Unet-resnet18 on the embedded CamVid subset (data/camvid), bf16 + channels_last on CPU, ~5 min on 2 cores.
 train: install
 	$(PY) main.py experiment=camvid_embedded
 
 # The full test suite on CPU (what .ci/run calls).
-test: install
+test: install install-mmseg
 	$(PY) -m pytest -q tests
+
+# A real single-node SLURM on this machine (Debian, root) for hydra/launcher=slurm_local_cpu and the SLURM tests.
+slurm-up:
+	scripts/slurm_local.sh up
+
+slurm-down:
+	scripts/slurm_local.sh down
 
 clean-logs:
 	rm -rf logs outputs multirun

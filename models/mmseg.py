@@ -1,0 +1,245 @@
+"""MMSegmentation (OpenMMLab, https://github.com/open-mmlab/mmsegmentation) segmentors as segbench models.
+
+``model=mmseg model.config=segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py`` builds the segmentor from
+the config files shipped inside the installed ``mmseg`` package (``mmseg/.mim/configs/``), with random weights
+or ``model.checkpoint=<local .pth>``, and adapts it to the segbench model contract: ``forward(x)`` returns
+``{"out": decode-head logits, "aux": auxiliary-head logits, ...}`` at the heads' resolution (1/4 or 1/8; the
+loss and inference code resize), ``output_names`` lists them. segbench's losses, LightningModule, inference
+engine and benchmark are used, never MMSeg's (the heads' ``loss_decode`` is ignored).
+
+Optional extra: ``pip install -r requirements-mmseg.txt`` (mmengine, mmcv-lite, mmsegmentation; mmdet and
+mmpretrain for Mask2Former/MaskFormer heads and ConvNeXt/PoolFormer backbones). mmcv-lite has
+no compiled ``mmcv._ext``; :func:`import_mmseg` registers a stand-in module whose functions raise
+NotImplementedError when called, since the ops segmentors use on CPU have pure-PyTorch paths. PSANet (PSAMask)
+and other configs calling compiled ops (e.g. CCNet criss-cross attention, deformable convs) fail when run.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import sys
+import types
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+INSTALL_HINT = "pip install -r requirements-mmseg.txt"
+
+#: decode heads that produce mask classifications rather than per-pixel logits: run through ``encode_decode``
+QUERY_HEADS = ("Mask2FormerHead", "MaskFormerHead", "SideAdapterCLIPHead")
+
+
+class _MissingExt(types.ModuleType):
+    """Stand-in for mmcv's compiled ``mmcv._ext``: attribute lookups succeed, calls raise NotImplementedError."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def op(*args, **kwargs):
+            raise NotImplementedError(
+                f"mmcv._ext.{name} is a compiled mmcv op, absent from mmcv-lite; this MMSeg config needs the full "
+                f"mmcv build (pip install mmcv==2.1.0, 8-17 min compile on 2 cores)")
+        op.__name__ = name
+        return op
+
+
+def import_mmseg():
+    """Import ``mmseg`` (with the ``mmcv._ext`` stand-in when mmcv is mmcv-lite) and return the module.
+
+    Raises:
+        ImportError: the extra is not installed; one line naming ``requirements-mmseg.txt``.
+    """
+    try:
+        import mmcv  # noqa: F401  (pyflakes: availability check)
+        import mmengine  # noqa: F401
+    except ImportError as e:
+        raise ImportError(f"model=mmseg needs the optional MMSegmentation extra ({e.name} missing): "
+                          f"{INSTALL_HINT}") from None
+    if "mmcv._ext" not in sys.modules:
+        import importlib.machinery
+        import importlib.util
+        try:
+            has_ext = importlib.util.find_spec("mmcv._ext") is not None
+        except (ImportError, ValueError):
+            has_ext = False
+        if not has_ext:
+            ext = _MissingExt("mmcv._ext")
+            ext.__spec__ = importlib.machinery.ModuleSpec("mmcv._ext", None)  # pkgutil.find_loader needs one
+            sys.modules["mmcv._ext"] = ext
+    try:
+        import mmseg
+        import mmseg.models  # noqa: F401  (registers the segmentors)
+    except ImportError as e:
+        raise ImportError(f"model=mmseg needs the optional MMSegmentation extra ({e}): {INSTALL_HINT}") from None
+    return mmseg
+
+
+def mmseg_config_root() -> Path:
+    """The ``configs/`` folder shipped in the installed mmsegmentation package (``mmseg/.mim/configs``)."""
+    return Path(import_mmseg().__file__).parent / ".mim" / "configs"
+
+
+def resolve_config(config: str | os.PathLike) -> Path:
+    """Find an MMSeg config: an existing file, a path below :func:`mmseg_config_root`, or a bare file name.
+
+    Raises:
+        FileNotFoundError: not found; the message lists the closest config names.
+    """
+    p = Path(config)
+    if p.is_file():
+        return p
+    root = mmseg_config_root()
+    name = p.name if p.suffix == ".py" else f"{p.name}.py"
+    for cand in (root / p, root / p.with_suffix(".py"), *root.rglob(name)):
+        if cand.is_file():
+            return cand
+    names = sorted(str(c.relative_to(root)) for c in root.rglob("*.py") if "_base_" not in c.parts)
+    tokens = set(re.split(r"[/_.\-]+", str(config).lower())) - {"", "py"}
+    close = [n for n in names if tokens <= set(re.split(r"[/_.\-]+", n.lower()))][:5] \
+        or difflib.get_close_matches(str(config), names, n=5, cutoff=0.3)
+    raise FileNotFoundError(f"MMSeg config {str(config)!r} not found under {root}; closest: {close}")
+
+
+def _set_num_classes(head_cfg, num_classes: int) -> None:
+    for h in head_cfg if isinstance(head_cfg, (list, tuple)) else [head_cfg]:
+        if h is not None and "num_classes" in h:
+            h["num_classes"] = num_classes
+
+
+def _strip_init(cfg) -> None:
+    """Remove every ``init_cfg``/``pretrained`` so that building downloads nothing (recursively)."""
+    if isinstance(cfg, Mapping):
+        for key in list(cfg.keys()):
+            if key in ("init_cfg", "pretrained") and cfg[key] is not None:
+                cfg[key] = None
+            else:
+                _strip_init(cfg[key])
+    elif isinstance(cfg, (list, tuple)):
+        for item in cfg:
+            _strip_init(item)
+
+
+class MMSegModel(nn.Module):
+    """An MMSegmentation segmentor (EncoderDecoder / CascadeEncoderDecoder) behind the segbench model contract.
+
+    Args:
+        config: MMSeg config (file path, path below ``mmseg/.mim/configs/`` such as
+            ``deeplabv3plus/deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024.py``, or a bare file name).
+        num_classes: K, overrides ``num_classes`` of the decode and auxiliary heads.
+        checkpoint: optional local MMSeg ``.pth`` (``state_dict`` with the segmentor's keys); heads whose class
+            count differs are left at random init and reported. Nothing is downloaded.
+        aux_outputs: return the auxiliary heads as outputs while training (``"aux"``, or ``"aux0"``,
+            ``"aux1"``, ... for several) and, for cascade segmentors (OCRNet), the earlier decode heads as
+            ``"stage0"``, ...; False drops them (``output_names == ("out",)``).
+        cfg_options: dotted-key overrides merged into the MMSeg config (as ``--cfg-options``), e.g.
+            ``{"model.backbone.depth": 50}``.
+
+    Input float[N,3,H,W] normalised by the segbench dataset config (MMSeg's data_preprocessor is not used).
+    Output ``{"out": float[N,K,h,w], "aux": float[N,K,h',w']}`` in training, ``{"out": ...}`` in eval mode
+    (auxiliary heads are training-only, as in MMSeg). Query-based heads (Mask2Former, MaskFormer, SAN; need
+    mmdet/mmpretrain) run through ``encode_decode`` and return per-pixel class scores (softmax class x sigmoid
+    mask, non-negative, not logits) at input size (use ``mode: whole`` inference); segbench losses applied to
+    them are not Mask2Former's set-matching loss.
+
+    Raises:
+        ImportError: the extra is missing (one line naming ``requirements-mmseg.txt``).
+        FileNotFoundError: unknown config (closest names listed) or missing checkpoint.
+    """
+
+    def __init__(self, config: str, num_classes: int, checkpoint: str | None = None, aux_outputs: bool = True,
+                 cfg_options: Mapping[str, Any] | None = None):
+        super().__init__()
+        import_mmseg()
+        from mmengine.config import Config
+        from mmengine.logging import MMLogger
+        from mmengine.model import revert_sync_batchnorm
+        from mmengine.registry import init_default_scope
+        from mmseg.registry import MODELS
+
+        self.config_path = resolve_config(config)
+        cfg = Config.fromfile(str(self.config_path))
+        if cfg_options:
+            cfg.merge_from_dict(dict(cfg_options))
+        model_cfg = cfg.model
+        model_cfg.pop("data_preprocessor", None)
+        _strip_init(model_cfg)
+        _set_num_classes(model_cfg.get("decode_head"), num_classes)
+        _set_num_classes(model_cfg.get("auxiliary_head"), num_classes)
+        init_default_scope("mmseg")
+        segmentor = MODELS.build(model_cfg)
+        mm_log = MMLogger.get_current_instance()
+        level = mm_log.level
+        mm_log.setLevel(logging.WARNING)  # init_weights logs every tensor's initialiser at INFO
+        try:
+            segmentor.init_weights()
+        finally:
+            mm_log.setLevel(level)
+        self.segmentor = revert_sync_batchnorm(segmentor)  # SyncBN -> BN (CPU, single process)
+        self.num_classes = num_classes
+        self.query_head = type(self._heads()[-1]).__name__ in QUERY_HEADS
+        aux = getattr(self.segmentor, "auxiliary_head", None) if aux_outputs and not self.query_head else None
+        n_aux = 0 if aux is None else (len(aux) if isinstance(aux, nn.ModuleList) else 1)
+        self.aux_names = ["aux"] if n_aux == 1 else [f"aux{i}" for i in range(n_aux)]
+        n_stages = len(self._heads()) if aux_outputs and not self.query_head else 1
+        self.stage_names = [f"stage{i}" for i in range(n_stages - 1)]  # cascade heads before the last (OCRNet)
+        self.output_names = ("out", *self.stage_names, *self.aux_names)
+        if checkpoint:
+            self.load_pretrained(checkpoint)
+
+    def _heads(self) -> list[nn.Module]:
+        head = self.segmentor.decode_head
+        return list(head) if isinstance(head, nn.ModuleList) else [head]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """float[N,3,H,W] -> ``{"out": logits float[N,K,h,w], "aux"...: float[N,K,h',w']}`` (see class doc)."""
+        if self.query_head:
+            h, w = x.shape[-2:]
+            metas = [dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w))] * x.shape[0]
+            return {"out": self.segmentor.encode_decode(x, metas)}
+        feats = self.segmentor.extract_feat(x)
+        heads = self._heads()
+        out = heads[0].forward(feats)
+        stages = []
+        for head in heads[1:]:  # CascadeEncoderDecoder (OCRNet), as its mode="tensor": head i refines head i-1
+            stages.append(out)
+            out = head.forward(feats, out)
+        outputs = {"out": out}
+        if self.training:
+            outputs.update(zip(self.stage_names, stages))
+        if self.training and self.aux_names:
+            aux = self.segmentor.auxiliary_head
+            for name, head in zip(self.aux_names, aux if isinstance(aux, nn.ModuleList) else [aux]):
+                outputs[name] = head.forward(feats)
+        return outputs
+
+    def load_pretrained(self, path_or_name: str | os.PathLike) -> None:
+        """Load a local MMSeg checkpoint into the segmentor; class-count mismatches in heads are skipped.
+
+        Raises:
+            FileNotFoundError: the file does not exist (nothing is downloaded).
+            ValueError: no key of the checkpoint matches the segmentor.
+        """
+        path = Path(path_or_name)
+        if not path.is_file():
+            raise FileNotFoundError(f"MMSeg checkpoint {path} not found; download it yourself (e.g. from the "
+                                    f"MMSeg model zoo) into ${{environment.weights_dir}} and give its path")
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = state.get("state_dict", state)
+        own = self.segmentor.state_dict()
+        fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        if not fit:
+            raise ValueError(f"{path}: no key matches {self.config_path.name} (e.g. {list(state)[:3]})")
+        skipped = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
+        unexpected = sorted(k for k in state if k not in own)
+        missing = self.segmentor.load_state_dict(fit, strict=False).missing_keys
+        self.load_report = {"loaded": len(fit), "missing": list(missing), "unexpected": unexpected,
+                            "skipped_shape": skipped}
+        logging.getLogger("segbench").info(
+            f"{path.name}: loaded {len(fit)} tensors; {len(missing)} missing {list(missing)[:4]}, "
+            f"{len(unexpected)} unexpected {unexpected[:4]}, {len(skipped)} skipped for shape (class count) "
+            f"{skipped[:4]}")
