@@ -1,0 +1,136 @@
+"""Execution backends and precisions for the timed forward, each behind a small registry.
+
+``backend=`` picks how the model runs:
+
+* ``eager``          the module as is (``model.eval()``),
+* ``channels_last``  NHWC memory format for weights and input (oneDNN/cuDNN fast paths),
+* ``compile``        ``torch.compile(model)`` (Inductor; compilation happens during the warm-up calls),
+* ``onnxruntime``    export with ``torch.onnx.export`` and run an ONNX Runtime session (optional extra:
+  ``pip install -r requirements-onnx.txt``; fp32 only).
+
+``precision=`` picks the autocast dtype: ``fp32`` (none), ``bf16``, ``fp16`` (``torch.autocast`` on the
+model's device).  A backend returns ``run(x: float[N,3,H,W]) -> float[N,K,h,w]`` logits (the model's
+``"out"``).
+"""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
+
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+BACKENDS: dict[str, Callable[..., Runner]] = {}
+
+
+def register_backend(name: str):
+    """Decorator: register ``builder(model, example, precision, device) -> Runner`` under ``name``."""
+    def deco(fn):
+        BACKENDS[name] = fn
+        return fn
+    return deco
+
+
+def autocast(precision: str, device: torch.device):
+    """Context manager for ``precision`` on ``device`` (``nullcontext`` for fp32).
+
+    Raises:
+        ValueError: unknown precision (valid names listed).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {sorted(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def _out(y) -> torch.Tensor:
+    return y["out"] if isinstance(y, dict) else y
+
+
+def _torch_runner(model: nn.Module, precision: str, device: torch.device, memory_format=None) -> Runner:
+    @torch.no_grad()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if memory_format is not None:
+            x = x.contiguous(memory_format=memory_format)
+        with autocast(precision, device):
+            return _out(model(x))
+    return run
+
+
+@register_backend("eager")
+def eager(model: nn.Module, example: torch.Tensor, precision: str, device: torch.device) -> Runner:
+    """The module as is."""
+    return _torch_runner(model.eval(), precision, device)
+
+
+@register_backend("channels_last")
+def channels_last(model: nn.Module, example: torch.Tensor, precision: str, device: torch.device) -> Runner:
+    """Weights and input in ``torch.channels_last`` (NHWC)."""
+    model = model.eval().to(memory_format=torch.channels_last)
+    return _torch_runner(model, precision, device, memory_format=torch.channels_last)
+
+
+@register_backend("compile")
+def compiled(model: nn.Module, example: torch.Tensor, precision: str, device: torch.device) -> Runner:
+    """``torch.compile`` (default mode, Inductor); the first (warm-up) call compiles."""
+    return _torch_runner(torch.compile(model.eval()), precision, device)
+
+
+class _OutOnly(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):  # noqa: D102
+        return _out(self.model(x))
+
+
+@register_backend("onnxruntime")
+def onnxruntime(model: nn.Module, example: torch.Tensor, precision: str, device: torch.device) -> Runner:
+    """Export to ONNX (opset 17) and run with ONNX Runtime (CPU or CUDA execution provider).
+
+    The timed call includes the tensor -> numpy -> tensor copies.
+
+    Raises:
+        ImportError: onnxruntime/onnx not installed (names ``requirements-onnx.txt``).
+        ValueError: precision other than fp32.
+    """
+    try:
+        import onnxruntime as ort  # noqa: PLC0415  (optional extra)
+    except ImportError as e:
+        raise ImportError("backend=onnxruntime needs the optional extra: "
+                          "pip install -r requirements-onnx.txt (onnxruntime, onnx)") from e
+    if precision != "fp32":
+        raise ValueError(f"backend=onnxruntime supports precision=fp32 only, got {precision!r}")
+    path = Path(tempfile.mkdtemp(prefix="segbench_onnx_")) / "model.onnx"
+    torch.onnx.export(_OutOnly(model.eval()), (example,), str(path), input_names=["x"], output_names=["out"],
+                      opset_version=17, dynamo=False)
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.type == "cuda" else \
+        ["CPUExecutionProvider"]
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), opts, providers=providers)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        (y,) = session.run(["out"], {"x": x.detach().cpu().numpy()})
+        return torch.from_numpy(y).to(device)
+    return run
+
+
+def build_runner(model: nn.Module, example: torch.Tensor, backend: str, precision: str,
+                 device: torch.device) -> Runner:
+    """Runner for ``backend`` and ``precision``.
+
+    Raises:
+        ValueError: unknown backend or precision (valid names listed).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {sorted(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {sorted(PRECISIONS)}")
+    return BACKENDS[backend](model, example, precision, device)

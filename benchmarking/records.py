@@ -1,0 +1,151 @@
+"""Benchmark records: one JSON file per measurement in a run's ``benchmark/`` folder.
+
+A record holds what ``../shared/DESIGN.md`` promises (model, method, params, FLOPs with the counter
+named, resolution, batch, precision, backend, device, warm-up and timed iterations, fps, latency
+p50/p95 ms, peak memory MiB, mIoU if evaluated, status ok/failed with the error) plus provenance
+(config overrides, weights, torch version, threads).  Files are written atomically
+(:func:`atomic_write_text`), so a reader never sees half a record.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class BenchmarkRecord:
+    """One measurement. Units: fps img/s, latency ms, memory MiB, FLOPs (1 MAC = 2 FLOPs), mIoU in [0, 1]."""
+
+    name: str
+    method: str
+    model: str = ""                  # config group choice (model=<this>)
+    config: str = ""                 # command-line overrides that define the measurement
+    weights: str = "random"          # checkpoint path or "random"
+    dataset: str = ""
+    resolution: str = ""             # "WxH" of the timed input, e.g. "1024x512"
+    height: int = 0
+    width: int = 0
+    batch_size: int = 1
+    precision: str = "fp32"
+    backend: str = "eager"
+    status: str = "ok"               # ok | failed
+    error: str = ""
+    timed_region: str = "model forward + bilinear resize to input size + argmax"
+    warmup: int = 0
+    iterations: int = 0
+    repeat: int = 0
+    fps: float | None = None
+    fps_var: float | None = None
+    fps_runs: list[float] = field(default_factory=list)
+    latency_ms_p50: float | None = None
+    latency_ms_p95: float | None = None
+    latency_ms_mean: float | None = None
+    overhead_ms: float | None = None
+    overhead_pct: float | None = None
+    params: int | None = None
+    trainable_params: int | None = None
+    flops: int | None = None
+    gflops: float | None = None
+    flops_counter: str = ""
+    flops_convention: str = ""
+    memory_mib: float | None = None
+    memory_kind: str = ""
+    mIoU: float | None = None
+    eval_split: str | None = None
+    eval_images: int | None = None
+    budget: dict = field(default_factory=dict)
+    device: str = ""
+    device_name: str = ""
+    hardware: str = ""
+    threads: int | None = None
+    torch_version: str = ""
+    extra: dict = field(default_factory=dict)
+    timestamp: str = field(default_factory=lambda: _dt.datetime.now().isoformat(timespec="seconds"))
+    schema: int = SCHEMA_VERSION
+    source: str = "reproduced"
+
+    def to_dict(self) -> dict:
+        """Plain dict with NaN/inf replaced by None (valid JSON)."""
+        def clean(v):
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [clean(x) for x in v]
+            return v
+        return clean(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BenchmarkRecord":
+        """Build from :meth:`to_dict` output; unknown keys go to ``extra``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in d.items() if k in names}
+        rest = {k: v for k, v in d.items() if k not in names}
+        rec = cls(**known)
+        rec.extra.update(rest)
+        return rec
+
+    def filename(self) -> str:
+        """``<timestamp>_<backend>_<precision>_<WxH>.json`` (filesystem-safe)."""
+        stamp = self.timestamp.replace(":", "-")
+        return f"{stamp}_{self.backend}_{self.precision}_{self.resolution or 'na'}.json"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
+
+    An interruption at any point leaves either the old file or the new one, never a partial file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_record(record: BenchmarkRecord, folder: str | os.PathLike) -> Path:
+    """Write ``record`` as JSON into ``folder`` (created); returns the file path (suffixed if taken)."""
+    folder = Path(folder)
+    path = folder / record.filename()
+    i = 1
+    while path.exists():
+        path, i = folder / f"{Path(record.filename()).stem}_{i}.json", i + 1
+    return atomic_write_text(path, json.dumps(record.to_dict(), indent=2, sort_keys=False) + "\n")
+
+
+def find_record_files(root: str | os.PathLike) -> list[Path]:
+    """All ``*.json`` files directly inside folders named ``benchmark`` below ``root`` (sorted)."""
+    root = Path(root)
+    return sorted(p for p in root.rglob("*.json") if p.parent.name == "benchmark" and not p.name.startswith("."))
+
+
+def load_records(root: str | os.PathLike) -> list[tuple[Path, BenchmarkRecord]]:
+    """Load every record below ``root``; files that are not records are skipped with a warning."""
+    import logging
+    out = []
+    for p in find_record_files(root):
+        try:
+            d = json.loads(p.read_text())
+            if not isinstance(d, dict) or "name" not in d or "schema" not in d:
+                raise ValueError("not a segbench benchmark record (no name/schema)")
+            out.append((p, BenchmarkRecord.from_dict(d)))
+        except (ValueError, TypeError) as e:
+            logging.getLogger(__name__).warning(f"skipping {p}: {e}")
+    return out

@@ -1,0 +1,23 @@
+"""Tiny stand-in models for benchmark tests (CPU, milliseconds)."""
+from __future__ import annotations
+
+from torch import nn
+
+
+class CountingModel(nn.Module):
+    """3x3 conv, stride 2 (logits at half resolution, so the benchmark must resize); counts forward calls.
+
+    ``CountingModel.calls`` is a class-level counter (reset it in the test). Extra config keys are ignored so
+    that it can replace ``models.SMPModel`` through ``model._target_=`` overrides.
+    """
+
+    calls = 0
+    output_names = ("out",)
+
+    def __init__(self, num_classes: int, **_):
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 3, stride=2, padding=1)
+
+    def forward(self, x):  # noqa: D102
+        type(self).calls += 1
+        return {"out": self.conv(x)}
