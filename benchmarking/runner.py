@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
@@ -34,6 +34,7 @@ from benchmarking.measure import (FLOPS_CONVENTION, FLOPS_COUNTER, count_flops, 
                                   peak_memory, resolve_device)
 from benchmarking.protocol import TimingProtocol, time_callable, timer_overhead_ms
 from benchmarking.records import BenchmarkRecord, write_record
+from models.build import build_model
 from utils.run_folder import RunFolder
 
 log = logging.getLogger("segbench.benchmark")
@@ -327,7 +328,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path, model_choice: str = "
             name, method = describe_model(cfg.model, model_choice, cfg.get("display"))
             rec.name, rec.method = str(cfg.get("name") or name), str(cfg.get("method") or method)
             rec.model, rec.dataset = model_choice, str(cfg.dataset.name)
-        model = instantiate(cfg.model)
+        model = build_model(cfg.model, init_weights=weights is None)
         if weights is not None:
             load_weights(model, weights)
             rec.weights = str(weights)

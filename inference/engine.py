@@ -1,17 +1,55 @@
 """The inference engine: whole-image or sliding-window, multi-scale and flip, merged as probabilities.
 
-Convention (as MMSegmentation): every view (scale x flip x window) yields softmax probabilities that are
-resized to the original image size (bilinear, ``align_corners=False``) and averaged; the label is the
-argmax of the average.
+One function (:func:`infer`) serves training-time validation, validation.py, benchmark.py and predict.py.
+
+Convention (MMSegmentation 0.x ``EncoderDecoder.inference`` / ``aug_test``, Contributors 2020,
+https://github.com/open-mmlab/mmsegmentation):
+
+* a *view* is one (scale, flip) pair; the image is resized by ``scale`` (bilinear, ``align_corners=False``,
+  size ``round(H*scale) x round(W*scale)``) and optionally flipped left-right;
+* ``slide`` mode: windows of ``crop_size`` every ``stride`` (last window aligned to the border, MMSeg's
+  ``slide_inference`` grid); the *logits* of overlapping windows are averaged;
+* each view's logits are resized to the output size (bilinear, ``align_corners=False``), turned into
+  softmax probabilities, flipped back, and the probabilities of all views are averaged;
+* the label is the argmax of the average.
+
+Memory: the (N, K, H_out, W_out) float32 accumulator is the only buffer that grows with the image. Windows
+stream through the model ``window_batch`` at a time; the overlap count is kept as two vectors (rows,
+columns: windows form a grid) and divided out in place. A single-view slide at scale 1.0 (predict.py on a
+large photo) accumulates directly into the result; every further view adds one view-sized buffer while it
+is merged. ``accumulate_on="cpu"`` keeps these buffers in host memory while the model runs on the GPU.
+
+MS-OCR (Tao et al. 2020) does its own hierarchical multi-scale attention: a model with a truthy
+``eval_scales`` attribute is run at scale 1.0 only (flip and slide still apply).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+log = logging.getLogger(__name__)
+
+MODES = ("whole", "slide")
+
+
+def _pair(value, name: str) -> tuple[int, int] | None:
+    """``None`` | int | (H, W) -> (H, W) of positive ints; ValueError naming ``name`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        h, w = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"inference {name} must be an int or [H, W], got {value!r}") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"inference {name} must be positive, got {[h, w]}")
+    return h, w
 
 
 @dataclass
@@ -20,12 +58,17 @@ class InferenceSettings:
 
     Attributes:
         mode: ``whole`` (one forward per view) or ``slide`` (windows of ``crop_size`` every ``stride``).
-        crop_size: (H, W) of slide windows in pixels.
-        stride: (H, W) step of slide windows in pixels.
-        scales: image scale factors, e.g. ``[0.5, 1.0, 2.0]``.
-        flip: also run the horizontally flipped image.
-        window_batch: slide windows per forward.
-        accumulate_on: device of the full-size accumulator (``None`` = the image's device, ``"cpu"``).
+        crop_size: (H, W) of slide windows in pixels (an int means square); required for ``slide``.
+        stride: (H, W) step of slide windows in pixels; required for ``slide``.
+        scales: image scale factors, e.g. ``[0.5, 1.0, 2.0]`` (all > 0).
+        flip: also run the left-right flipped image (doubles the views).
+        window_batch: slide windows per forward pass (>= 1); per image, so a batch of N images runs
+            ``N * window_batch`` windows per forward.
+        accumulate_on: device of the full-size accumulator (``None`` = the device of the images, ``"cpu"``).
+
+    Raises:
+        ValueError: unknown mode (valid names listed), slide without crop_size/stride, a stride larger than
+            crop_size, non-positive sizes, scales or window_batch.
     """
 
     mode: str = "whole"
@@ -36,15 +79,42 @@ class InferenceSettings:
     window_batch: int = 4
     accumulate_on: str | None = None
 
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"inference mode must be one of {list(MODES)}, got {self.mode!r}")
+        self.crop_size = _pair(self.crop_size, "crop_size")
+        self.stride = _pair(self.stride, "stride")
+        if self.mode == "slide" and (self.crop_size is None or self.stride is None):
+            raise ValueError(f"slide inference needs crop_size and stride (H, W), got crop_size={self.crop_size} "
+                             f"stride={self.stride}")
+        if self.mode == "slide" and any(st > c for st, c in zip(self.stride, self.crop_size)):
+            raise ValueError(f"slide stride {list(self.stride)} must not exceed crop_size {list(self.crop_size)} "
+                             f"(pixels between windows would get no prediction)")
+        if isinstance(self.scales, (int, float)):
+            self.scales = [self.scales]
+        self.scales = [float(s) for s in self.scales]
+        if not self.scales or any(s <= 0 for s in self.scales):
+            raise ValueError(f"inference scales must be a non-empty list of positive factors, got {self.scales}")
+        self.flip = bool(self.flip)
+        if int(self.window_batch) < 1:
+            raise ValueError(f"inference window_batch must be >= 1, got {self.window_batch}")
+        self.window_batch = int(self.window_batch)
+
     @classmethod
-    def from_config(cls, cfg) -> "InferenceSettings":
-        """Build from a mapping (e.g. ``cfg.dataset.test``); unknown keys are ignored, None keeps defaults."""
-        if cfg is None:
-            return cls()
-        names = {f for f in cls.__dataclass_fields__}
-        kw = {k: (list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v)
-              for k, v in dict(cfg).items() if k in names and v is not None}
+    def from_config(cls, cfg=None, **overrides) -> "InferenceSettings":
+        """Build from a mapping (e.g. ``cfg.dataset.test``), then ``overrides``; unknown keys are ignored,
+        None values keep the defaults."""
+        names = set(cls.__dataclass_fields__)
+        kw = {}
+        for source in (dict(cfg or {}), overrides):
+            for k, v in source.items():
+                if k in names and v is not None:
+                    kw[k] = list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
         return cls(**kw)
+
+    def to_dict(self) -> dict:
+        """Plain dict (lists, not tuples) for JSON/YAML records."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -52,71 +122,204 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out["out"] if isinstance(out, dict) else out
 
 
+def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else fallback
+
+
+def window_starts(size: int, crop: int, stride: int) -> list[int]:
+    """Start offsets of slide windows along one axis (MMSeg ``slide_inference`` grid).
+
+    ``n = max(size - crop + stride - 1, 0) // stride + 1`` windows start at ``i * stride``; a window that
+    would cross the border is shifted back so that it ends at ``size`` (last window aligned to the
+    border). With ``size <= crop`` there is one window covering ``[0, size)``.
+    """
+    n = max(size - crop + stride - 1, 0) // stride + 1
+    return [max(min(i * stride + crop, size) - crop, 0) for i in range(n)]
+
+
+def _softmax_(t: torch.Tensor) -> torch.Tensor:
+    """Softmax over dim 1 in place (temporaries are (N, 1, H, W) only)."""
+    t.sub_(t.amax(dim=1, keepdim=True)).exp_()
+    return t.div_(t.sum(dim=1, keepdim=True))
+
+
+@torch.no_grad()
+def slide_logits(model: nn.Module, x: torch.Tensor, settings: InferenceSettings,
+                 accumulate_on: torch.device | str | None = None) -> torch.Tensor:
+    """Sliding-window logits: the mean of the logits of every window covering a pixel.
+
+    Args:
+        model: segbench model (``forward -> {"out": float[B, K, h, w]}``); windows are moved to its device.
+        x: float[N, 3, H, W] (normalised) image batch, on any device.
+        settings: gives ``crop_size``, ``stride`` (H, W) and ``window_batch``.
+        accumulate_on: device of the result (default: ``x.device``).
+
+    Returns:
+        float32[N, K, H, W] averaged logits on ``accumulate_on``. Window outputs smaller than the window
+        are resized to it (bilinear, ``align_corners=False``) before they are added.
+    """
+    (ch, cw), (sh, sw) = settings.crop_size, settings.stride
+    n, _, h, w = x.shape
+    dev = torch.device(accumulate_on) if accumulate_on is not None else x.device
+    run_dev = _model_device(model, x.device)
+    ys, xs = window_starts(h, ch, sh), window_starts(w, cw, sw)
+    wh, ww = min(ch, h), min(cw, w)
+    cnt_y = torch.zeros(h, dtype=torch.float32, device=dev)
+    cnt_x = torch.zeros(w, dtype=torch.float32, device=dev)
+    for y0 in ys:
+        cnt_y[y0:y0 + wh] += 1
+    for x0 in xs:
+        cnt_x[x0:x0 + ww] += 1
+    windows = [(y0, x0) for y0 in ys for x0 in xs]
+    acc = None
+    for i in range(0, len(windows), settings.window_batch):
+        chunk = windows[i:i + settings.window_batch]
+        batch = torch.cat([x[..., y0:y0 + wh, x0:x0 + ww] for y0, x0 in chunk]).to(run_dev, non_blocking=True)
+        logits = _forward(model, batch)
+        if tuple(logits.shape[-2:]) != (wh, ww):
+            logits = F.interpolate(logits, size=(wh, ww), mode="bilinear", align_corners=False)
+        logits = logits.to(dev, torch.float32)
+        if acc is None:
+            acc = torch.zeros((n, logits.shape[1], h, w), dtype=torch.float32, device=dev)
+        for j, (y0, x0) in enumerate(chunk):
+            acc[..., y0:y0 + wh, x0:x0 + ww] += logits[j * n:(j + 1) * n]
+        del batch, logits
+    return acc.div_(cnt_y.view(1, 1, h, 1)).div_(cnt_x.view(1, 1, 1, w))
+
+
+def _view_size(h: int, w: int, scale: float) -> tuple[int, int]:
+    return max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+
+
 @torch.no_grad()
 def infer(model: nn.Module, images: torch.Tensor, settings: InferenceSettings | None = None,
           out_size: Sequence[int] | None = None) -> torch.Tensor:
-    """Class probabilities for a batch of normalised images.
+    """Class probabilities for a batch of normalised images (see the module docstring for the convention).
 
     Args:
-        model: segbench model (``forward -> {"out": logits}``), in eval mode.
+        model: segbench model (``forward -> {"out": logits}``), in eval mode, on any device; ``images``
+            (whole mode) or each batch of windows (slide mode) is moved to the model's device.
         images: float[N, 3, H, W] normalised images.
         settings: :class:`InferenceSettings` (whole, scale 1, no flip by default).
         out_size: (H_out, W_out) of the result; default (H, W).
 
     Returns:
-        float32[N, K, H_out, W_out] softmax probabilities averaged over views.
-
-    Raises:
-        ValueError: unknown mode, or slide mode without crop_size/stride.
+        float32[N, K, H_out, W_out] softmax probabilities averaged over views, on ``settings.accumulate_on``
+        (default: the device of ``images``).
     """
     s = settings or InferenceSettings()
-    if s.mode not in ("whole", "slide"):
-        raise ValueError(f"inference mode must be 'whole' or 'slide', got {s.mode!r}")
-    if s.mode == "slide" and (not s.crop_size or not s.stride):
-        raise ValueError("slide inference needs crop_size and stride (H, W)")
-    h, w = images.shape[-2:]
-    out_size = tuple(out_size or (h, w))
-    acc = None
-    n_views = 0
-    for scale in s.scales:
-        x = images if scale == 1.0 else F.interpolate(images, scale_factor=scale, mode="bilinear",
-                                                      align_corners=False)
+    n, _, h, w = images.shape
+    out_size = (int(out_size[0]), int(out_size[1])) if out_size is not None else (h, w)
+    acc_dev = torch.device(s.accumulate_on) if s.accumulate_on else images.device
+    run_dev = _model_device(model, images.device)
+    scales = s.scales
+    if getattr(model, "eval_scales", None):
+        if list(scales) != [1.0]:
+            log.debug("model has eval_scales=%s: it runs its own multi-scale inference; engine scales %s ignored",
+                      model.eval_scales, scales)
+        scales = [1.0]
+    acc, n_views = None, 0
+    for scale in scales:
+        size = _view_size(h, w, scale)
+        x = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         for flip in ([False, True] if s.flip else [False]):
             xv = torch.flip(x, dims=[-1]) if flip else x
-            logits = _forward(model, xv) if s.mode == "whole" else _slide(model, xv, s)
-            probs = F.interpolate(logits.float(), size=out_size, mode="bilinear", align_corners=False).softmax(1) \
-                if tuple(logits.shape[-2:]) != out_size else logits.float().softmax(1)
-            if flip:
-                probs = torch.flip(probs, dims=[-1])
-            if s.accumulate_on:
-                probs = probs.to(s.accumulate_on)
-            acc = probs if acc is None else acc.add_(probs)
+            if s.mode == "slide":
+                logits = slide_logits(model, xv, s, acc_dev)
+            else:
+                logits = _forward(model, xv.to(run_dev)).to(acc_dev, torch.float32)
+            del xv
+            if tuple(logits.shape[-2:]) != out_size:
+                logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+            elif s.mode == "whole" and logits.data_ptr() == images.data_ptr():
+                logits = logits.clone()  # an identity model: never write into the caller's images
+            probs = _softmax_(logits)
+            if acc is None and not flip:
+                acc = probs
+            else:
+                if acc is None:
+                    acc = torch.zeros_like(probs)
+                for k in range(probs.shape[1]):  # flip back channel by channel: one (N, H, W) temporary
+                    acc[:, k].add_(probs[:, k].flip(-1) if flip else probs[:, k])
+            del logits, probs
             n_views += 1
-    return acc / n_views
-
-
-def _slide(model: nn.Module, x: torch.Tensor, s: InferenceSettings) -> torch.Tensor:
-    """Sliding-window logits float[N,K,H,W] (placeholder for the full engine of the inference issue)."""
-    ch, cw = s.crop_size
-    sh, sw = s.stride
-    n, _, h, w = x.shape
-    rows = max(h - ch + sh - 1, 0) // sh + 1
-    cols = max(w - cw + sw - 1, 0) // sw + 1
-    acc, cnt = None, torch.zeros((1, 1, h, w), device=x.device)
-    for r in range(rows):
-        for c in range(cols):
-            y0, x0 = min(r * sh, max(h - ch, 0)), min(c * sw, max(w - cw, 0))
-            y1, x1 = min(y0 + ch, h), min(x0 + cw, w)
-            logits = _forward(model, x[..., y0:y1, x0:x1])
-            logits = F.interpolate(logits.float(), size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)
-            if acc is None:
-                acc = x.new_zeros((n, logits.shape[1], h, w), dtype=torch.float32)
-            acc[..., y0:y1, x0:x1] += logits
-            cnt[..., y0:y1, x0:x1] += 1
-    return acc / cnt
+    return acc.div_(n_views) if n_views > 1 else acc
 
 
 def predict_labels(model: nn.Module, images: torch.Tensor, settings: InferenceSettings | None = None,
                    out_size: Sequence[int] | None = None) -> torch.Tensor:
-    """Predicted trainIds int64[N, H_out, W_out] = argmax of :func:`infer`."""
+    """Predicted trainIds int64[N, H_out, W_out] = argmax over classes of :func:`infer`."""
     return infer(model, images, settings, out_size).argmax(1)
+
+
+def streams_labels(model: nn.Module, settings: InferenceSettings) -> bool:
+    """True when :func:`predict_labels_streaming` applies: slide mode at the single scale 1.0 (or a model with
+    its own ``eval_scales``), flip allowed."""
+    return settings.mode == "slide" and (list(settings.scales) == [1.0] or bool(getattr(model, "eval_scales", None)))
+
+
+@torch.no_grad()
+def predict_labels_streaming(model: nn.Module, images: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
+    """Labels of a slide inference at scale 1.0 without the full-size probability buffer (huge photos, large K).
+
+    The same arithmetic as :func:`predict_labels` (window logits averaged, softmax per view, views averaged,
+    argmax), done one row of windows at a time: window rows are separable (count = rows x columns), so the
+    logits of a strip are averaged over its column windows, strips are summed into a band buffer of
+    ``crop_size[0]`` rows, and rows no later window covers are divided by their row count, turned into
+    probabilities, merged over the views and arg-maxed. Memory: (N, K, crop_h, W) float32 per view plus the
+    int64 labels, instead of (N, K, H, W). Results equal :func:`predict_labels` up to float rounding
+    (the division order differs).
+
+    Args:
+        model: segbench model; images: float[N, 3, H, W] normalised; settings: slide mode, scales [1.0]
+            (see :func:`streams_labels`), flip/window_batch/accumulate_on as in :func:`infer`.
+
+    Returns:
+        int64[N, H, W] trainIds on ``settings.accumulate_on`` (default: the images' device).
+
+    Raises:
+        ValueError: settings :func:`streams_labels` does not accept.
+    """
+    s = settings
+    if not streams_labels(model, s):
+        raise ValueError(f"streaming labels need mode='slide' and scales=[1.0], got mode={s.mode!r} scales={s.scales}")
+    n, _, h, w = images.shape
+    dev = torch.device(s.accumulate_on) if s.accumulate_on else images.device
+    (ch, cw), (sh, sw) = s.crop_size, s.stride
+    ys, wh = window_starts(h, ch, sh), min(ch, h)
+    strip_settings = InferenceSettings(mode="slide", crop_size=(wh, cw), stride=(wh, sw), window_batch=s.window_batch)
+    cnt_y = torch.zeros(h, dtype=torch.float32, device=dev)
+    for y0 in ys:
+        cnt_y[y0:y0 + wh] += 1
+    views = [False, True] if s.flip else [False]
+    bufs: dict[bool, torch.Tensor] = {}
+    labels = torch.empty((n, h, w), dtype=torch.int64, device=dev)
+    lo = 0
+
+    def finalize(a: int, b: int) -> None:
+        merged = None
+        for flip in views:
+            probs = _softmax_(bufs[flip][:, :, a - lo:b - lo] / cnt_y[a:b].view(1, 1, -1, 1))
+            probs = probs.flip(-1) if flip else probs
+            merged = probs if merged is None else merged.add_(probs)
+        labels[:, a:b] = merged.argmax(1)
+
+    for y0 in ys:
+        if y0 > lo:
+            finalize(lo, y0)
+            d = y0 - lo
+            for buf in bufs.values():
+                buf[:, :, :wh - d] = buf[:, :, d:].clone()
+                buf[:, :, wh - d:] = 0
+            lo = y0
+        for flip in views:
+            strip = images[..., y0:y0 + wh, :]
+            strip = strip.flip(-1) if flip else strip
+            logits = slide_logits(model, strip, strip_settings, dev)
+            if flip not in bufs:
+                bufs[flip] = torch.zeros_like(logits)
+            bufs[flip].add_(logits)
+            del strip, logits
+    finalize(lo, h)
+    return labels

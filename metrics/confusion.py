@@ -77,7 +77,9 @@ class SegmentationMetrics(MulticlassConfusionMatrix):
 
     def confusion(self) -> torch.Tensor:
         """Return the (K, K) int64 confusion matrix summed over all updates (and ranks)."""
-        return super().compute().long()
+        # super().compute() is the unwrapped method (torchmetrics syncs in the wrapper of self.compute only)
+        with self.sync_context(should_sync=self._to_sync and not self._is_synced):
+            return super().compute().long()
 
     def compute(self) -> dict[str, float | list[float]]:  # noqa: D102
         return metrics_from_confusion(self.confusion())

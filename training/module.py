@@ -17,23 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from inference import InferenceSettings, infer
 from losses import MultiOutputLoss
+from models.build import build_model
 from metrics import SegmentationMetrics, metrics_from_confusion
 from training.visualize import comparison_grid
 
 log = logging.getLogger("segbench")
-
-
-def build_model(cfg: DictConfig) -> torch.nn.Module:
-    """Instantiate ``cfg.model`` and check it follows the model contract (``output_names`` with ``"out"``).
-
-    Raises:
-        ValueError: the model declares no ``output_names`` or none named ``"out"``.
-    """
-    model = instantiate(cfg.model, _convert_="all")
-    names = tuple(getattr(model, "output_names", ()))
-    if "out" not in names:
-        raise ValueError(f"{type(model).__name__} must declare output_names containing 'out', got {names}")
-    return model
 
 
 class SegmentationModule(pl.LightningModule):
@@ -50,7 +38,7 @@ class SegmentationModule(pl.LightningModule):
         self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True)}, logger=False)
         self.cfg = OmegaConf.create(self.hparams["cfg"])
         d = self.cfg.dataset
-        self.model = build_model(self.cfg)
+        self.model = build_model(self.cfg.model)
         self.output_names = tuple(self.model.output_names)
         self.criterion = MultiOutputLoss(self.output_names, self.cfg.lossfunction, self.cfg.lossweight,
                                          num_classes=d.num_classes, ignore_index=d.ignore_index,

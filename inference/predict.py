@@ -1,0 +1,172 @@
+"""Predict label maps for photos of any size (predict.py): label PNG, overlay with legend, JSON record.
+
+Memory: the image is normalised in place and stays in host memory; in ``slide`` mode only one batch of
+windows at a time goes to the model's device. Slide at scale 1.0 (``auto`` mode for images above
+``max_whole_pixels``) streams labels row band by row band (:func:`inference.engine.predict_labels_streaming`):
+about ``4 * H * W * 3 + 8 * H * W`` bytes plus (1, K, crop_h, W) float32 per view and the model's
+activations for one window batch. Other settings (several scales, whole mode) hold the full
+(1, K, H, W) float32 probability accumulator on ``accumulate_on`` (default: host memory).
+"""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image, ImageOps
+
+from datasets.base import IMAGE_EXTENSIONS
+from inference.engine import InferenceSettings, infer, predict_labels_streaming, streams_labels
+from inference.validate import autocast
+from inference.visualize import class_fractions, overlay_with_legend
+
+Image.MAX_IMAGE_PIXELS = None  # large photos are the point; PIL's decompression-bomb guard stops at 89 MP
+
+
+def list_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """Image files among ``inputs`` (files, or folders searched recursively for :data:`IMAGE_EXTENSIONS`).
+
+    Raises:
+        FileNotFoundError: an input does not exist, or no image was found (inputs named).
+    """
+    files: list[Path] = []
+    inputs = [Path(p) for p in inputs]
+    for p in inputs:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"input {p} does not exist")
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {[str(p) for p in inputs]}")
+    return files
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """uint8[H, W, 3] RGB pixels of ``path`` with the EXIF orientation applied (grey/palette/RGBA -> RGB).
+
+    Raises:
+        ValueError: unreadable file (named).
+    """
+    try:
+        with Image.open(path) as im:
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read image {path}: {e}") from e
+
+
+def normalize(image: np.ndarray, mean, std) -> torch.Tensor:
+    """uint8[H, W, 3] -> float32[1, 3, H, W] ``(x/255 - mean) / std`` (0..1-scale statistics), in place."""
+    x = torch.from_numpy(np.require(image, requirements="W")).permute(2, 0, 1).unsqueeze(0).float().div_(255)
+    x.sub_(torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+    return x.div_(torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1)).contiguous()
+
+
+def settings_for(base: InferenceSettings, mode: str, h: int, w: int, max_whole_pixels: int,
+                 crop_size: Sequence[int]) -> InferenceSettings:
+    """The settings for an H x W image: ``mode`` ``whole``/``slide`` as given; ``auto`` keeps ``base`` up to
+    ``max_whole_pixels`` pixels and otherwise slides ``base.crop_size`` (or ``crop_size``) windows with
+    ``base.stride`` (or 2/3 of the window)."""
+    if mode == "auto" and h * w <= max_whole_pixels:
+        return base
+    if mode == "whole":
+        return InferenceSettings(**{**base.to_dict(), "mode": "whole"})
+    crop = base.crop_size or tuple(int(c) for c in crop_size)
+    stride = base.stride or tuple(max(1, (2 * c) // 3) for c in crop)
+    return InferenceSettings(**{**base.to_dict(), "mode": "slide", "crop_size": crop, "stride": stride})
+
+
+@dataclass
+class Predictor:
+    """A model with its config, ready to label photos.
+
+    Args:
+        model: segbench model (eval mode is set), on ``device``.
+        cfg: resolved config (``dataset.mean/std/num_classes/class_names/palette``, ``precision``,
+            ``channels_last``).
+        settings: base :class:`InferenceSettings` (``dataset.test`` + command-line overrides).
+        mode: ``auto`` | ``whole`` | ``slide`` (see :func:`settings_for`).
+        max_whole_pixels: ``auto`` switches to slide above this many pixels.
+    """
+
+    model: torch.nn.Module
+    cfg: DictConfig
+    settings: InferenceSettings
+    device: torch.device
+    mode: str = "auto"
+    max_whole_pixels: int = 2048 * 1024
+
+    def __post_init__(self):
+        self.model = self.model.eval().to(self.device)
+        if self.cfg.get("channels_last"):
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def labels(self, image: np.ndarray) -> tuple[np.ndarray, InferenceSettings]:
+        """uint8[H, W, 3] RGB -> (uint8[H, W] trainIds, the settings used)."""
+        d = self.cfg.dataset
+        h, w = image.shape[:2]
+        s = settings_for(self.settings, self.mode, h, w, self.max_whole_pixels, d.get("crop_size") or (512, 512))
+        x = normalize(image, d.mean, d.std)
+        if self.cfg.get("channels_last"):
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.cfg.get("precision", "32"), self.device):
+            if streams_labels(self.model, s):   # slide at scale 1: no full-size probability buffer
+                lab = predict_labels_streaming(self.model, x, s)[0]
+            else:
+                lab = infer(self.model, x, s)[0].argmax(0)
+        del x
+        return lab.to(torch.uint8 if d.num_classes <= 256 else torch.int32).cpu().numpy(), s
+
+    def predict_file(self, path: Path, out_dir: Path, alpha: float = 0.5) -> dict:
+        """Label ``path``; write ``<stem>_label.png`` (trainIds), ``<stem>_overlay.png`` (with legend) and
+        ``<stem>.json`` (size, settings, per-class pixel fractions, timing in s, peak memory in MiB) into
+        ``out_dir``; returns the JSON record. ``peak_rss_mib`` is the process peak so far (``getrusage``; it
+        never decreases, so run one image per process to measure one image), ``peak_cuda_mib`` the
+        image's peak CUDA allocation."""
+        d = self.cfg.dataset
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        t0 = time.perf_counter()
+        image = read_rgb(path)
+        t1 = time.perf_counter()
+        labels, s = self.labels(image)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        t2 = time.perf_counter()
+        rss_inference = peak_rss_mib()
+        stem = path.stem
+        Image.fromarray(labels).save(out_dir / f"{stem}_label.png")
+        names = [str(n) for n in d.class_names]
+        overlay_with_legend(image, labels, d.palette, names, alpha=alpha).save(out_dir / f"{stem}_overlay.png",
+                                                                             compress_level=1)  # fast
+        frac = class_fractions(labels, d.num_classes)
+        t3 = time.perf_counter()
+        order = np.argsort(-frac, kind="stable")
+        record = {
+            "image": str(path), "width": int(image.shape[1]), "height": int(image.shape[0]),
+            "label_png": f"{stem}_label.png", "overlay_png": f"{stem}_overlay.png",
+            "inference": s.to_dict(), "device": str(self.device), "precision": str(self.cfg.get("precision", "32")),
+            "class_fractions": {names[int(k)]: round(float(frac[k]), 6) for k in order if frac[k] > 0},
+            "timing_s": {"read": round(t1 - t0, 3), "inference": round(t2 - t1, 3), "write": round(t3 - t2, 3),
+                         "total": round(t3 - t0, 3)},
+            "peak_rss_mib": round(peak_rss_mib(), 1), "peak_rss_mib_after_inference": round(rss_inference, 1),
+        }
+        if self.device.type == "cuda":
+            record["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
+        (out_dir / f"{stem}.json").write_text(json.dumps(record, indent=2))
+        return record
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (``getrusage``; Linux reports KiB, macOS bytes)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 2**20 if sys.platform == "darwin" else r / 2**10

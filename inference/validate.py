@@ -1,0 +1,161 @@
+"""Evaluate a model on a labelled split with the inference engine and write ``validation/<timestamp>/``.
+
+Used by validation.py. Training-time validation (training/module.py) runs the same :func:`inference.infer`
+in ``whole`` mode under the same precision (Lightning's ``bf16-mixed``/``16-mixed`` = ``torch.autocast``),
+memory format (``channels_last``) and ``val_batch_size``, so ``whole`` mode here reproduces its confusion
+matrix exactly.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from datasets import build_dataset
+from datasets.transforms import build_transforms
+from inference.engine import InferenceSettings, infer
+from inference.visualize import comparison, denormalize
+from metrics import SegmentationMetrics, metrics_from_confusion
+from models.build import build_model
+
+log = logging.getLogger("segbench")
+
+#: Lightning ``precision`` values -> autocast dtype (None = plain float32).
+AUTOCAST_DTYPES = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def autocast(precision, device: torch.device):
+    """The autocast context Lightning uses for ``precision`` (``32``, ``bf16-mixed``, ``16-mixed``).
+
+    Raises:
+        ValueError: another precision value (the valid ones are listed).
+    """
+    key = str(precision)
+    if key not in AUTOCAST_DTYPES:
+        raise ValueError(f"precision {precision!r} is not supported for inference; valid: {list(AUTOCAST_DTYPES)}")
+    dtype = AUTOCAST_DTYPES[key]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+@dataclass
+class Evaluation:
+    """Result of :func:`evaluate`: int64 (K, K) confusion matrix (rows = ground truth), the metrics of
+    :func:`metrics.metrics_from_confusion`, image count, wall time (s) and up to ``keep`` samples
+    ``(name, uint8[H,W,3] image, int64[H,W] target, int64[H,W] prediction)``."""
+
+    confmat: torch.Tensor
+    metrics: dict
+    num_images: int
+    seconds: float
+    samples: list = field(default_factory=list)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader, settings: InferenceSettings, num_classes: int, ignore_index: int = 255,
+             device: torch.device | str = "cpu", precision="32", channels_last: bool = False, keep: int = 0,
+             mean=None, std=None) -> Evaluation:
+    """Run ``model`` over ``loader`` (batches of ``{"image": float[N,3,H,W], "mask": int64[N,H,W]}``) with the
+    inference engine and accumulate one confusion matrix (ignore pixels dropped).
+
+    ``keep`` > 0 also returns that many de-normalised samples (needs ``mean``/``std``) for pictures.
+    """
+    device = torch.device(device)
+    model = model.eval().to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    metric = SegmentationMetrics(num_classes, ignore_index).to(device)
+    samples, n, t0 = [], 0, time.perf_counter()
+    for batch in loader:
+        images, target = batch["image"].to(device), batch["mask"].to(device)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(precision, device):
+            pred = infer(model, images, settings, out_size=target.shape[-2:]).argmax(1)
+        metric.update(pred, target)
+        n += images.shape[0]
+        for i in range(images.shape[0]):
+            if len(samples) < keep:
+                samples.append((batch["name"][i], denormalize(images[i], mean, std), target[i].cpu().numpy(),
+                                pred[i].cpu().numpy()))
+    confmat = metric.confusion().cpu()
+    return Evaluation(confmat, metrics_from_confusion(confmat), n, time.perf_counter() - t0, samples)
+
+
+def _num(v: float) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def iou_table(metrics: dict, class_names) -> str:
+    """Per-class IoU/Acc table (percent) with the mIoU/aAcc/mAcc summary, as printed by validation.py."""
+    rows = [f"{'class':<20} {'IoU':>7} {'Acc':>7}"]
+    for name, iou, acc in zip(class_names, metrics["IoU"], metrics["Acc"]):
+        fmt = lambda v: "    n/a" if v is None or math.isnan(v) else f"{100 * v:7.2f}"  # noqa: E731
+        rows.append(f"{str(name):<20} {fmt(iou)} {fmt(acc)}")
+    rows.append(f"mIoU {100 * metrics['mIoU']:.2f}  aAcc {100 * metrics['aAcc']:.2f}  mAcc {100 * metrics['mAcc']:.2f}")
+    return "\n".join(rows)
+
+
+def run_validation(cfg: DictConfig, checkpoint: str | Path, split: str, out_dir: str | Path,
+                   device: torch.device | str = "cpu", num_vis: int | None = None) -> dict:
+    """Evaluate the model of ``cfg`` with weights ``checkpoint`` on ``split`` using ``cfg.dataset.test``.
+
+    Writes into ``out_dir``: ``metrics.json`` (mIoU, aAcc, mAcc, per-class IoU/Acc by name, split, checkpoint,
+    inference settings, images, seconds), ``per_class.csv`` (class, IoU, Acc), ``ConfusionMatrix.pt`` (int64
+    (K, K)), ``config.yaml`` (the resolved config used, ``dataset.test`` = the settings applied) and
+    ``predictions/<name>.png`` (image | ground truth | prediction) for ``num_vis`` images
+    (default ``cfg.num_vis``).
+
+    Returns:
+        the ``metrics.json`` content.
+
+    Raises:
+        ValueError: unlabelled split, bad test settings or precision; FileNotFoundError/RuntimeError from
+        loading the checkpoint.
+    """
+    from inference.loading import load_weights, resolve_split
+
+    d = cfg.dataset
+    split_name = resolve_split(d, split)
+    settings = InferenceSettings.from_config(d.get("test"))
+    dataset = build_dataset(d, split_name, build_transforms((cfg.get("augmentation") or {}).get("test"), d.mean, d.std))
+    loader = DataLoader(dataset, batch_size=int(cfg.get("val_batch_size", 1)), shuffle=False, drop_last=False,
+                        num_workers=int(cfg.get("num_workers", 0)))
+    model = build_model(cfg.model, init_weights=False)
+    how = load_weights(model, checkpoint)
+    num_vis = int(cfg.get("num_vis", 4) if num_vis is None else num_vis)
+    log.info(f"Validating {checkpoint} ({how}) on {d.name}/{split_name} ({len(dataset)} images), {settings}")
+    ev = evaluate(model, loader, settings, d.num_classes, d.ignore_index, device, cfg.get("precision", "32"),
+                  bool(cfg.get("channels_last", False)), keep=num_vis, mean=d.mean, std=d.std)
+    names = [str(n) for n in (d.get("class_names") or range(d.num_classes))]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    m = ev.metrics
+    record = {"mIoU": _num(m["mIoU"]), "aAcc": _num(m["aAcc"]), "mAcc": _num(m["mAcc"]),
+              "IoU": {n: _num(v) for n, v in zip(names, m["IoU"])},
+              "Acc": {n: _num(v) for n, v in zip(names, m["Acc"])},
+              "dataset": str(d.name), "split": split_name, "checkpoint": str(checkpoint), "weights_loaded_by": how,
+              "inference": settings.to_dict(), "precision": str(cfg.get("precision", "32")),
+              "channels_last": bool(cfg.get("channels_last", False)), "device": str(device),
+              "num_images": ev.num_images, "seconds": round(ev.seconds, 3)}
+    (out / "metrics.json").write_text(json.dumps(record, indent=2))
+    pd.DataFrame({"class": names, "IoU": m["IoU"], "Acc": m["Acc"]}).to_csv(out / "per_class.csv", index=False)
+    torch.save(ev.confmat, out / "ConfusionMatrix.pt")
+    used = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    used.dataset.test = settings.to_dict()
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(used))
+    if ev.samples:
+        (out / "predictions").mkdir(exist_ok=True)
+        for name, image, target, pred in ev.samples:
+            comparison(image, target, pred, d.palette, d.ignore_index).save(out / "predictions" / f"{name}.png")
+    print(iou_table(m, names))
+    print(f"{ev.num_images} images in {ev.seconds:.1f} s -> {out}")
+    return record

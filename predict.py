@@ -1,0 +1,107 @@
+"""Label photos of any size (300x200 .. 6000x4000 and beyond) with a trained model.
+
+    python predict.py --ckpt <run folder | file.ckpt> <images or folders ...> [--out DIR] [--mode auto|whole|slide]
+                      [--crop-size H W] [--stride H W] [--scales 0.5 1.0] [--flip] [--window-batch 4]
+                      [--accumulate-on cpu] [--device cuda] [key=value ...]
+    python predict.py --ckpt <file.pth> model=<m> dataset=<d> <images ...>     # plain or author weights
+
+Per image ``DIR/<stem>_label.png`` (trainIds, 8-bit), ``DIR/<stem>_overlay.png`` (photo blended with the class
+colours, legend of the classes found: colour, name, pixel share) and ``DIR/<stem>.json`` (size, settings used,
+per-class pixel fractions, timing in seconds, peak memory in MiB); prints the per-image time and writes
+``DIR/summary.json``. Defaults: the dataset's test-time settings (``dataset.test``); ``--mode auto`` switches
+to ``slide`` for images above ``--max-whole-pixels`` (windows of ``dataset.test.crop_size``, else the
+training ``dataset.crop_size``; stride 2/3 of the window).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from inference.engine import InferenceSettings
+from inference.loading import (apply_overrides, compose_config, config_from_checkpoint, load_run_config,
+                               load_weights, pick_device)
+from inference.predict import Predictor, list_images
+from models.build import build_model
+from utils.run_folder import RunFolder
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command line of predict.py; positional arguments that are not existing paths and contain ``=`` are
+    config overrides."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--ckpt", required=True, help="run folder (uses checkpoints/best.ckpt), a .ckpt, or a .pth/.pt")
+    p.add_argument("--which", default="best", help="best | last: checkpoint of a run folder (default best)")
+    p.add_argument("inputs", nargs="+", help="image files or folders, and key=value overrides")
+    p.add_argument("--out", default="outputs/predictions", help="output folder (default outputs/predictions)")
+    p.add_argument("--mode", default="auto", choices=["auto", "whole", "slide"])
+    p.add_argument("--max-whole-pixels", type=int, default=2048 * 1024, help="auto: slide above this (pixels)")
+    p.add_argument("--crop-size", type=int, nargs="+", help="slide window H W (one value: square)")
+    p.add_argument("--stride", type=int, nargs="+", help="slide stride H W (one value: square)")
+    p.add_argument("--scales", type=float, nargs="+", help="test scales, e.g. 0.5 1.0 1.5")
+    p.add_argument("--flip", action="store_true", default=None, help="add left-right flipped views")
+    p.add_argument("--window-batch", type=int, help="slide windows per forward pass")
+    p.add_argument("--accumulate-on", help="device of the probability accumulator, e.g. cpu")
+    p.add_argument("--device", help="cpu | cuda | cuda:1 (default: cuda if available)")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colours in the overlay")
+    args = p.parse_intermixed_args(argv)
+    args.overrides = [a for a in args.inputs if "=" in a and not Path(a).exists()]
+    args.inputs = [a for a in args.inputs if a not in args.overrides]
+    if not args.inputs:
+        p.error("no images given")
+    return args
+
+
+def load_predictor(args) -> Predictor:
+    """Config + weights from ``--ckpt`` (run folder, Lightning .ckpt, or .pth with model=/dataset=)."""
+    src = Path(args.ckpt)
+    if src.is_dir():
+        cfg, weights = load_run_config(src, args.overrides), RunFolder(src).checkpoint(args.which)
+    elif not src.is_file():
+        raise FileNotFoundError(f"--ckpt {src} is neither a run folder nor a checkpoint file")
+    elif src.suffix == ".ckpt":
+        cfg, weights = apply_overrides(config_from_checkpoint(src), args.overrides), src
+    else:
+        cfg, weights = compose_config(args.overrides), src
+    model = build_model(cfg.model, init_weights=False)
+    load_weights(model, weights)
+    pair = lambda v: None if v is None else (v * 2 if len(v) == 1 else v)  # noqa: E731
+    base = InferenceSettings.from_config(cfg.dataset.get("test"), crop_size=pair(args.crop_size),
+                                         stride=pair(args.stride), scales=args.scales, flip=args.flip,
+                                         window_batch=args.window_batch, accumulate_on=args.accumulate_on)
+    return Predictor(model, cfg, base, pick_device(args.device), args.mode, args.max_whole_pixels)
+
+
+def main(argv=None) -> list[dict]:
+    """Run predict.py; returns the per-image records."""
+    args = parse_args(argv)
+    files = list_images(args.inputs)
+    predictor = load_predictor(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records, t0 = [], time.perf_counter()
+    for i, f in enumerate(files, 1):
+        r = predictor.predict_file(f, out, alpha=args.alpha)
+        records.append(r)
+        t = r["timing_s"]
+        print(f"[{i}/{len(files)}] {f.name} {r['width']}x{r['height']} {r['inference']['mode']}: "
+              f"inference {t['inference']:.2f} s, total {t['total']:.2f} s, peak RSS {r['peak_rss_mib']:.0f} MiB",
+              flush=True)
+    summary = {"checkpoint": str(args.ckpt), "images": len(records), "seconds": round(time.perf_counter() - t0, 2),
+               "per_image": [{k: r[k] for k in ("image", "width", "height", "timing_s", "peak_rss_mib")} | {
+                   "mode": r["inference"]["mode"]} for r in records]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"{len(records)} images in {summary['seconds']:.1f} s -> {out}")
+    return records
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    try:
+        main()
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        sys.exit(f"predict.py: error: {e}")
