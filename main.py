@@ -4,11 +4,14 @@ Thin Hydra entry point; the work is in :func:`training.train.train`. See README.
 """
 from __future__ import annotations
 
+import sys
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import utils.hydra  # noqa: F401  (registers the config resolvers)
+from training.resume import continue_from_argv
 from training.train import train
 
 
@@ -19,4 +22,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = continue_from_argv(sys.argv[1:])  # +continue_from=<run folder>: resume into that folder
     main()

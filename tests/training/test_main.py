@@ -78,3 +78,12 @@ def test_bad_input_gives_one_clear_error(overrides, message, tmp_path):
     proc = run_entry("main.py", *TINY_RUN, f"LOGDIR={tmp_path}", *overrides, timeout=300)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr[-3000:]
+
+
+def test_csv_logger_writes_metrics_and_keeps_resolved_hparams(tmp_path):
+    proc = run_entry("main.py", *TINY_RUN, f"LOGDIR={tmp_path}", "logger=csv", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = RunFolder(_run_dir_from_output(proc.stdout + proc.stderr))
+    assert run.missing() == []
+    assert "val/mIoU" in (run.root / "metrics.csv").read_text().splitlines()[0]
+    assert run.load_config().model.arch == "Unet"  # not overwritten by the logger

@@ -77,3 +77,19 @@ def test_continue_from_argv_merges_original_overrides(tmp_path):
         continue_from_argv([f"+continue_from={tmp_path / 'nope'}"])
     with pytest.raises(ValueError, match="multirun"):
         continue_from_argv(["-m", f"+continue_from={run.root}"])
+
+
+def test_resume_checkpoint_rules(tmp_path):
+    """A requeued job (same folder, last.ckpt present) resumes; +continue_from must be the run folder itself."""
+    from training.resume import resume_checkpoint
+    run = RunFolder(tmp_path / "run").create()
+    cfg = compose_cfg([])
+    assert resume_checkpoint(cfg, run) is None
+    run.last_ckpt.write_bytes(b"")
+    assert resume_checkpoint(cfg, run) == run.last_ckpt
+    assert resume_checkpoint(compose_cfg([f"+continue_from={run.root}"]), run) == run.last_ckpt
+    with pytest.raises(ValueError, match="same folder"):
+        resume_checkpoint(compose_cfg([f"+continue_from={tmp_path}"]), run)
+    run.last_ckpt.unlink()
+    with pytest.raises(RunFolderError, match="no checkpoint"):
+        resume_checkpoint(compose_cfg([f"+continue_from={run.root}"]), run)

@@ -1,0 +1,87 @@
+"""Precision, gradient accumulation with the poly schedule, +finetune_from and two-stage freezing (OneCycle runs in
+the smp_sweep recipe tests, tests/training/test_recipes.py)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from models import SMPModel
+from tests.conftest import TINY_RUN, compose_cfg
+from tests.training.probes import Record
+from training.finetune import find_encoder, load_weights, scale_lr
+from training.train import train
+
+PROBE = ["+callbacks.record._target_=tests.training.probes.Record"]
+
+
+def _last(run_dir):
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+
+
+def test_bf16_accumulation_counts_optimizer_steps_in_poly(tmp_path):
+    # 4 batches, 2 per optimizer step -> 2 steps; poly lr_k = lr0 (1 - k/2)^0.9
+    cfg = compose_cfg(TINY_RUN + PROBE + ["precision=bf16-mixed", "trainer.accumulate_grad_batches=2",
+                                          "trainer.limit_train_batches=4", "lr=0.01"])
+    train(cfg, tmp_path / "run")
+    ckpt = _last(tmp_path / "run")
+    assert ckpt["global_step"] == 2
+    sched = ckpt["lr_schedulers"][0]
+    assert sched["last_epoch"] == 2 and sched["total_iters"] == 2
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    lrs = [r["lr"] for r in Record.seen]  # lr after each batch: changes only after optimizer steps
+    assert lrs == pytest.approx([0.01, 0.01 * 0.5 ** 0.9, 0.01 * 0.5 ** 0.9, 0.0])
+    assert {r["dtype"] for r in Record.seen} == {torch.bfloat16}
+
+
+def test_finetune_from_loads_weights_only_and_freezes_then_unfreezes(tmp_path):
+    src = compose_cfg(TINY_RUN + ["trainer.limit_train_batches=1"])
+    train(src, tmp_path / "src")
+    src_ckpt = _last(tmp_path / "src")
+    # two-stage: encoder frozen in epoch 0, trains in epoch 1 with lr x 0.25
+    cfg = compose_cfg(TINY_RUN + PROBE + ["epochs=2", "trainer.limit_train_batches=2", "~lr_scheduler",
+                                          "optimizer=adamw", "lr=0.001", "freeze_encoder_epochs=1",
+                                          "unfreeze_lr_factor=0.25",
+                                          f"+finetune_from={tmp_path / 'src' / 'checkpoints' / 'last.ckpt'}"])
+    train(cfg, tmp_path / "ft")
+    seen = Record.seen
+    assert [r["encoder_trains"] for r in seen] == [False, False, True, True]
+    assert [r["lr"] for r in seen] == pytest.approx([1e-3, 1e-3, 2.5e-4, 2.5e-4])
+    enc0 = sum(v.double().sum() for k, v in src_ckpt["state_dict"].items()
+               if k.startswith("model.net.encoder.") and v.is_floating_point() and "running" not in k
+               and "num_batches" not in k)
+    assert seen[0]["encoder_sum"] == pytest.approx(float(enc0), rel=1e-9)  # finetune_from weights, frozen
+    assert seen[1]["encoder_sum"] == seen[0]["encoder_sum"]
+    assert seen[3]["encoder_sum"] != seen[2]["encoder_sum"]
+    ft = _last(tmp_path / "ft")
+    assert ft["callbacks"]["FreezeEncoder"] == {"unfrozen": True}
+    assert ft["global_step"] == 4
+
+
+def test_load_weights_skips_mismatched_head_and_reports(tmp_path):
+    a = SMPModel("Unet", "resnet18", num_classes=19)
+    b = SMPModel("Unet", "resnet18", num_classes=11)
+    torch.save({"state_dict": {f"model.{k}": v for k, v in a.state_dict().items()}}, tmp_path / "a.ckpt")
+    report = load_weights(b, tmp_path / "a.ckpt")
+    assert report["shape_mismatch"] == ["net.segmentation_head.0.bias", "net.segmentation_head.0.weight"]
+    assert report["unexpected"] == [] and len(report["loaded"]) == len(b.state_dict()) - 2
+    assert torch.equal(b.net.encoder.conv1.weight, a.net.encoder.conv1.weight)
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        load_weights(b, tmp_path / "nope.ckpt")
+    torch.save({"x": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="no tensor"):
+        load_weights(b, tmp_path / "other.pth")
+
+
+def test_find_encoder_and_scale_lr():
+    m = SMPModel("FPN", "resnet18", num_classes=3)
+    assert find_encoder(m) is m.net.encoder
+    with pytest.raises(ValueError, match="encoder"):
+        find_encoder(torch.nn.Conv2d(1, 1, 1))
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=10)
+    scale_lr(opt, 0.5, [sched])
+    g = opt.param_groups[0]
+    assert g["max_lr"] == pytest.approx(0.05) and g["initial_lr"] == pytest.approx(0.05 / 25)
+    assert math.isclose(sched.base_lrs[0], 0.05 / 25)
