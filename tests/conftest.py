@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -30,11 +31,24 @@ def compose_cfg(overrides=(), config_name: str = "train", return_hydra_config: b
 
 
 def run_entry(script: str, *args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run ``python <script> args...`` from the repo root; returns the completed process (text output)."""
+    """Run ``python <script> args...`` from the repo root; returns the completed process (text output).
+
+    The child runs with one OpenMP thread (``OMP_NUM_THREADS=1``) unless ``env`` says otherwise: tests use tiny
+    tensors, for which thread hand-off dominates (and multiplies on a busy 2-core machine)."""
     e = dict(os.environ)
+    e.setdefault("OMP_NUM_THREADS", "1")
     e.update(env or {})
     return subprocess.run([sys.executable, str(REPO / script), *args], cwd=REPO, env=e, capture_output=True,
                           text=True, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def _one_intraop_thread():
+    """Every test computes with one intra-op thread (tiny tensors: OpenMP hand-off costs dominate); restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -29,15 +29,6 @@ ESPNETV2_FILES = [("espnetv2/espnetv2_s_1.0_city_1024x512.pth", dict(num_classes
                   ("espnetv2/espnetv2_s_2.0_pascal_384x384.pth", dict(num_classes=21, extra_classes=0, s=2.0))]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on 2 shared, oversubscribed cores OpenMP spinning makes 2 threads ~20x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _checkpoint_param_count(path) -> int:
     """Learnable tensors of a checkpoint (BatchNorm running statistics excluded)."""
     sd = torch.load(path, map_location="cpu", weights_only=True)

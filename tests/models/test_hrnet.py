@@ -21,15 +21,6 @@ SHORT_RUN = [o for o in TINY_RUN if not o.startswith(("trainer.limit", "val_batc
     "trainer.limit_val_batches=1", "augmentation.test=[{_target_:albumentations.Resize,height:64,width:96}]"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """HRNet runs hundreds of small convs: on a shared, busy CPU two OpenMP threads are >10x slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -24,14 +24,6 @@ DEEPLAB = "deeplabv3plus/deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024.py"
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # 2 shared cores: OpenMP spinning with 2 threads is far slower
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def built():
     """SegFormer-B0 and DeepLabV3+-R18 built once with K=11 (CamVid)."""
