@@ -42,9 +42,11 @@ def run_entry(script: str, *args: str, env: dict | None = None, timeout: int = 9
                           text=True, timeout=timeout)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="session")
 def _one_intraop_thread():
-    """Every test computes with one intra-op thread (tiny tensors: OpenMP hand-off costs dominate); restored after."""
+    """The whole session computes with one intra-op thread (tiny tensors: OpenMP hand-off costs dominate), as do
+    the entry-point subprocesses of :func:`run_entry`: in-process and subprocess runs are then bit-comparable
+    (the thread count changes float reduction order). Session scope: set before any module-scoped fixture runs."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
