@@ -84,3 +84,15 @@ def overlay_with_legend(image: np.ndarray, labels: np.ndarray, palette, class_na
                        outline=(0, 0, 0))
         draw.text((x0 + row, y0 + (row - pad) / 2), t, fill=(0, 0, 0), font=font, anchor="lm")
     return canvas
+
+
+def comparison_grid(images: torch.Tensor, target: torch.Tensor, pred: torch.Tensor, palette, mean, std,
+                    ignore_index: int = 255) -> torch.Tensor:
+    """Rows of (image | ground truth | prediction) stacked into one uint8[3, N*H, 3*W] tensor (TensorBoard).
+
+    Args:
+        images: float[N, 3, H, W] normalised images; target, pred: int64[N, H, W] trainIds.
+    """
+    rows = [np.asarray(comparison(denormalize(i, mean, std), t.cpu().numpy(), p.cpu().numpy(), palette, ignore_index))
+            for i, t, p in zip(images, target, pred)]
+    return torch.from_numpy(np.concatenate(rows, axis=0)).permute(2, 0, 1).contiguous()

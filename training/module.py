@@ -16,10 +16,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from inference import InferenceSettings, infer
+from inference.visualize import comparison_grid
 from losses import MultiOutputLoss
 from models.build import build_model
 from metrics import SegmentationMetrics, metrics_from_confusion
-from training.visualize import comparison_grid
 
 log = logging.getLogger("segbench")
 
