@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import utils.hydra  # noqa: F401  (registers the resolvers used by the configs)
+from models.checkpoint import model_state, read_state_dict
 from utils.run_folder import RunFolder
 
 log = logging.getLogger("segbench")
@@ -108,18 +109,12 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if path.suffix == ".ckpt":
-        state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-        model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
+        model.load_state_dict(model_state(read_state_dict(path)))
         return "lightning"
     if callable(getattr(model, "load_pretrained", None)):
         model.load_pretrained(str(path))
         return "load_pretrained"
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if state and all(k.startswith("model.") for k in state):
-        state = {k[len("model."):]: v for k, v in state.items()}
+    state = model_state(read_state_dict(path))
     model.load_state_dict(state)
     return "state_dict"
 

@@ -16,25 +16,14 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.strategies import DDPStrategy
 
+from models.checkpoint import model_state, read_state_dict
+
 log = logging.getLogger("segbench")
 
 #: attribute names searched (shallowest first) for the part that ``freeze_encoder_epochs`` freezes
 ENCODER_NAMES = ("encoder", "backbone")
 #: param-group / scheduler keys holding learning rates (PolynomialLR uses ``lr``; OneCycleLR the others)
 _LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
-
-
-def _state_dict_of(path: Path) -> dict[str, torch.Tensor]:
-    obj = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(obj, dict) and "state_dict" in obj:  # Lightning .ckpt: keys "model.<...>"
-        sd = obj["state_dict"]
-        model_keys = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
-        return model_keys or sd
-    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-        return obj["model"]
-    if isinstance(obj, dict):
-        return obj
-    raise ValueError(f"{path}: not a checkpoint or state dict (got {type(obj).__name__})")
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> dict[str, list[str]]:
@@ -57,7 +46,7 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> dict[str, list[str
     if path.suffix != ".ckpt" and hasattr(model, "load_pretrained"):
         model.load_pretrained(str(path))
         return {"loaded": list(model.state_dict()), "missing": [], "unexpected": [], "shape_mismatch": []}
-    source = _state_dict_of(path)
+    source = model_state(read_state_dict(path))
     target = model.state_dict()
     mismatch = [k for k, v in source.items() if k in target and tuple(v.shape) != tuple(target[k].shape)]
     usable = {k: v for k, v in source.items() if k in target and k not in mismatch}

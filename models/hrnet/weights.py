@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from models.checkpoint import read_state_dict
 
 log = logging.getLogger("segbench")
 
@@ -82,29 +83,6 @@ def resolve_weights(pretrained: str, weights_dir: str | os.PathLike | None, weig
             f"model.pretrained={pretrained!r} is neither one of {sorted(weight_files)} (files under "
             f"${{environment.weights_dir}}={weights_dir}) nor an existing file")
     return path
-
-
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a checkpoint file on the CPU and unwrap ``state_dict`` / ``model`` containers (tensors only).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist. ValueError: the file holds no tensors.
-    """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # e.g. NVIDIA checkpoints also pickle numpy scalars (mean_iu)
-        log.warning(f"{path}: not loadable with weights_only=True; loading the full pickle (trust this file)")
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)} if isinstance(obj, dict) else {}
-    if not state:
-        raise ValueError(f"{path}: no tensors found (expected a state dict or a dict with 'state_dict')")
-    return state
 
 
 def map_key(key: str) -> str:
