@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: install install-mmseg train test clean-logs slurm-up slurm-down
+.PHONY: install install-mmseg install-dev train test lint format docs clean-logs slurm-up slurm-down
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
-# Optional MMSegmentation extra (model=mmseg, issue 9): small (~15 s), installed for the test suite.
+# Optional MMSegmentation extra (model=mmseg): small (~15 s), installed for the test suite.
 MMSEG_STAMP := $(VENV)/.installed-mmseg-$(shell cksum requirements-mmseg.txt | cut -d' ' -f1)
 $(MMSEG_STAMP): requirements-mmseg.txt $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-mmseg.txt
@@ -21,13 +21,34 @@ $(MMSEG_STAMP): requirements-mmseg.txt $(STAMP)
 
 install-mmseg: $(MMSEG_STAMP)
 
+# Lint/format/docs tools (ruff, MkDocs + Material + mkdocstrings).
+DEV_STAMP := $(VENV)/.installed-dev-$(shell cksum requirements-dev.txt | cut -d' ' -f1)
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
+install-dev: $(DEV_STAMP)
+
 # Unet-resnet18 on the embedded CamVid subset (data/camvid), bf16 + channels_last on CPU, ~5 min on 2 cores.
 train: install
 	$(PY) main.py experiment=camvid_embedded
 
-# The full test suite on CPU (what .ci/run calls).
+# The full test suite on CPU (what .ci/run calls); prints the 10 slowest tests.
 test: install install-mmseg
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --durations=10
+
+# ruff lint + format check (what .ci/run calls before the tests); `make format` rewrites in place.
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# The documentation site (docs/, mkdocs.yml) built with --strict into site/.
+docs: install-dev
+	$(VENV)/bin/mkdocs build --strict
 
 # A real single-node SLURM on this machine (Debian, root) for hydra/launcher=slurm_local_cpu and the SLURM tests.
 slurm-up:

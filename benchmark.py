@@ -8,6 +8,7 @@
 Thin entry point: ``aggregate`` and ``plot`` are dispatched before Hydra sees ``sys.argv``; the work is in
 ``benchmarking/``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,12 @@ def main(cfg: DictConfig) -> float | None:
     from benchmarking.runner import run_benchmark, summary  # torch & co. only for measuring, not aggregate/plot
 
     hc = HydraConfig.get()
-    rec, path = run_benchmark(cfg, hc.runtime.output_dir, model_choice=hc.runtime.choices.get("model", ""),
-                              overrides=" ".join(hc.overrides.task))
+    rec, path = run_benchmark(
+        cfg,
+        hc.runtime.output_dir,
+        model_choice=hc.runtime.choices.get("model", ""),
+        overrides=" ".join(hc.overrides.task),
+    )
     log.info(summary(rec))
     log.info(f"record: {path}")
     return rec.fps
@@ -38,5 +43,6 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] in ("aggregate", "plot"):
         from benchmarking.cli import run_subcommand
+
         sys.exit(run_subcommand(sys.argv[1], sys.argv[2:]))
     main()

@@ -2,6 +2,7 @@
 
 Thin Hydra entry point; the work is in :func:`training.train.train`. See README.md for examples.
 """
+
 from __future__ import annotations
 
 import sys

@@ -12,6 +12,7 @@ per-class pixel fractions, timing in seconds, peak memory in MiB); prints the pe
 to ``slide`` for images above ``--max-whole-pixels`` (windows of ``dataset.test.crop_size``, else the
 training ``dataset.crop_size``; stride 2/3 of the window).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,14 @@ import time
 from pathlib import Path
 
 from inference.engine import InferenceSettings
-from inference.loading import (apply_overrides, compose_config, config_from_checkpoint, load_run_config,
-                               load_weights, pick_device)
+from inference.loading import (
+    apply_overrides,
+    compose_config,
+    config_from_checkpoint,
+    load_run_config,
+    load_weights,
+    pick_device,
+)
 from inference.predict import Predictor, list_images
 from models.build import build_model
 from utils.run_folder import RunFolder
@@ -32,8 +39,9 @@ from utils.run_folder import RunFolder
 def parse_args(argv=None) -> argparse.Namespace:
     """Command line of predict.py; positional arguments that are not existing paths and contain ``=`` are
     config overrides."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     p.add_argument("--ckpt", required=True, help="run folder (uses checkpoints/best.ckpt), a .ckpt, or a .pth/.pt")
     p.add_argument("--which", default="best", help="best | last: checkpoint of a run folder (default best)")
     p.add_argument("inputs", nargs="+", help="image files or folders, and key=value overrides")
@@ -69,10 +77,16 @@ def load_predictor(args) -> Predictor:
         cfg, weights = compose_config(args.overrides), src
     model = build_model(cfg.model, init_weights=False)
     load_weights(model, weights)
-    pair = lambda v: None if v is None else (v * 2 if len(v) == 1 else v)  # noqa: E731
-    base = InferenceSettings.from_config(cfg.dataset.get("test"), crop_size=pair(args.crop_size),
-                                         stride=pair(args.stride), scales=args.scales, flip=args.flip,
-                                         window_batch=args.window_batch, accumulate_on=args.accumulate_on)
+    pair = lambda v: None if v is None else (v * 2 if len(v) == 1 else v)
+    base = InferenceSettings.from_config(
+        cfg.dataset.get("test"),
+        crop_size=pair(args.crop_size),
+        stride=pair(args.stride),
+        scales=args.scales,
+        flip=args.flip,
+        window_batch=args.window_batch,
+        accumulate_on=args.accumulate_on,
+    )
     return Predictor(model, cfg, base, pick_device(args.device), args.mode, args.max_whole_pixels)
 
 
@@ -88,12 +102,21 @@ def main(argv=None) -> list[dict]:
         r = predictor.predict_file(f, out, alpha=args.alpha)
         records.append(r)
         t = r["timing_s"]
-        print(f"[{i}/{len(files)}] {f.name} {r['width']}x{r['height']} {r['inference']['mode']}: "
-              f"inference {t['inference']:.2f} s, total {t['total']:.2f} s, peak RSS {r['peak_rss_mib']:.0f} MiB",
-              flush=True)
-    summary = {"checkpoint": str(args.ckpt), "images": len(records), "seconds": round(time.perf_counter() - t0, 2),
-               "per_image": [{k: r[k] for k in ("image", "width", "height", "timing_s", "peak_rss_mib")} | {
-                   "mode": r["inference"]["mode"]} for r in records]}
+        print(
+            f"[{i}/{len(files)}] {f.name} {r['width']}x{r['height']} {r['inference']['mode']}: "
+            f"inference {t['inference']:.2f} s, total {t['total']:.2f} s, peak RSS {r['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
+    summary = {
+        "checkpoint": str(args.ckpt),
+        "images": len(records),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "per_image": [
+            {k: r[k] for k in ("image", "width", "height", "timing_s", "peak_rss_mib")}
+            | {"mode": r["inference"]["mode"]}
+            for r in records
+        ],
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"{len(records)} images in {summary['seconds']:.1f} s -> {out}")
     return records

@@ -14,6 +14,7 @@ a model defining ``load_pretrained`` loads author weights, otherwise the file is
 Lightning ``.ckpt``, whose stored config is used). Results go to ``--out`` or
 ``LOGDIR/<dataset>/pretrained/<file stem>/validation/<timestamp>/``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,16 +22,16 @@ import logging
 import sys
 from pathlib import Path
 
-from inference.loading import (apply_overrides, compose_config, config_from_checkpoint, load_run_config,
-                               pick_device)
+from inference.loading import apply_overrides, compose_config, config_from_checkpoint, load_run_config, pick_device
 from inference.validate import run_validation
 from utils.run_folder import RunFolder
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command line of validation.py (``split=<name>`` among the overrides is accepted like ``--split``)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     p.add_argument("--valdir", help="run folder written by main.py")
     p.add_argument("--ckpt", help="best (default) | last | a checkpoint path (.ckpt, .pth, .pt)")
     p.add_argument("--split", help="val (default) | test | a split name of the dataset; must be labelled")
@@ -63,8 +64,11 @@ def main(argv=None) -> dict:
             cfg = apply_overrides(config_from_checkpoint(ckpt), args.overrides)
         else:
             cfg = compose_config(args.overrides)
-        out = Path(args.out) if args.out else \
-            RunFolder(Path(cfg.LOGDIR) / str(cfg.dataset.name) / "pretrained" / ckpt.stem).new_validation_dir()
+        out = (
+            Path(args.out)
+            if args.out
+            else RunFolder(Path(cfg.LOGDIR) / str(cfg.dataset.name) / "pretrained" / ckpt.stem).new_validation_dir()
+        )
     return run_validation(cfg, ckpt, args.split, out, pick_device(args.device), args.num_vis)
 
 

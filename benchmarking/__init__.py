@@ -9,6 +9,7 @@
 * :mod:`benchmarking.pareto`    Pareto front of (fps, mIoU)
 * :mod:`benchmarking.plot`      fps (log) vs mIoU plot
 """
+
 from benchmarking.protocol import TimingProtocol, TimingResult, time_callable
 from benchmarking.records import BenchmarkRecord, load_records, write_record
 

@@ -12,6 +12,7 @@ Units: fps img/s (batch 1), mIoU in %, params in millions, GFLOPs = 1e9 FLOPs (c
 which memory).  Each CSV is written to a temporary file and renamed over the old one, so an interrupted
 aggregate never leaves a half-written CSV.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -26,10 +27,37 @@ from benchmarking.records import BenchmarkRecord, atomic_write_text, load_record
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["name", "method", "config", "weights", "fps", "resolution", "hardware", "dataset", "mIoU", "params",
-           "GFLOPs", "memory", "precision", "backend", "source"]
-EXTRA_COLUMNS = ["status", "error", "fps_var", "latency_ms_p50", "latency_ms_p95", "flops_convention", "memory_kind",
-                 "budget", "eval", "citation", "notes", "record"]
+COLUMNS = [
+    "name",
+    "method",
+    "config",
+    "weights",
+    "fps",
+    "resolution",
+    "hardware",
+    "dataset",
+    "mIoU",
+    "params",
+    "GFLOPs",
+    "memory",
+    "precision",
+    "backend",
+    "source",
+]
+EXTRA_COLUMNS = [
+    "status",
+    "error",
+    "fps_var",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "flops_convention",
+    "memory_kind",
+    "budget",
+    "eval",
+    "citation",
+    "notes",
+    "record",
+]
 ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
 
 
@@ -38,19 +66,37 @@ def record_row(rec: BenchmarkRecord, path: Path | str = "") -> dict:
     b = rec.budget or {}
     budget = "" if not b else ("ok" if b.get("ok", True) else "exceeded: " + "; ".join(b.get("violations", [])))
     if b and b.get("checked_on") == "photos":
-        budget += f" ({b.get('images')} photos, max {b.get('max_seconds', 0):.2f} s, " \
-                  f"{b.get('max_memory_mib', 0):.0f} MiB)"
+        budget += (
+            f" ({b.get('images')} photos, max {b.get('max_seconds', 0):.2f} s, {b.get('max_memory_mib', 0):.0f} MiB)"
+        )
     return {
-        "name": rec.name, "method": rec.method, "config": rec.config, "weights": rec.weights, "fps": rec.fps,
-        "resolution": rec.resolution, "hardware": rec.hardware, "dataset": rec.dataset,
+        "name": rec.name,
+        "method": rec.method,
+        "config": rec.config,
+        "weights": rec.weights,
+        "fps": rec.fps,
+        "resolution": rec.resolution,
+        "hardware": rec.hardware,
+        "dataset": rec.dataset,
         "mIoU": None if rec.mIoU is None else 100.0 * rec.mIoU,
-        "params": None if rec.params is None else rec.params / 1e6, "GFLOPs": rec.gflops,
-        "memory": rec.memory_mib, "precision": rec.precision, "backend": rec.backend, "source": rec.source,
-        "status": rec.status, "error": rec.error, "fps_var": rec.fps_var, "latency_ms_p50": rec.latency_ms_p50,
-        "latency_ms_p95": rec.latency_ms_p95, "flops_convention": rec.flops_convention,
-        "memory_kind": rec.memory_kind, "budget": budget,
+        "params": None if rec.params is None else rec.params / 1e6,
+        "GFLOPs": rec.gflops,
+        "memory": rec.memory_mib,
+        "precision": rec.precision,
+        "backend": rec.backend,
+        "source": rec.source,
+        "status": rec.status,
+        "error": rec.error,
+        "fps_var": rec.fps_var,
+        "latency_ms_p50": rec.latency_ms_p50,
+        "latency_ms_p95": rec.latency_ms_p95,
+        "flops_convention": rec.flops_convention,
+        "memory_kind": rec.memory_kind,
+        "budget": budget,
         "eval": f"{rec.eval_split} ({rec.eval_images} images)" if rec.mIoU is not None else "",
-        "citation": "", "notes": "", "record": str(path),
+        "citation": "",
+        "notes": "",
+        "record": str(path),
     }
 
 
@@ -103,17 +149,25 @@ def rows_from_metafile(meta: dict, origin: str = "") -> list[dict]:
             metrics = r.get("Metrics") or {}
             if "mIoU" not in metrics:
                 continue
-            rows.append({
-                "name": m.get("Name", ""), "method": m.get("In Collection", ""), "config": m.get("Config", ""),
-                "weights": m.get("Weights", ""),
-                "fps": 1000.0 / float(inf["value"]) if inf.get("value") else None,
-                "resolution": _wxh(res), "hardware": inf.get("hardware", ""),
-                "dataset": _norm_dataset(r.get("Dataset", md.get("Training Data", ""))),
-                "mIoU": float(metrics["mIoU"]), "precision": str(inf.get("mode", "")).lower(),
-                "backend": inf.get("backend", ""), "source": "reported", "status": "ok",
-                "citation": f"MMSegmentation model zoo metafile {origin}",
-                "notes": f"architecture {arch}" if arch else "",
-            })
+            rows.append(
+                {
+                    "name": m.get("Name", ""),
+                    "method": m.get("In Collection", ""),
+                    "config": m.get("Config", ""),
+                    "weights": m.get("Weights", ""),
+                    "fps": 1000.0 / float(inf["value"]) if inf.get("value") else None,
+                    "resolution": _wxh(res),
+                    "hardware": inf.get("hardware", ""),
+                    "dataset": _norm_dataset(r.get("Dataset", md.get("Training Data", ""))),
+                    "mIoU": float(metrics["mIoU"]),
+                    "precision": str(inf.get("mode", "")).lower(),
+                    "backend": inf.get("backend", ""),
+                    "source": "reported",
+                    "status": "ok",
+                    "citation": f"MMSegmentation model zoo metafile {origin}",
+                    "notes": f"architecture {arch}" if arch else "",
+                }
+            )
     return rows
 
 
@@ -126,8 +180,10 @@ def import_mmseg(configs_dir: str | Path | None = None) -> pd.DataFrame:
     if configs_dir is None:
         spec = importlib.util.find_spec("mmseg")
         if spec is None or not spec.origin:
-            raise ImportError("--import-mmseg needs MMSegmentation: pip install -r requirements-mmseg.txt "
-                              "(or pass --mmseg-configs <mmsegmentation>/configs)")
+            raise ImportError(
+                "--import-mmseg needs MMSegmentation: pip install -r requirements-mmseg.txt "
+                "(or pass --mmseg-configs <mmsegmentation>/configs)"
+            )
         configs_dir = Path(spec.origin).parent / ".mim" / "configs"
     rows = []
     for p in sorted(Path(configs_dir).rglob("metafile.y*ml")):
@@ -135,8 +191,7 @@ def import_mmseg(configs_dir: str | Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ALL_COLUMNS)
 
 
-def build_table(root: str | Path, reported_dir: str | Path | None, mmseg: pd.DataFrame | None = None
-                ) -> pd.DataFrame:
+def build_table(root: str | Path, reported_dir: str | Path | None, mmseg: pd.DataFrame | None = None) -> pd.DataFrame:
     """One DataFrame of records below ``root``, reported CSVs and optional MMSeg rows (columns :data:`ALL_COLUMNS`)."""
     rows = [record_row(rec, path) for path, rec in load_records(root)] if Path(root).is_dir() else []
     frames = [pd.DataFrame(rows, columns=ALL_COLUMNS)]
@@ -157,8 +212,12 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
     return atomic_write_text(path, df.to_csv(index=False, float_format="%.6g"))
 
 
-def aggregate(root: str | Path = "logs", tables: str | Path = "tables", reported_dir: str | Path | None = None,
-              mmseg: pd.DataFrame | None = None) -> list[Path]:
+def aggregate(
+    root: str | Path = "logs",
+    tables: str | Path = "tables",
+    reported_dir: str | Path | None = None,
+    mmseg: pd.DataFrame | None = None,
+) -> list[Path]:
     """Build and write ``tables/all.csv`` and ``tables/<dataset>/<resolution>.csv``; returns the paths written.
 
     Args:

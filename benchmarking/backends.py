@@ -12,12 +12,13 @@
 model's device).  A backend returns ``run(x: float[N,3,H,W]) -> float[N,K,h,w]`` logits (the model's
 ``"out"``).
 """
+
 from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -30,9 +31,11 @@ BACKENDS: dict[str, Callable[..., Runner]] = {}
 
 def register_backend(name: str):
     """Decorator: register ``builder(model, example, precision, device) -> Runner`` under ``name``."""
+
     def deco(fn):
         BACKENDS[name] = fn
         return fn
+
     return deco
 
 
@@ -59,6 +62,7 @@ def _torch_runner(model: nn.Module, precision: str, device: torch.device, memory
             x = x.contiguous(memory_format=memory_format)
         with autocast(precision, device):
             return _out(model(x))
+
     return run
 
 
@@ -86,7 +90,7 @@ class _OutOnly(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         return _out(self.model(x))
 
 
@@ -101,17 +105,24 @@ def onnxruntime(model: nn.Module, example: torch.Tensor, precision: str, device:
         ValueError: precision other than fp32.
     """
     try:
-        import onnxruntime as ort  # noqa: PLC0415  (optional extra)
+        import onnxruntime as ort
     except ImportError as e:
-        raise ImportError("backend=onnxruntime needs the optional extra: "
-                          "pip install -r requirements-onnx.txt (onnxruntime, onnx)") from e
+        raise ImportError(
+            "backend=onnxruntime needs the optional extra: pip install -r requirements-onnx.txt (onnxruntime, onnx)"
+        ) from e
     if precision != "fp32":
         raise ValueError(f"backend=onnxruntime supports precision=fp32 only, got {precision!r}")
     path = Path(tempfile.mkdtemp(prefix="segbench_onnx_")) / "model.onnx"
-    torch.onnx.export(_OutOnly(model.eval()), (example,), str(path), input_names=["x"], output_names=["out"],
-                      opset_version=17, dynamo=False)
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.type == "cuda" else \
-        ["CPUExecutionProvider"]
+    torch.onnx.export(
+        _OutOnly(model.eval()),
+        (example,),
+        str(path),
+        input_names=["x"],
+        output_names=["out"],
+        opset_version=17,
+        dynamo=False,
+    )
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(str(path), opts, providers=providers)
@@ -119,11 +130,11 @@ def onnxruntime(model: nn.Module, example: torch.Tensor, precision: str, device:
     def run(x: torch.Tensor) -> torch.Tensor:
         (y,) = session.run(["out"], {"x": x.detach().cpu().numpy()})
         return torch.from_numpy(y).to(device)
+
     return run
 
 
-def build_runner(model: nn.Module, example: torch.Tensor, backend: str, precision: str,
-                 device: torch.device) -> Runner:
+def build_runner(model: nn.Module, example: torch.Tensor, backend: str, precision: str, device: torch.device) -> Runner:
     """Runner for ``backend`` and ``precision``.
 
     Raises:

@@ -1,4 +1,5 @@
 """``benchmark.py aggregate`` and ``benchmark.py plot`` (dispatched before Hydra parses ``sys.argv``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,9 +11,11 @@ PLOT_KEYS = {"dataset": None, "resolution": None, "interesting": "pareto", "tabl
 
 
 def _aggregate(argv: list[str]) -> int:
-    from benchmarking.aggregate import aggregate, import_mmseg  # noqa: PLC0415
-    p = argparse.ArgumentParser(prog="benchmark.py aggregate",
-                                description="Merge benchmark records and reported numbers into tables/*.csv")
+    from benchmarking.aggregate import aggregate, import_mmseg
+
+    p = argparse.ArgumentParser(
+        prog="benchmark.py aggregate", description="Merge benchmark records and reported numbers into tables/*.csv"
+    )
     p.add_argument("--root", default="logs", help="folder searched for */benchmark/*.json records (LOGDIR)")
     p.add_argument("--tables", default="tables", help="output folder (tables/all.csv, tables/<dataset>/<res>.csv)")
     p.add_argument("--reported", default=None, help="reported model-zoo CSVs (default <tables>/reported)")
@@ -26,9 +29,10 @@ def _aggregate(argv: list[str]) -> int:
 
 
 def _plot(argv: list[str]) -> int:
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
-    from benchmarking.plot import plot_table  # noqa: PLC0415
+    from benchmarking.plot import plot_table
+
     opts = dict(PLOT_KEYS)
     for arg in argv:
         key, sep, value = arg.lstrip("-").partition("=")
@@ -44,8 +48,10 @@ def _plot(argv: list[str]) -> int:
     src = tables / opts["dataset"] / f"{res}.csv"
     if not src.is_file():
         have = sorted(str(q.relative_to(tables)) for q in tables.glob("*/*.csv") if q.parent.name != "reported")
-        print(f"benchmark.py plot: no table {src} (run `python benchmark.py aggregate` first); tables: {have}",
-              file=sys.stderr)
+        print(
+            f"benchmark.py plot: no table {src} (run `python benchmark.py aggregate` first); tables: {have}",
+            file=sys.stderr,
+        )
         return 2
     out = Path(opts["out"] or tables / "plots") / f"{opts['dataset']}_{res}"
     title = f"{opts['dataset']} @ {opts['resolution']}"

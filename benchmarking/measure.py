@@ -13,6 +13,7 @@
   therefore runs with ``mallopt(M_MMAP_THRESHOLD, 64 KiB)`` after ``malloc_trim(0)`` (threshold set to glibc's
   32 MiB ceiling afterwards), so the RSS follows the tensors.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -29,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 FLOPS_COUNTER = "torch.utils.flop_counter"
 FLOPS_CONVENTION = "1 MAC = 2 FLOPs"
-MIB = 1024 ** 2
+MIB = 1024**2
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
@@ -179,7 +180,13 @@ def hardware_info(device: torch.device) -> dict:
     else:
         name = cpu_name()
         hardware = f"{name} ({torch.get_num_threads()} threads)"
-    return {"device": str(device), "device_name": name, "hardware": hardware, "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "torch_version": torch.__version__,
-            "cuda_version": torch.version.cuda if device.type == "cuda" else None,
-            "bf16_cpu": "avx512_bf16" in cpu_flags() or "amx_bf16" in cpu_flags()}
+    return {
+        "device": str(device),
+        "device_name": name,
+        "hardware": hardware,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda if device.type == "cuda" else None,
+        "bf16_cpu": "avx512_bf16" in cpu_flags() or "amx_bf16" in cpu_flags(),
+    }

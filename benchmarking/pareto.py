@@ -1,7 +1,8 @@
 """Pareto front of (fps, mIoU): the models no other model beats on both speed and accuracy."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:

@@ -7,6 +7,7 @@ is a dashed step line; "interesting" methods are coloured and in the
 legend, the rest grey.  ``interesting``: ``pareto`` (methods with a point on the front), ``reproduced``
 (methods with a reproduced row) or a comma-separated list of method names.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,11 +15,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import pandas as pd
 
-from benchmarking.pareto import pareto_front  # noqa: E402
+from benchmarking.pareto import pareto_front
 
 GREY = "#b0b0b0"
 
@@ -52,8 +53,7 @@ def interesting_methods(df: pd.DataFrame, interesting: str = "pareto") -> list[s
     return [m for m in methods if m in chosen]
 
 
-def plot_table(df: pd.DataFrame, out_stem: str | Path, title: str = "", interesting: str = "pareto"
-               ) -> list[Path]:
+def plot_table(df: pd.DataFrame, out_stem: str | Path, title: str = "", interesting: str = "pareto") -> list[Path]:
     """Draw the fps-vs-mIoU plot of ``df`` (a ``tables/<dataset>/<res>.csv``) to ``<out_stem>.png`` and ``.svg``.
 
     Raises:
@@ -61,8 +61,10 @@ def plot_table(df: pd.DataFrame, out_stem: str | Path, title: str = "", interest
     """
     d = plottable(df)
     if d.empty:
-        raise ValueError(f"nothing to plot for {title or out_stem}: no row with status ok, fps and mIoU "
-                         f"(run benchmark.py with evaluate=true, or add reported rows)")
+        raise ValueError(
+            f"nothing to plot for {title or out_stem}: no row with status ok, fps and mIoU "
+            f"(run benchmark.py with evaluate=true, or add reported rows)"
+        )
     chosen = interesting_methods(d, interesting)
     colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(chosen)}
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
@@ -71,32 +73,67 @@ def plot_table(df: pd.DataFrame, out_stem: str | Path, title: str = "", interest
         c = colours.get(str(method), GREY)
         rep = source == "reported"
         label = f"{method} ({source})" if str(method) in colours else None
-        ax.plot(g["fps"], g["mIoU"], "-", color=c, lw=1.2, alpha=0.9, zorder=2 if label else 1,
-                marker="s" if rep else "o", mfc="none" if rep else c, mec=c, ms=7, label=label)
+        ax.plot(
+            g["fps"],
+            g["mIoU"],
+            "-",
+            color=c,
+            lw=1.2,
+            alpha=0.9,
+            zorder=2 if label else 1,
+            marker="s" if rep else "o",
+            mfc="none" if rep else c,
+            mec=c,
+            ms=7,
+            label=label,
+        )
         for _, r in g.iterrows():
             text = str(r["name"]) if rep else f"{r['name']} [{r.get('backend', '')}/{r.get('precision', '')}]"
-            ax.annotate(text, (r["fps"], r["mIoU"]), textcoords="offset points", xytext=(4, 4),
-                        fontsize=6.5, color="black" if label else "#808080")
+            ax.annotate(
+                text,
+                (r["fps"], r["mIoU"]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=6.5,
+                color="black" if label else "#808080",
+            )
     reported = d[d["source"].eq("reported")]
     for _, r in d[d["source"].eq("reproduced")].iterrows():
         match = reported[reported["name"].astype(str).str.lower() == str(r["name"]).lower()]
         for _, q in match.iterrows():
-            ax.plot([r["fps"], q["fps"]], [r["mIoU"], q["mIoU"]], ":", color=colours.get(str(r["method"]), GREY),
-                    lw=1)
+            ax.plot([r["fps"], q["fps"]], [r["mIoU"], q["mIoU"]], ":", color=colours.get(str(r["method"]), GREY), lw=1)
     # reported rows without a published fps: their mIoU is drawn at the fps of the reproduced row of that name
-    nofps = df[df["source"].eq("reported") & pd.to_numeric(df["fps"], errors="coerce").isna()
-               & pd.to_numeric(df["mIoU"], errors="coerce").notna()]
+    nofps = df[
+        df["source"].eq("reported")
+        & pd.to_numeric(df["fps"], errors="coerce").isna()
+        & pd.to_numeric(df["mIoU"], errors="coerce").notna()
+    ]
     shown = False
     for _, r in d[d["source"].eq("reproduced")].iterrows():
         for _, q in nofps[nofps["name"].astype(str).str.lower() == str(r["name"]).lower()].iterrows():
             c = colours.get(str(r["method"]), GREY)
             ax.plot([r["fps"], r["fps"]], [r["mIoU"], float(q["mIoU"])], ":", color=c, lw=1)
-            ax.plot([r["fps"]], [float(q["mIoU"])], "x", color=c, ms=7,
-                    label=None if shown else "reported mIoU, no published fps")
+            ax.plot(
+                [r["fps"]],
+                [float(q["mIoU"])],
+                "x",
+                color=c,
+                ms=7,
+                label=None if shown else "reported mIoU, no published fps",
+            )
             shown = True
     front = d.iloc[pareto_front(list(zip(d["fps"], d["mIoU"])))].sort_values("fps")
-    ax.step(front["fps"], front["mIoU"], where="post", ls="--", color="black", lw=0.8, alpha=0.6,
-            label="Pareto front", zorder=0)
+    ax.step(
+        front["fps"],
+        front["mIoU"],
+        where="post",
+        ls="--",
+        color="black",
+        lw=0.8,
+        alpha=0.6,
+        label="Pareto front",
+        zorder=0,
+    )
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))

@@ -10,12 +10,13 @@ around every forward; fps = timed images / timed seconds; ``--repeat-times R`` r
 What is inside the timer is the caller's choice: ``benchmarking.runner`` times model forward + bilinear
 resize of the logits to the input size + argmax (data preprocessing stays outside).
 """
+
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,12 @@ def _no_sync() -> None:
     return None
 
 
-def time_callable(fn: Callable[[], object], protocol: TimingProtocol = TimingProtocol(),
-                  sync: Callable[[], None] = _no_sync, clock: Callable[[], float] = time.perf_counter
-                  ) -> TimingResult:
+def time_callable(
+    fn: Callable[[], object],
+    protocol: TimingProtocol = TimingProtocol(),
+    sync: Callable[[], None] = _no_sync,
+    clock: Callable[[], float] = time.perf_counter,
+) -> TimingResult:
     """Run ``fn`` under ``protocol`` and return the timed seconds of every non-warm-up call.
 
     Per repeat: ``warmup`` untimed calls, then ``iterations`` calls each bracketed as

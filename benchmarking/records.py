@@ -6,6 +6,7 @@ p50/p95 ms, peak memory MiB, mIoU if evaluated, status ok/failed with the error)
 (config overrides, weights, torch version, threads).  Files are written atomically
 (:func:`atomic_write_text`), so a reader never sees half a record.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,17 +27,17 @@ class BenchmarkRecord:
 
     name: str
     method: str
-    model: str = ""                  # config group choice (model=<this>)
-    config: str = ""                 # command-line overrides that define the measurement
-    weights: str = "random"          # checkpoint path or "random"
+    model: str = ""  # config group choice (model=<this>)
+    config: str = ""  # command-line overrides that define the measurement
+    weights: str = "random"  # checkpoint path or "random"
     dataset: str = ""
-    resolution: str = ""             # "WxH" of the timed input, e.g. "1024x512"
+    resolution: str = ""  # "WxH" of the timed input, e.g. "1024x512"
     height: int = 0
     width: int = 0
     batch_size: int = 1
     precision: str = "fp32"
     backend: str = "eager"
-    status: str = "ok"               # ok | failed
+    status: str = "ok"  # ok | failed
     error: str = ""
     timed_region: str = "model forward + bilinear resize to input size + argmax"
     warmup: int = 0
@@ -74,6 +75,7 @@ class BenchmarkRecord:
 
     def to_dict(self) -> dict:
         """Plain dict with NaN/inf replaced by None (valid JSON)."""
+
         def clean(v):
             if isinstance(v, float) and not math.isfinite(v):
                 return None
@@ -82,10 +84,11 @@ class BenchmarkRecord:
             if isinstance(v, list):
                 return [clean(x) for x in v]
             return v
+
         return clean(dataclasses.asdict(self))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BenchmarkRecord":
+    def from_dict(cls, d: dict) -> BenchmarkRecord:
         """Build from :meth:`to_dict` output; unknown keys go to ``extra``."""
         names = {f.name for f in dataclasses.fields(cls)}
         known = {k: v for k, v in d.items() if k in names}
@@ -139,6 +142,7 @@ def find_record_files(root: str | os.PathLike) -> list[Path]:
 def load_records(root: str | os.PathLike) -> list[tuple[Path, BenchmarkRecord]]:
     """Load every record below ``root``; files that are not records are skipped with a warning."""
     import logging
+
     out = []
     for p in find_record_files(root):
         try:

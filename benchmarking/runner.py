@@ -15,6 +15,7 @@ Steps (``config/benchmark.yaml`` holds every default):
 Any exception (OOM, missing weights, unknown encoder, unsupported op) becomes a record with
 ``status="failed"`` and the error, so that a multirun sweep goes on.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,15 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from benchmarking.backends import BACKENDS, PRECISIONS, autocast, build_runner
-from benchmarking.measure import (FLOPS_CONVENTION, FLOPS_COUNTER, count_flops, count_params, hardware_info,
-                                  peak_memory, resolve_device)
+from benchmarking.measure import (
+    FLOPS_CONVENTION,
+    FLOPS_COUNTER,
+    count_flops,
+    count_params,
+    hardware_info,
+    peak_memory,
+    resolve_device,
+)
 from benchmarking.protocol import TimingProtocol, time_callable, timer_overhead_ms
 from benchmarking.records import BenchmarkRecord, write_record
 from models.build import build_model
@@ -63,7 +71,7 @@ def describe_model(model_cfg: DictConfig, model_choice: str, display: DictConfig
     """(name, method) shown in tables, from ``display[model_choice]`` (``config/benchmark.yaml``) formatted with
     the model config's keys, e.g. ``{arch}-{encoder}`` -> ``Unet-resnet18``; the model choice otherwise."""
     fmt = (display or {}).get(model_choice) or {}
-    keys = {k: model_cfg.get(k) for k in model_cfg.keys() if isinstance(k, str)} if model_cfg is not None else {}
+    keys = {k: model_cfg.get(k) for k in model_cfg if isinstance(k, str)} if model_cfg is not None else {}
     out = []
     for field in ("name", "method"):
         try:
@@ -92,7 +100,7 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     state = torch.load(path, map_location="cpu", weights_only=False)
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if any(k.startswith("model.") for k in state):
-        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     model.load_state_dict(state, strict=True)
 
 
@@ -144,19 +152,20 @@ def evaluate_miou(model, cfg: DictConfig, device: torch.device, precision: str) 
     Raises:
         ValueError: the split has no labels (the labelled splits are listed).
     """
-    from torch.utils.data import DataLoader  # noqa: PLC0415
+    from torch.utils.data import DataLoader
 
-    from datasets import build_dataset  # noqa: PLC0415
-    from datasets.transforms import build_transforms  # noqa: PLC0415
-    from inference import InferenceSettings, predict_labels  # noqa: PLC0415
-    from metrics.confusion import SegmentationMetrics  # noqa: PLC0415
+    from datasets import build_dataset
+    from datasets.transforms import build_transforms
+    from inference import InferenceSettings, predict_labels
+    from metrics.confusion import SegmentationMetrics
 
     d = cfg.dataset
     split = str(cfg.get("eval_split") or d.get("val_split", "val"))
     labelled = tuple(getattr(get_class(d._target_), "has_labels", ()))
     if split not in labelled:
-        raise ValueError(f"evaluate=true on dataset {d.name} split {split!r}: no labels; labelled splits: "
-                         f"{list(labelled)}")
+        raise ValueError(
+            f"evaluate=true on dataset {d.name} split {split!r}: no labels; labelled splits: {list(labelled)}"
+        )
     aug = cfg.get("augmentation")
     ds = build_dataset(d, split, build_transforms(aug.test if aug is not None else None, d.mean, d.std))
     settings = InferenceSettings.from_config(d.get("test"))
@@ -188,7 +197,7 @@ def photo_budget(model, cfg: DictConfig, device: torch.device, precision: str) -
     Raises:
         FileNotFoundError: ``cfg.photos`` is not a folder or holds no image.
     """
-    from inference import InferenceSettings, predict_labels  # noqa: PLC0415
+    from inference import InferenceSettings, predict_labels
 
     folder = Path(str(cfg.photos)).expanduser()
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if folder.is_dir() else []
@@ -227,15 +236,21 @@ def photo_budget(model, cfg: DictConfig, device: torch.device, precision: str) -
     max_s, max_mib = float(b.seconds), float(b.memory_gib) * 1024
     violations = [f"{n} ({w}x{h}): {s:.2f} s > {max_s:g} s" for n, (w, h), s, _ in rows if s > max_s]
     violations += [f"{n} ({w}x{h}): {m:.0f} MiB > {b.memory_gib:g} GiB" for n, (w, h), _, m in rows if m > max_mib]
-    return {"checked_on": "photos", "folder": str(folder), "images": len(rows), "seconds": max_s,
-            "memory_gib": float(b.memory_gib),
-            "max_seconds": max(r[2] for r in rows), "median_seconds": float(np.median([r[2] for r in rows])),
-            "max_memory_mib": max(r[3] for r in rows),
-            "worst_time_image": max(rows, key=lambda r: r[2])[0],
-            "worst_memory_image": max(rows, key=lambda r: r[3])[0],
-            "per_image": [{"image": n, "width": w, "height": h, "seconds": s, "memory_mib": m}
-                          for n, (w, h), s, m in rows],
-            "violations": violations, "ok": not violations}
+    return {
+        "checked_on": "photos",
+        "folder": str(folder),
+        "images": len(rows),
+        "seconds": max_s,
+        "memory_gib": float(b.memory_gib),
+        "max_seconds": max(r[2] for r in rows),
+        "median_seconds": float(np.median([r[2] for r in rows])),
+        "max_memory_mib": max(r[3] for r in rows),
+        "worst_time_image": max(rows, key=lambda r: r[2])[0],
+        "worst_memory_image": max(rows, key=lambda r: r[3])[0],
+        "per_image": [{"image": n, "width": w, "height": h, "seconds": s, "memory_mib": m} for n, (w, h), s, m in rows],
+        "violations": violations,
+        "ok": not violations,
+    }
 
 
 def _timed_budget(rec: BenchmarkRecord, cfg: DictConfig) -> dict:
@@ -246,8 +261,13 @@ def _timed_budget(rec: BenchmarkRecord, cfg: DictConfig) -> dict:
         v.append(f"timed input {rec.resolution}: {sec:.2f} s/img > {float(b.seconds):g} s")
     if rec.memory_mib is not None and rec.memory_mib > float(b.memory_gib) * 1024:
         v.append(f"timed input {rec.resolution}: {rec.memory_mib:.0f} MiB > {float(b.memory_gib):g} GiB")
-    return {"checked_on": "timed input", "seconds": float(b.seconds), "memory_gib": float(b.memory_gib),
-            "violations": v, "ok": not v}
+    return {
+        "checked_on": "timed input",
+        "seconds": float(b.seconds),
+        "memory_gib": float(b.memory_gib),
+        "violations": v,
+        "ok": not v,
+    }
 
 
 def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, device: torch.device) -> None:
@@ -275,8 +295,9 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
             logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
         return logits.argmax(1)
 
-    protocol = TimingProtocol(warmup=int(cfg.warmup), iterations=int(cfg.iterations), repeat=int(cfg.repeat),
-                              batch_size=bs)
+    protocol = TimingProtocol(
+        warmup=int(cfg.warmup), iterations=int(cfg.iterations), repeat=int(cfg.repeat), batch_size=bs
+    )
     sync = _sync_fn(device)
     res = time_callable(step, protocol, sync=sync)
     rec.warmup, rec.iterations, rec.repeat = protocol.warmup, protocol.iterations, protocol.repeat
@@ -292,8 +313,9 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
         rec.budget = _timed_budget(rec, cfg)
 
 
-def run_benchmark(cfg: DictConfig, output_dir: str | Path, model_choice: str = "", overrides: str = ""
-                  ) -> tuple[BenchmarkRecord, Path]:
+def run_benchmark(
+    cfg: DictConfig, output_dir: str | Path, model_choice: str = "", overrides: str = ""
+) -> tuple[BenchmarkRecord, Path]:
     """Measure one configuration and write its record; never raises for a failed measurement.
 
     Args:
@@ -308,9 +330,16 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path, model_choice: str = "
     """
     folder = RunFolder(output_dir).benchmark_dir
     name, method = describe_model(cfg.model, model_choice, cfg.get("display"))
-    rec = BenchmarkRecord(name=str(cfg.get("name") or name), method=str(cfg.get("method") or method),
-                          model=model_choice, config=overrides, dataset=str(cfg.dataset.name),
-                          batch_size=int(cfg.batch_size), precision=str(cfg.precision), backend=str(cfg.backend))
+    rec = BenchmarkRecord(
+        name=str(cfg.get("name") or name),
+        method=str(cfg.get("method") or method),
+        model=model_choice,
+        config=overrides,
+        dataset=str(cfg.dataset.name),
+        batch_size=int(cfg.batch_size),
+        precision=str(cfg.precision),
+        backend=str(cfg.backend),
+    )
     try:
         if rec.backend not in BACKENDS:  # fail before building anything
             raise ValueError(f"unknown backend {rec.backend!r}; valid: {sorted(BACKENDS)}")
@@ -333,7 +362,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path, model_choice: str = "
             load_weights(model, weights)
             rec.weights = str(weights)
         measure(rec, cfg, model, device)
-    except Exception as e:  # noqa: BLE001  (every failure becomes a failed row; the sweep goes on)
+    except Exception as e:
         rec.status = "failed"
         rec.error = error_text(e)
         log.error(f"benchmark of {rec.name} failed: {rec.error}")
@@ -344,7 +373,8 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path, model_choice: str = "
 
 def error_text(e: BaseException, limit: int = 500) -> str:
     """``"<Type>: <first line>"`` of ``e``, cut to ``limit``; Hydra's wrappers of constructor errors are unwrapped."""
-    from hydra.errors import InstantiationException  # noqa: PLC0415
+    from hydra.errors import InstantiationException
+
     while isinstance(e, InstantiationException) and (e.__cause__ or e.__context__) is not None:
         e = e.__cause__ or e.__context__
     msg = str(e).strip()
@@ -358,7 +388,9 @@ def summary(rec: BenchmarkRecord) -> str:
     miou = f", mIoU {100 * rec.mIoU:.2f}" if rec.mIoU is not None else ""
     mem = f"{rec.memory_mib:.0f} MiB" if rec.memory_mib is not None else "n/a"
     gf = f"{rec.gflops:.1f}" if rec.gflops is not None else "n/a"
-    return (f"{rec.name} [{rec.backend}/{rec.precision} {rec.resolution} on {rec.hardware}]: {rec.fps:.2f} fps, "
-            f"latency p50 {rec.latency_ms_p50:.1f} ms p95 {rec.latency_ms_p95:.1f} ms, params "
-            f"{rec.params / 1e6:.2f} M, {gf} GFLOPs, memory {mem}{miou}, timer overhead {rec.overhead_pct:.2g} %"
-            f"{'' if rec.budget.get('ok', True) else ' BUDGET EXCEEDED: ' + '; '.join(rec.budget['violations'])}")
+    return (
+        f"{rec.name} [{rec.backend}/{rec.precision} {rec.resolution} on {rec.hardware}]: {rec.fps:.2f} fps, "
+        f"latency p50 {rec.latency_ms_p50:.1f} ms p95 {rec.latency_ms_p95:.1f} ms, params "
+        f"{rec.params / 1e6:.2f} M, {gf} GFLOPs, memory {mem}{miou}, timer overhead {rec.overhead_pct:.2g} %"
+        f"{'' if rec.budget.get('ok', True) else ' BUDGET EXCEEDED: ' + '; '.join(rec.budget['violations'])}"
+    )

@@ -4,6 +4,7 @@
 ``_target_`` with the keys it declares (``root``, ``num_classes``, ``ignore_index``, ``skip_corrupt``, plus
 ``kwargs``).
 """
+
 from __future__ import annotations
 
 from hydra.utils import get_class
@@ -31,10 +32,27 @@ def build_dataset(cfg, split: str, transform=None, require_labels: bool = False)
     """
     cls = get_class(cfg._target_)
     kwargs = dict(cfg.get("kwargs") or {})
-    return cls(root=cfg.root, split=split, num_classes=cfg.num_classes, ignore_index=cfg.ignore_index,
-               transform=transform, skip_corrupt=bool(cfg.get("skip_corrupt", False)),
-               require_labels=require_labels, **kwargs)
+    return cls(
+        root=cfg.root,
+        split=split,
+        num_classes=cfg.num_classes,
+        ignore_index=cfg.ignore_index,
+        transform=transform,
+        skip_corrupt=bool(cfg.get("skip_corrupt", False)),
+        require_labels=require_labels,
+        **kwargs,
+    )
 
 
-__all__ = ["ADE20K", "CamVid", "Cityscapes", "CorruptFileError", "DatasetError", "FolderDataset", "LayoutError",
-           "SegmentationDataset", "VOC2010Context", "build_dataset"]
+__all__ = [
+    "ADE20K",
+    "CamVid",
+    "Cityscapes",
+    "CorruptFileError",
+    "DatasetError",
+    "FolderDataset",
+    "LayoutError",
+    "SegmentationDataset",
+    "VOC2010Context",
+    "build_dataset",
+]

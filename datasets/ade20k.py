@@ -3,6 +3,7 @@
 Annotations hold 0 = "other" and 1..150 = the classes of ``objectInfo150``; as in MMSegmentation
 (``reduce_zero_label=True``) 0 becomes ``ignore_index`` and every other value v becomes v - 1.
 """
+
 from __future__ import annotations
 
 import csv
@@ -14,16 +15,18 @@ from datasets.base import DatasetError, LayoutError, SegmentationDataset
 class ADE20K(SegmentationDataset):
     """``images/<training|validation>/*.jpg`` + ``annotations/<training|validation>/*.png`` (``train``/``val``)."""
 
-    layout = ("ADEChallengeData2016/\n"
-              "  images/training/ADE_train_00000001.jpg ...     annotations/training/ADE_train_00000001.png ...\n"
-              "  images/validation/ADE_val_00000001.jpg ...     annotations/validation/ADE_val_00000001.png ...\n"
-              "  objectInfo150.txt   (class names, optional)")
+    layout = (
+        "ADEChallengeData2016/\n"
+        "  images/training/ADE_train_00000001.jpg ...     annotations/training/ADE_train_00000001.png ...\n"
+        "  images/validation/ADE_val_00000001.jpg ...     annotations/validation/ADE_val_00000001.png ...\n"
+        "  objectInfo150.txt   (class names, optional)"
+    )
     splits = ("train", "val")
     has_labels = ("train", "val")
     reduce_zero_label = True
     folders = {"train": "training", "val": "validation"}
 
-    def find_pairs(self, root: Path, split: str):  # noqa: D102
+    def find_pairs(self, root: Path, split: str):
         sub = self.folders[split]
         if not (root / "images" / sub).is_dir():
             raise LayoutError(f"missing split folder {root / 'images' / sub}")

@@ -14,12 +14,13 @@ Corrupt files: with ``skip_corrupt=True`` an unreadable/truncated image or label
 next sample is returned instead) and counted: every sample then carries ``"skipped": int`` (files skipped
 to produce it), which the LightningModule sums and logs as ``data/skipped_corrupt``.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -62,7 +63,7 @@ def lookup(label: np.ndarray, table: Mapping[int, int] | np.ndarray, unknown: in
         table = lut
     table = np.asarray(table, dtype=np.int64)
     label = np.asarray(label).astype(np.int64, copy=False)
-    if label.size and 0 <= label.min() and label.max() < len(table):
+    if label.size and label.min() >= 0 and label.max() < len(table):
         return table[label]
     out = np.full(label.shape, unknown, dtype=np.int64)
     inside = (label >= 0) & (label < len(table))
@@ -102,9 +103,19 @@ class SegmentationDataset(Dataset):
     has_labels: Sequence[str] = ("train", "val")
     reduce_zero_label: bool = False
 
-    def __init__(self, root: str | os.PathLike, split: str = "train", num_classes: int = 0, ignore_index: int = 255,
-                 transform: Callable | None = None, check_labels: bool = True, reduce_zero_label: bool | None = None,
-                 skip_corrupt: bool = False, require_labels: bool = False, **_):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        num_classes: int = 0,
+        ignore_index: int = 255,
+        transform: Callable | None = None,
+        check_labels: bool = True,
+        reduce_zero_label: bool | None = None,
+        skip_corrupt: bool = False,
+        require_labels: bool = False,
+        **_,
+    ):
         self.root = Path(root)
         self.split = split
         self.num_classes = int(num_classes)
@@ -118,18 +129,23 @@ class SegmentationDataset(Dataset):
         if split not in self.splits:
             raise DatasetError(f"{name}: unknown split {split!r}; valid splits: {', '.join(self.splits)}")
         if require_labels and split not in self.has_labels:
-            raise DatasetError(f"{name}: split {split!r} has no labels, it cannot be evaluated "
-                               f"(labelled splits: {', '.join(self.has_labels)})")
+            raise DatasetError(
+                f"{name}: split {split!r} has no labels, it cannot be evaluated "
+                f"(labelled splits: {', '.join(self.has_labels)})"
+            )
         if not self.root.is_dir():
-            raise DatasetError(f"{name}: data root {self.root} does not exist; expected layout:\n"
-                               f"{self.layout}\nSet environment.data_root=<folder holding it> or SEGBENCH_DATA.")
+            raise DatasetError(
+                f"{name}: data root {self.root} does not exist; expected layout:\n"
+                f"{self.layout}\nSet environment.data_root=<folder holding it> or SEGBENCH_DATA."
+            )
         try:
             self.pairs = self.find_pairs(self.root, split)
         except LayoutError as e:
             raise LayoutError(f"{name}: {e}; expected layout:\n{self.layout}") from None
         if not self.pairs:
-            raise DatasetError(f"{name}: no images for split {split!r} under {self.root}; "
-                               f"expected layout:\n{self.layout}")
+            raise DatasetError(
+                f"{name}: no images for split {split!r} under {self.root}; expected layout:\n{self.layout}"
+            )
         if split not in self.has_labels:
             self.pairs = [(img, None) for img, _ in self.pairs]
 
@@ -161,8 +177,14 @@ class SegmentationDataset(Dataset):
 
     # ----------------------------------------------------------------- helpers for subclasses
     @staticmethod
-    def pair_by_stem(image_dir: Path, label_dir: Path, label_suffix: str = "", label_ext: str = ".png",
-                     image_suffix: str = "", require_labels: bool = True) -> list[tuple[Path, Path | None]]:
+    def pair_by_stem(
+        image_dir: Path,
+        label_dir: Path,
+        label_suffix: str = "",
+        label_ext: str = ".png",
+        image_suffix: str = "",
+        require_labels: bool = True,
+    ) -> list[tuple[Path, Path | None]]:
         """Pair ``image_dir/**/<stem><image_suffix>.<ext>`` with ``label_dir/**/<stem><label_suffix><label_ext>``.
 
         Args:
@@ -247,8 +269,10 @@ class SegmentationDataset(Dataset):
             bad = (label != self.ignore_index) & ((label < 0) | (label >= self.num_classes))
             if bad.any():
                 values = sorted(set(np.unique(raw[bad]).tolist()))[:10]
-                raise DatasetError(f"label {path} has values {values} outside the {self.num_classes} classes "
-                                   f"(and not ignore_index={self.ignore_index})")
+                raise DatasetError(
+                    f"label {path} has values {values} outside the {self.num_classes} classes "
+                    f"(and not ignore_index={self.ignore_index})"
+                )
         return label
 
     def load_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -263,8 +287,10 @@ class SegmentationDataset(Dataset):
             return image, np.full(image.shape[:2], self.ignore_index, dtype=np.int64)
         mask = self.load_label(lab_path)
         if mask.shape != image.shape[:2]:
-            raise DatasetError(f"size mismatch: image {img_path} is {image.shape[1]}x{image.shape[0]} but label "
-                               f"{lab_path} is {mask.shape[1]}x{mask.shape[0]} (WxH)")
+            raise DatasetError(
+                f"size mismatch: image {img_path} is {image.shape[1]}x{image.shape[0]} but label "
+                f"{lab_path} is {mask.shape[1]}x{mask.shape[0]} (WxH)"
+            )
         return image, mask
 
     def __getitem__(self, index: int) -> dict:

@@ -3,6 +3,7 @@
 Labels 0..10 are the classes (Sky, Building, Pole, Road, Pavement, Tree, SignSymbol, Fence, Car,
 Pedestrian, Bicyclist); 11 = Unlabelled is mapped to ``ignore_index`` (255).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,15 +16,17 @@ from datasets.base import SegmentationDataset
 class CamVid(SegmentationDataset):
     """CamVid, SegNet split: ``<root>/{train,val,test}/*.png`` with labels in ``<root>/<split>annot/``."""
 
-    layout = ("camvid/\n  train/  trainannot/   (RGB frames, L-mode uint8 labels, same file names)\n"
-              "  val/    valannot/\n  test/   testannot/")
+    layout = (
+        "camvid/\n  train/  trainannot/   (RGB frames, L-mode uint8 labels, same file names)\n"
+        "  val/    valannot/\n  test/   testannot/"
+    )
     has_labels = ("train", "val", "test")
     unlabelled = 11
 
-    def find_pairs(self, root: Path, split: str):  # noqa: D102
+    def find_pairs(self, root: Path, split: str):
         return self.pair_by_stem(root / split, root / f"{split}annot")
 
-    def map_label(self, label: np.ndarray) -> np.ndarray:  # noqa: D102
+    def map_label(self, label: np.ndarray) -> np.ndarray:
         label = label.copy()
         label[label == self.unlabelled] = self.ignore_index
         return label

@@ -11,11 +11,12 @@ Which annotation folders make up a split is configuration (``sources``): the fin
 framework's choice); coarse data has no val split, so both validate on fine ``val``. The test split has no
 public labels: it yields ignore-only masks and refuses evaluation (``require_labels=True``).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as CS_LABELS
@@ -57,18 +58,26 @@ class Cityscapes(SegmentationDataset):
         DatasetError: unknown ``label_type``; a missing folder or label file (named, with the expected tree).
     """
 
-    layout = ("cityscapes/\n"
-              "  leftImg8bit/{train,val,test}/<city>/<city>_<seq>_<frame>_leftImg8bit.png\n"
-              "  leftImg8bit/train_extra/<city>/...                   (coarse only)\n"
-              "  gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png\n"
-              "  gtCoarse/{train,train_extra,val}/<city>/..._gtCoarse_labelIds.png   (coarse only)\n"
-              "  (*_labelTrainIds.png instead with label_type=labelTrainIds, see python -m datasets.prepare cityscapes)")
+    layout = (
+        "cityscapes/\n"
+        "  leftImg8bit/{train,val,test}/<city>/<city>_<seq>_<frame>_leftImg8bit.png\n"
+        "  leftImg8bit/train_extra/<city>/...                   (coarse only)\n"
+        "  gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png\n"
+        "  gtCoarse/{train,train_extra,val}/<city>/..._gtCoarse_labelIds.png   (coarse only)\n"
+        "  (*_labelTrainIds.png instead with label_type=labelTrainIds, see python -m datasets.prepare cityscapes)"
+    )
     splits = ("train", "val", "test")
     has_labels = ("train", "val")
     label_types = ("labelIds", "labelTrainIds")
 
-    def __init__(self, root, split: str = "train", sources: Mapping[str, Sequence[str]] | None = None,
-                 label_type: str = "labelIds", **kwargs):
+    def __init__(
+        self,
+        root,
+        split: str = "train",
+        sources: Mapping[str, Sequence[str]] | None = None,
+        label_type: str = "labelIds",
+        **kwargs,
+    ):
         if label_type not in self.label_types:
             raise DatasetError(f"Cityscapes: unknown label_type {label_type!r}; valid: {', '.join(self.label_types)}")
         self.sources = {k: list(v) for k, v in {**FINE_SOURCES, **dict(sources or {})}.items()}
@@ -76,7 +85,7 @@ class Cityscapes(SegmentationDataset):
         self._lut = label_id_to_train_id(int(kwargs.get("ignore_index", 255)))
         super().__init__(root, split, **kwargs)
 
-    def find_pairs(self, root: Path, split: str):  # noqa: D102
+    def find_pairs(self, root: Path, split: str):
         if split not in self.sources:
             raise DatasetError(f"Cityscapes: split {split!r} has no sources (configured: {', '.join(self.sources)})")
         pairs = []
@@ -85,12 +94,17 @@ class Cityscapes(SegmentationDataset):
             image_dir = root / "leftImg8bit" / sub
             if not image_dir.is_dir():
                 raise LayoutError(f"missing split folder {image_dir}")
-            pairs += self.pair_by_stem(image_dir, root / gt / sub, label_suffix=f"_{gt}_{self.label_type}",
-                                       image_suffix="_leftImg8bit", require_labels=split in self.has_labels)
+            pairs += self.pair_by_stem(
+                image_dir,
+                root / gt / sub,
+                label_suffix=f"_{gt}_{self.label_type}",
+                image_suffix="_leftImg8bit",
+                require_labels=split in self.has_labels,
+            )
         log.info(f"Cityscapes {split}: {len(pairs)} images from {', '.join(self.sources[split])}")
         return pairs
 
-    def map_label(self, label: np.ndarray) -> np.ndarray:  # noqa: D102
+    def map_label(self, label: np.ndarray) -> np.ndarray:
         return label if self.label_type == "labelTrainIds" else lookup(label, self._lut)
 
 
@@ -107,8 +121,10 @@ def convert_label_ids(src: Path, dst: Path, ignore_index: int = 255) -> None:
         raise CorruptFileError(f"cannot read label {src}: {e}") from e
     train = lookup(raw, label_id_to_train_id(ignore_index))
     if (train < 0).any():
-        raise DatasetError(f"label {src} has values {sorted(np.unique(raw[train < 0]).tolist())[:10]} that are no "
-                           f"Cityscapes labelId (0..33)")
+        raise DatasetError(
+            f"label {src} has values {sorted(np.unique(raw[train < 0]).tolist())[:10]} that are no "
+            f"Cityscapes labelId (0..33)"
+        )
     Image.fromarray(train.astype(np.uint8), mode="L").save(dst)
 
 

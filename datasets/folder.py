@@ -4,6 +4,7 @@ Layout ``<root>/images/<split>/*`` + ``<root>/masks/<split>/<same stem>.png``; m
 ``0..K-1`` (and ``ignore_index``). An optional ``label_map`` ({raw value: trainId}) remaps other encodings;
 values not in the map become ``ignore_index``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,12 +24,12 @@ class FolderDataset(SegmentationDataset):
         self.label_map = {int(k): int(v) for k, v in (label_map or {}).items()}
         super().__init__(root, split, **kwargs)
 
-    def find_pairs(self, root: Path, split: str):  # noqa: D102
+    def find_pairs(self, root: Path, split: str):
         if not (root / "images" / split).is_dir():
             raise LayoutError(f"missing split folder {root / 'images' / split}")
         return self.pair_by_stem(root / "images" / split, root / "masks" / split)
 
-    def map_label(self, label: np.ndarray) -> np.ndarray:  # noqa: D102
+    def map_label(self, label: np.ndarray) -> np.ndarray:
         if not self.label_map:
             return super().map_label(label)
         return lookup(label, self.label_map, unknown=self.ignore_index)

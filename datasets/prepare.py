@@ -8,6 +8,7 @@
 
 Expected trees: README.md, section Datasets. Exit status 2 with a one-line error on bad input.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,12 @@ def _cityscapes(args) -> str:
 
 
 def _voc_context(args) -> str:
-    counts = prepare_voc_context(args.root, voc_dir=args.voc_dir, context_dir=args.context_dir,
-                                 overwrite=args.overwrite)
-    return (f"wrote {args.root / 'SegmentationClassContext'} and lists "
-            + ", ".join(f"{k}: {v} images" for k, v in counts.items()))
+    counts = prepare_voc_context(
+        args.root, voc_dir=args.voc_dir, context_dir=args.context_dir, overwrite=args.overwrite
+    )
+    return f"wrote {args.root / 'SegmentationClassContext'} and lists " + ", ".join(
+        f"{k}: {v} images" for k, v in counts.items()
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

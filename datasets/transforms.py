@@ -4,6 +4,7 @@
 ``_target_`` (instantiated by Hydra); normalisation with the dataset's ``mean``/``std`` (0..1 scale,
 RGB) and ``ToTensorV2`` are appended here so every pipeline ends with a float32[3,H,W] tensor.
 """
+
 from __future__ import annotations
 
 import albumentations as A

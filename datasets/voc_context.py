@@ -11,6 +11,7 @@ plus ``train``/``val`` lists (the VOC2010 ``ImageSets/Main`` split: 4998 / 5105 
 variants read these PNGs: ``VOC2010_Context`` (59 classes) ignores background (``reduce_zero_label``:
 0 -> 255, v -> v - 1), ``VOC2010_Context_60`` keeps it as class 0.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,17 +23,77 @@ from datasets.base import CorruptFileError, DatasetError, LayoutError, Segmentat
 
 #: Full-set (459-class ``labels.txt``) ids of the 59 PASCAL-Context classes, sorted; their index + 1 is the
 #: label written by the preparation (aeroplane=2 -> 1, ..., wood=458 -> 59).
-CONTEXT59_IDS = (2, 9, 18, 19, 22, 23, 25, 31, 33, 34, 44, 45, 46, 59, 65, 68, 72, 80, 85, 98, 104, 105, 113, 115,
-                 144, 158, 159, 162, 187, 189, 207, 220, 232, 258, 259, 260, 284, 295, 296, 308, 324, 326, 347, 349,
-                 354, 355, 360, 366, 368, 397, 415, 416, 420, 424, 427, 440, 445, 454, 458)
+CONTEXT59_IDS = (
+    2,
+    9,
+    18,
+    19,
+    22,
+    23,
+    25,
+    31,
+    33,
+    34,
+    44,
+    45,
+    46,
+    59,
+    65,
+    68,
+    72,
+    80,
+    85,
+    98,
+    104,
+    105,
+    113,
+    115,
+    144,
+    158,
+    159,
+    162,
+    187,
+    189,
+    207,
+    220,
+    232,
+    258,
+    259,
+    260,
+    284,
+    295,
+    296,
+    308,
+    324,
+    326,
+    347,
+    349,
+    354,
+    355,
+    360,
+    366,
+    368,
+    397,
+    415,
+    416,
+    420,
+    424,
+    427,
+    440,
+    445,
+    454,
+    458,
+)
 
-LAYOUT = ("voc2010_context/\n"
-          "  VOCdevkit/VOC2010/JPEGImages/<id>.jpg            (VOCtrainval_03-May-2010.tar)\n"
-          "  VOCdevkit/VOC2010/ImageSets/Main/{train,val}.txt\n"
-          "  trainval/<id>.mat                                (PASCAL-Context trainval.tar.gz, LabelMap)\n"
-          "  written by `python -m datasets.prepare voc_context <root>`:\n"
-          "  SegmentationClassContext/<id>.png                (0 = background, 1..59 = classes)\n"
-          "  ImageSets/SegmentationContext/{train,val}.txt")
+LAYOUT = (
+    "voc2010_context/\n"
+    "  VOCdevkit/VOC2010/JPEGImages/<id>.jpg            (VOCtrainval_03-May-2010.tar)\n"
+    "  VOCdevkit/VOC2010/ImageSets/Main/{train,val}.txt\n"
+    "  trainval/<id>.mat                                (PASCAL-Context trainval.tar.gz, LabelMap)\n"
+    "  written by `python -m datasets.prepare voc_context <root>`:\n"
+    "  SegmentationClassContext/<id>.png                (0 = background, 1..59 = classes)\n"
+    "  ImageSets/SegmentationContext/{train,val}.txt"
+)
 
 
 def context_label_map(label_map: np.ndarray) -> np.ndarray:
@@ -41,8 +102,9 @@ def context_label_map(label_map: np.ndarray) -> np.ndarray:
     return np.clip(lookup(label_map, table, unknown=0), 0, 59).astype(np.uint8)
 
 
-def prepare_voc_context(root: Path, voc_dir: Path | None = None, context_dir: Path | None = None,
-                        overwrite: bool = False) -> dict[str, int]:
+def prepare_voc_context(
+    root: Path, voc_dir: Path | None = None, context_dir: Path | None = None, overwrite: bool = False
+) -> dict[str, int]:
     """Convert PASCAL-Context ``.mat`` labels to PNGs and write the train/val lists (see module docstring).
 
     Args:
@@ -85,7 +147,9 @@ def prepare_voc_context(root: Path, voc_dir: Path | None = None, context_dir: Pa
             except (OSError, ValueError, TypeError) as e:
                 raise CorruptFileError(f"cannot read {mats[image_id]}: {e}") from e
             if "LabelMap" not in mat:
-                raise DatasetError(f"{mats[image_id]} has no 'LabelMap' (keys: {sorted(k for k in mat if not k.startswith('__'))})")
+                raise DatasetError(
+                    f"{mats[image_id]} has no 'LabelMap' (keys: {sorted(k for k in mat if not k.startswith('__'))})"
+                )
             Image.fromarray(context_label_map(mat["LabelMap"]), mode="L").save(dst)
             if (n + 1) % 1000 == 0:
                 print(f"{split}: {n + 1}/{len(ids)}", flush=True)
@@ -108,7 +172,7 @@ class VOC2010Context(SegmentationDataset):
     splits = ("train", "val")
     has_labels = ("train", "val")
 
-    def find_pairs(self, root: Path, split: str):  # noqa: D102
+    def find_pairs(self, root: Path, split: str):
         list_file = root / "ImageSets" / "SegmentationContext" / f"{split}.txt"
         if not list_file.is_file():
             raise LayoutError(f"missing split list {list_file}: run `python -m datasets.prepare voc_context {root}`")

@@ -1,4 +1,5 @@
 """One inference engine for training-time validation, validation.py, benchmark.py and predict.py."""
+
 from inference.engine import InferenceSettings, infer, predict_labels, predict_labels_streaming
 
 __all__ = ["InferenceSettings", "infer", "predict_labels", "predict_labels_streaming"]

@@ -22,11 +22,12 @@ is merged. ``accumulate_on="cpu"`` keeps these buffers in host memory while the 
 MS-OCR (Tao et al. 2020) does its own hierarchical multi-scale attention: a model with a truthy
 ``eval_scales`` attribute is run at scale 1.0 only (flip and slide still apply).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -85,11 +86,15 @@ class InferenceSettings:
         self.crop_size = _pair(self.crop_size, "crop_size")
         self.stride = _pair(self.stride, "stride")
         if self.mode == "slide" and (self.crop_size is None or self.stride is None):
-            raise ValueError(f"slide inference needs crop_size and stride (H, W), got crop_size={self.crop_size} "
-                             f"stride={self.stride}")
+            raise ValueError(
+                f"slide inference needs crop_size and stride (H, W), got crop_size={self.crop_size} "
+                f"stride={self.stride}"
+            )
         if self.mode == "slide" and any(st > c for st, c in zip(self.stride, self.crop_size)):
-            raise ValueError(f"slide stride {list(self.stride)} must not exceed crop_size {list(self.crop_size)} "
-                             f"(pixels between windows would get no prediction)")
+            raise ValueError(
+                f"slide stride {list(self.stride)} must not exceed crop_size {list(self.crop_size)} "
+                f"(pixels between windows would get no prediction)"
+            )
         if isinstance(self.scales, (int, float)):
             self.scales = [self.scales]
         self.scales = [float(s) for s in self.scales]
@@ -101,7 +106,7 @@ class InferenceSettings:
         self.window_batch = int(self.window_batch)
 
     @classmethod
-    def from_config(cls, cfg=None, **overrides) -> "InferenceSettings":
+    def from_config(cls, cfg=None, **overrides) -> InferenceSettings:
         """Build from a mapping (e.g. ``cfg.dataset.test``), then ``overrides``; unknown keys are ignored,
         None values keep the defaults."""
         names = set(cls.__dataclass_fields__)
@@ -145,8 +150,9 @@ def _softmax_(t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def slide_logits(model: nn.Module, x: torch.Tensor, settings: InferenceSettings,
-                 accumulate_on: torch.device | str | None = None) -> torch.Tensor:
+def slide_logits(
+    model: nn.Module, x: torch.Tensor, settings: InferenceSettings, accumulate_on: torch.device | str | None = None
+) -> torch.Tensor:
     """Sliding-window logits: the mean of the logits of every window covering a pixel.
 
     Args:
@@ -168,14 +174,14 @@ def slide_logits(model: nn.Module, x: torch.Tensor, settings: InferenceSettings,
     cnt_y = torch.zeros(h, dtype=torch.float32, device=dev)
     cnt_x = torch.zeros(w, dtype=torch.float32, device=dev)
     for y0 in ys:
-        cnt_y[y0:y0 + wh] += 1
+        cnt_y[y0 : y0 + wh] += 1
     for x0 in xs:
-        cnt_x[x0:x0 + ww] += 1
+        cnt_x[x0 : x0 + ww] += 1
     windows = [(y0, x0) for y0 in ys for x0 in xs]
     acc = None
     for i in range(0, len(windows), settings.window_batch):
-        chunk = windows[i:i + settings.window_batch]
-        batch = torch.cat([x[..., y0:y0 + wh, x0:x0 + ww] for y0, x0 in chunk]).to(run_dev, non_blocking=True)
+        chunk = windows[i : i + settings.window_batch]
+        batch = torch.cat([x[..., y0 : y0 + wh, x0 : x0 + ww] for y0, x0 in chunk]).to(run_dev, non_blocking=True)
         logits = _forward(model, batch)
         if tuple(logits.shape[-2:]) != (wh, ww):
             logits = F.interpolate(logits, size=(wh, ww), mode="bilinear", align_corners=False)
@@ -183,18 +189,22 @@ def slide_logits(model: nn.Module, x: torch.Tensor, settings: InferenceSettings,
         if acc is None:
             acc = torch.zeros((n, logits.shape[1], h, w), dtype=torch.float32, device=dev)
         for j, (y0, x0) in enumerate(chunk):
-            acc[..., y0:y0 + wh, x0:x0 + ww] += logits[j * n:(j + 1) * n]
+            acc[..., y0 : y0 + wh, x0 : x0 + ww] += logits[j * n : (j + 1) * n]
         del batch, logits
     return acc.div_(cnt_y.view(1, 1, h, 1)).div_(cnt_x.view(1, 1, 1, w))
 
 
 def _view_size(h: int, w: int, scale: float) -> tuple[int, int]:
-    return max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    return max(1, round(h * scale)), max(1, round(w * scale))
 
 
 @torch.no_grad()
-def infer(model: nn.Module, images: torch.Tensor, settings: InferenceSettings | None = None,
-          out_size: Sequence[int] | None = None) -> torch.Tensor:
+def infer(
+    model: nn.Module,
+    images: torch.Tensor,
+    settings: InferenceSettings | None = None,
+    out_size: Sequence[int] | None = None,
+) -> torch.Tensor:
     """Class probabilities for a batch of normalised images (see the module docstring for the convention).
 
     Args:
@@ -209,21 +219,24 @@ def infer(model: nn.Module, images: torch.Tensor, settings: InferenceSettings | 
         (default: the device of ``images``).
     """
     s = settings or InferenceSettings()
-    n, _, h, w = images.shape
+    _n, _, h, w = images.shape
     out_size = (int(out_size[0]), int(out_size[1])) if out_size is not None else (h, w)
     acc_dev = torch.device(s.accumulate_on) if s.accumulate_on else images.device
     run_dev = _model_device(model, images.device)
     scales = s.scales
     if getattr(model, "eval_scales", None):
         if list(scales) != [1.0]:
-            log.debug("model has eval_scales=%s: it runs its own multi-scale inference; engine scales %s ignored",
-                      model.eval_scales, scales)
+            log.debug(
+                "model has eval_scales=%s: it runs its own multi-scale inference; engine scales %s ignored",
+                model.eval_scales,
+                scales,
+            )
         scales = [1.0]
     acc, n_views = None, 0
     for scale in scales:
         size = _view_size(h, w, scale)
         x = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
-        for flip in ([False, True] if s.flip else [False]):
+        for flip in [False, True] if s.flip else [False]:
             xv = torch.flip(x, dims=[-1]) if flip else x
             if s.mode == "slide":
                 logits = slide_logits(model, xv, s, acc_dev)
@@ -247,8 +260,12 @@ def infer(model: nn.Module, images: torch.Tensor, settings: InferenceSettings | 
     return acc.div_(n_views) if n_views > 1 else acc
 
 
-def predict_labels(model: nn.Module, images: torch.Tensor, settings: InferenceSettings | None = None,
-                   out_size: Sequence[int] | None = None) -> torch.Tensor:
+def predict_labels(
+    model: nn.Module,
+    images: torch.Tensor,
+    settings: InferenceSettings | None = None,
+    out_size: Sequence[int] | None = None,
+) -> torch.Tensor:
     """Predicted trainIds int64[N, H_out, W_out] = argmax over classes of :func:`infer`."""
     return infer(model, images, settings, out_size).argmax(1)
 
@@ -291,7 +308,7 @@ def predict_labels_streaming(model: nn.Module, images: torch.Tensor, settings: I
     strip_settings = InferenceSettings(mode="slide", crop_size=(wh, cw), stride=(wh, sw), window_batch=s.window_batch)
     cnt_y = torch.zeros(h, dtype=torch.float32, device=dev)
     for y0 in ys:
-        cnt_y[y0:y0 + wh] += 1
+        cnt_y[y0 : y0 + wh] += 1
     views = [False, True] if s.flip else [False]
     bufs: dict[bool, torch.Tensor] = {}
     labels = torch.empty((n, h, w), dtype=torch.int64, device=dev)
@@ -300,7 +317,7 @@ def predict_labels_streaming(model: nn.Module, images: torch.Tensor, settings: I
     def finalize(a: int, b: int) -> None:
         merged = None
         for flip in views:
-            probs = _softmax_(bufs[flip][:, :, a - lo:b - lo] / cnt_y[a:b].view(1, 1, -1, 1))
+            probs = _softmax_(bufs[flip][:, :, a - lo : b - lo] / cnt_y[a:b].view(1, 1, -1, 1))
             probs = probs.flip(-1) if flip else probs
             merged = probs if merged is None else merged.add_(probs)
         labels[:, a:b] = merged.argmax(1)
@@ -310,11 +327,11 @@ def predict_labels_streaming(model: nn.Module, images: torch.Tensor, settings: I
             finalize(lo, y0)
             d = y0 - lo
             for buf in bufs.values():
-                buf[:, :, :wh - d] = buf[:, :, d:].clone()
-                buf[:, :, wh - d:] = 0
+                buf[:, :, : wh - d] = buf[:, :, d:].clone()
+                buf[:, :, wh - d :] = 0
             lo = y0
         for flip in views:
-            strip = images[..., y0:y0 + wh, :]
+            strip = images[..., y0 : y0 + wh, :]
             strip = strip.flip(-1) if flip else strip
             logits = slide_logits(model, strip, strip_settings, dev)
             if flip not in bufs:

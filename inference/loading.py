@@ -9,11 +9,12 @@ resolves. ``environment.data_root=/other/place`` therefore moves ``dataset.root`
 ``hydra/config.yaml`` (or whose raw config cannot be re-resolved outside Hydra) fall back to
 ``hparams.yaml`` + overrides.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from hydra.utils import get_class
@@ -88,8 +89,10 @@ def config_from_checkpoint(path: str | Path) -> DictConfig:
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     cfg = (ckpt.get("hyper_parameters") or {}).get("cfg") if isinstance(ckpt, dict) else None
     if cfg is None:
-        raise ValueError(f"{path} holds no segbench training config (hyper_parameters.cfg); give a run folder, "
-                         f"or the model and dataset as overrides (model=<name> dataset=<name>)")
+        raise ValueError(
+            f"{path} holds no segbench training config (hyper_parameters.cfg); give a run folder, "
+            f"or the model and dataset as overrides (model=<name> dataset=<name>)"
+        )
     return OmegaConf.create(cfg)
 
 
@@ -126,12 +129,13 @@ def resolve_split(dataset_cfg: DictConfig, split: str, need_labels: bool = True)
         ValueError: ``need_labels`` and the dataset class's ``has_labels`` lacks the split (labelled
             splits listed).
     """
-    name = {"val": dataset_cfg.get("val_split", "val"), "test": dataset_cfg.get("test_split", "test")}.get(split,
-                                                                                                         split)
+    name = {"val": dataset_cfg.get("val_split", "val"), "test": dataset_cfg.get("test_split", "test")}.get(split, split)
     labelled = tuple(getattr(get_class(dataset_cfg._target_), "has_labels", ()))
     if need_labels and name not in labelled:
-        raise ValueError(f"dataset {dataset_cfg.get('name')!r} has no labels for split {name!r} (labelled splits: "
-                         f"{list(labelled)}); use predict.py for unlabelled images")
+        raise ValueError(
+            f"dataset {dataset_cfg.get('name')!r} has no labels for split {name!r} (labelled splits: "
+            f"{list(labelled)}); use predict.py for unlabelled images"
+        )
     return name
 
 

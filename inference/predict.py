@@ -7,15 +7,16 @@ about ``4 * H * W * 3 + 8 * H * W`` bytes plus (1, K, crop_h, W) float32 per vie
 activations for one window batch. Other settings (several scales, whole mode) hold the full
 (1, K, H, W) float32 probability accumulator on ``accumulate_on`` (default: host memory).
 """
+
 from __future__ import annotations
 
 import json
 import resource
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -70,8 +71,9 @@ def normalize(image: np.ndarray, mean, std) -> torch.Tensor:
     return x.div_(torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1)).contiguous()
 
 
-def settings_for(base: InferenceSettings, mode: str, h: int, w: int, max_whole_pixels: int,
-                 crop_size: Sequence[int]) -> InferenceSettings:
+def settings_for(
+    base: InferenceSettings, mode: str, h: int, w: int, max_whole_pixels: int, crop_size: Sequence[int]
+) -> InferenceSettings:
     """The settings for an H x W image: ``mode`` ``whole``/``slide`` as given; ``auto`` keeps ``base`` up to
     ``max_whole_pixels`` pixels and otherwise slides ``base.crop_size`` (or ``crop_size``) windows with
     ``base.stride`` (or 2/3 of the window)."""
@@ -119,7 +121,7 @@ class Predictor:
         if self.cfg.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.cfg.get("precision", "32"), self.device):
-            if streams_labels(self.model, s):   # slide at scale 1: no full-size probability buffer
+            if streams_labels(self.model, s):  # slide at scale 1: no full-size probability buffer
                 lab = predict_labels_streaming(self.model, x, s)[0]
             else:
                 lab = infer(self.model, x, s)[0].argmax(0)
@@ -146,19 +148,30 @@ class Predictor:
         stem = path.stem
         Image.fromarray(labels).save(out_dir / f"{stem}_label.png")
         names = [str(n) for n in d.class_names]
-        overlay_with_legend(image, labels, d.palette, names, alpha=alpha).save(out_dir / f"{stem}_overlay.png",
-                                                                             compress_level=1)  # fast
+        overlay_with_legend(image, labels, d.palette, names, alpha=alpha).save(
+            out_dir / f"{stem}_overlay.png", compress_level=1
+        )  # fast
         frac = class_fractions(labels, d.num_classes)
         t3 = time.perf_counter()
         order = np.argsort(-frac, kind="stable")
         record = {
-            "image": str(path), "width": int(image.shape[1]), "height": int(image.shape[0]),
-            "label_png": f"{stem}_label.png", "overlay_png": f"{stem}_overlay.png",
-            "inference": s.to_dict(), "device": str(self.device), "precision": str(self.cfg.get("precision", "32")),
+            "image": str(path),
+            "width": int(image.shape[1]),
+            "height": int(image.shape[0]),
+            "label_png": f"{stem}_label.png",
+            "overlay_png": f"{stem}_overlay.png",
+            "inference": s.to_dict(),
+            "device": str(self.device),
+            "precision": str(self.cfg.get("precision", "32")),
             "class_fractions": {names[int(k)]: round(float(frac[k]), 6) for k in order if frac[k] > 0},
-            "timing_s": {"read": round(t1 - t0, 3), "inference": round(t2 - t1, 3), "write": round(t3 - t2, 3),
-                         "total": round(t3 - t0, 3)},
-            "peak_rss_mib": round(peak_rss_mib(), 1), "peak_rss_mib_after_inference": round(rss_inference, 1),
+            "timing_s": {
+                "read": round(t1 - t0, 3),
+                "inference": round(t2 - t1, 3),
+                "write": round(t3 - t2, 3),
+                "total": round(t3 - t0, 3),
+            },
+            "peak_rss_mib": round(peak_rss_mib(), 1),
+            "peak_rss_mib_after_inference": round(rss_inference, 1),
         }
         if self.device.type == "cuda":
             record["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)

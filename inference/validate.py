@@ -5,6 +5,7 @@ in ``whole`` mode under the same precision (Lightning's ``bf16-mixed``/``16-mixe
 memory format (``channels_last``) and ``val_batch_size``, so ``whole`` mode here reproduces its confusion
 matrix exactly.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -60,9 +61,19 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader, settings: InferenceSettings, num_classes: int, ignore_index: int = 255,
-             device: torch.device | str = "cpu", precision="32", channels_last: bool = False, keep: int = 0,
-             mean=None, std=None) -> Evaluation:
+def evaluate(
+    model: torch.nn.Module,
+    loader,
+    settings: InferenceSettings,
+    num_classes: int,
+    ignore_index: int = 255,
+    device: torch.device | str = "cpu",
+    precision="32",
+    channels_last: bool = False,
+    keep: int = 0,
+    mean=None,
+    std=None,
+) -> Evaluation:
     """Run ``model`` over ``loader`` (batches of ``{"image": float[N,3,H,W], "mask": int64[N,H,W]}``) with the
     inference engine and accumulate one confusion matrix (ignore pixels dropped).
 
@@ -84,8 +95,14 @@ def evaluate(model: torch.nn.Module, loader, settings: InferenceSettings, num_cl
         n += images.shape[0]
         for i in range(images.shape[0]):
             if len(samples) < keep:
-                samples.append((batch["name"][i], denormalize(images[i], mean, std), target[i].cpu().numpy(),
-                                pred[i].cpu().numpy()))
+                samples.append(
+                    (
+                        batch["name"][i],
+                        denormalize(images[i], mean, std),
+                        target[i].cpu().numpy(),
+                        pred[i].cpu().numpy(),
+                    )
+                )
     confmat = metric.confusion().cpu()
     return Evaluation(confmat, metrics_from_confusion(confmat), n, time.perf_counter() - t0, samples)
 
@@ -98,14 +115,20 @@ def iou_table(metrics: dict, class_names) -> str:
     """Per-class IoU/Acc table (percent) with the mIoU/aAcc/mAcc summary, as printed by validation.py."""
     rows = [f"{'class':<20} {'IoU':>7} {'Acc':>7}"]
     for name, iou, acc in zip(class_names, metrics["IoU"], metrics["Acc"]):
-        fmt = lambda v: "    n/a" if v is None or math.isnan(v) else f"{100 * v:7.2f}"  # noqa: E731
-        rows.append(f"{str(name):<20} {fmt(iou)} {fmt(acc)}")
+        fmt = lambda v: "    n/a" if v is None or math.isnan(v) else f"{100 * v:7.2f}"
+        rows.append(f"{name!s:<20} {fmt(iou)} {fmt(acc)}")
     rows.append(f"mIoU {100 * metrics['mIoU']:.2f}  aAcc {100 * metrics['aAcc']:.2f}  mAcc {100 * metrics['mAcc']:.2f}")
     return "\n".join(rows)
 
 
-def run_validation(cfg: DictConfig, checkpoint: str | Path, split: str, out_dir: str | Path,
-                   device: torch.device | str = "cpu", num_vis: int | None = None) -> dict:
+def run_validation(
+    cfg: DictConfig,
+    checkpoint: str | Path,
+    split: str,
+    out_dir: str | Path,
+    device: torch.device | str = "cpu",
+    num_vis: int | None = None,
+) -> dict:
     """Evaluate the model of ``cfg`` with weights ``checkpoint`` on ``split`` using ``cfg.dataset.test``.
 
     Writes into ``out_dir``: ``metrics.json`` (mIoU, aAcc, mAcc, per-class IoU/Acc by name, split, checkpoint,
@@ -127,25 +150,51 @@ def run_validation(cfg: DictConfig, checkpoint: str | Path, split: str, out_dir:
     split_name = resolve_split(d, split)
     settings = InferenceSettings.from_config(d.get("test"))
     dataset = build_dataset(d, split_name, build_transforms((cfg.get("augmentation") or {}).get("test"), d.mean, d.std))
-    loader = DataLoader(dataset, batch_size=int(cfg.get("val_batch_size", 1)), shuffle=False, drop_last=False,
-                        num_workers=int(cfg.get("num_workers", 0)))
+    loader = DataLoader(
+        dataset,
+        batch_size=int(cfg.get("val_batch_size", 1)),
+        shuffle=False,
+        drop_last=False,
+        num_workers=int(cfg.get("num_workers", 0)),
+    )
     model = build_model(cfg.model, init_weights=False)
     how = load_weights(model, checkpoint)
     num_vis = int(cfg.get("num_vis", 4) if num_vis is None else num_vis)
     log.info(f"Validating {checkpoint} ({how}) on {d.name}/{split_name} ({len(dataset)} images), {settings}")
-    ev = evaluate(model, loader, settings, d.num_classes, d.ignore_index, device, cfg.get("precision", "32"),
-                  bool(cfg.get("channels_last", False)), keep=num_vis, mean=d.mean, std=d.std)
+    ev = evaluate(
+        model,
+        loader,
+        settings,
+        d.num_classes,
+        d.ignore_index,
+        device,
+        cfg.get("precision", "32"),
+        bool(cfg.get("channels_last", False)),
+        keep=num_vis,
+        mean=d.mean,
+        std=d.std,
+    )
     names = [str(n) for n in (d.get("class_names") or range(d.num_classes))]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = ev.metrics
-    record = {"mIoU": _num(m["mIoU"]), "aAcc": _num(m["aAcc"]), "mAcc": _num(m["mAcc"]),
-              "IoU": {n: _num(v) for n, v in zip(names, m["IoU"])},
-              "Acc": {n: _num(v) for n, v in zip(names, m["Acc"])},
-              "dataset": str(d.name), "split": split_name, "checkpoint": str(checkpoint), "weights_loaded_by": how,
-              "inference": settings.to_dict(), "precision": str(cfg.get("precision", "32")),
-              "channels_last": bool(cfg.get("channels_last", False)), "device": str(device),
-              "num_images": ev.num_images, "seconds": round(ev.seconds, 3)}
+    record = {
+        "mIoU": _num(m["mIoU"]),
+        "aAcc": _num(m["aAcc"]),
+        "mAcc": _num(m["mAcc"]),
+        "IoU": {n: _num(v) for n, v in zip(names, m["IoU"])},
+        "Acc": {n: _num(v) for n, v in zip(names, m["Acc"])},
+        "dataset": str(d.name),
+        "split": split_name,
+        "checkpoint": str(checkpoint),
+        "weights_loaded_by": how,
+        "inference": settings.to_dict(),
+        "precision": str(cfg.get("precision", "32")),
+        "channels_last": bool(cfg.get("channels_last", False)),
+        "device": str(device),
+        "num_images": ev.num_images,
+        "seconds": round(ev.seconds, 3),
+    }
     (out / "metrics.json").write_text(json.dumps(record, indent=2))
     pd.DataFrame({"class": names, "IoU": m["IoU"], "Acc": m["Acc"]}).to_csv(out / "per_class.csv", index=False)
     torch.save(ev.confmat, out / "ConfusionMatrix.pt")

@@ -4,9 +4,10 @@ The overlay follows the usual review format of segmentation predictions (as in t
 demos): the photo blended with the class colours (``alpha`` = weight of the colours), and a legend of
 the classes *present in the prediction* with their colour swatch, name and pixel share.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -35,10 +36,13 @@ def denormalize(image: torch.Tensor, mean, std) -> np.ndarray:
     return img.permute(1, 2, 0).numpy()
 
 
-def comparison(image: np.ndarray, target: np.ndarray, pred: np.ndarray, palette, ignore_index: int = 255) -> Image.Image:
+def comparison(
+    image: np.ndarray, target: np.ndarray, pred: np.ndarray, palette, ignore_index: int = 255
+) -> Image.Image:
     """One row (image | ground truth | prediction) as a PIL image; inputs uint8[H,W,3], int[H,W], int[H,W]."""
-    return Image.fromarray(np.concatenate([image, colorize(target, palette, ignore_index),
-                                           colorize(pred, palette, ignore_index)], axis=1))
+    return Image.fromarray(
+        np.concatenate([image, colorize(target, palette, ignore_index), colorize(pred, palette, ignore_index)], axis=1)
+    )
 
 
 def class_fractions(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -47,8 +51,14 @@ def class_fractions(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return counts / max(int(counts.sum()), 1)
 
 
-def overlay_with_legend(image: np.ndarray, labels: np.ndarray, palette, class_names: Sequence[str],
-                        alpha: float = 0.5, min_fraction: float = 0.0) -> Image.Image:
+def overlay_with_legend(
+    image: np.ndarray,
+    labels: np.ndarray,
+    palette,
+    class_names: Sequence[str],
+    alpha: float = 0.5,
+    min_fraction: float = 0.0,
+) -> Image.Image:
     """The photo blended with the class colours, plus a legend panel on the right.
 
     Args:
@@ -80,19 +90,23 @@ def overlay_with_legend(image: np.ndarray, labels: np.ndarray, palette, class_na
     for i, (k, t) in enumerate(zip(found, text)):
         x0 = w + (i // per_col) * col_w + pad
         y0 = pad + (i % per_col) * row
-        draw.rectangle([x0, y0, x0 + row - pad, y0 + row - pad], fill=tuple(int(c) for c in palette[k]),
-                       outline=(0, 0, 0))
+        draw.rectangle(
+            [x0, y0, x0 + row - pad, y0 + row - pad], fill=tuple(int(c) for c in palette[k]), outline=(0, 0, 0)
+        )
         draw.text((x0 + row, y0 + (row - pad) / 2), t, fill=(0, 0, 0), font=font, anchor="lm")
     return canvas
 
 
-def comparison_grid(images: torch.Tensor, target: torch.Tensor, pred: torch.Tensor, palette, mean, std,
-                    ignore_index: int = 255) -> torch.Tensor:
+def comparison_grid(
+    images: torch.Tensor, target: torch.Tensor, pred: torch.Tensor, palette, mean, std, ignore_index: int = 255
+) -> torch.Tensor:
     """Rows of (image | ground truth | prediction) stacked into one uint8[3, N*H, 3*W] tensor (TensorBoard).
 
     Args:
         images: float[N, 3, H, W] normalised images; target, pred: int64[N, H, W] trainIds.
     """
-    rows = [np.asarray(comparison(denormalize(i, mean, std), t.cpu().numpy(), p.cpu().numpy(), palette, ignore_index))
-            for i, t, p in zip(images, target, pred)]
+    rows = [
+        np.asarray(comparison(denormalize(i, mean, std), t.cpu().numpy(), p.cpu().numpy(), palette, ignore_index))
+        for i, t, p in zip(images, target, pred)
+    ]
     return torch.from_numpy(np.concatenate(rows, axis=0)).permute(2, 0, 1).contiguous()

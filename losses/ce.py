@@ -11,6 +11,7 @@ the weights of the valid pixels:
 over the valid pixels V = {i : y_i != ignore_index}, p = softmax(logits). Computed in float32 under
 autocast. A batch without valid pixels gives NaN (0/0), as ``F.cross_entropy`` does.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,7 +28,7 @@ class CrossEntropy(SegLoss):
     ``F.cross_entropy(weight=..., ignore_index=...)`` with ``reduction="mean"``.
     """
 
-    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, target, weight=self.class_weight(logits.dtype), ignore_index=self.ignore_index)
 
 

@@ -10,6 +10,7 @@
 
 Subclasses implement ``compute(logits: float32|float64[N, K, H, W], target: int64[N, H, W]) -> scalar``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -48,13 +49,14 @@ class SegLoss(nn.Module):
         weight = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
         self.register_buffer("weight", weight, persistent=False)
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         name = type(self).__name__
         if logits.dim() != 4:
             raise ValueError(f"{name}: logits must be float[N,K,H,W], got shape {tuple(logits.shape)}")
         if logits.shape[1] != self.num_classes:
-            raise ValueError(f"{name}: logits have {logits.shape[1]} channels, the loss was built for "
-                             f"num_classes={self.num_classes}")
+            raise ValueError(
+                f"{name}: logits have {logits.shape[1]} channels, the loss was built for num_classes={self.num_classes}"
+            )
         if target.dim() != 3:
             raise ValueError(f"{name}: target must be int64[N,H,W], got shape {tuple(target.shape)}")
         if target.shape[0] != logits.shape[0]:
@@ -62,8 +64,10 @@ class SegLoss(nn.Module):
         if not self.out_of_range_labels_ignored:
             bad = (target != self.ignore_index) & ((target < 0) | (target >= self.num_classes))
             if bool(bad.any()):
-                raise ValueError(f"{name}: target contains label {int(target[bad][0])}, outside "
-                                 f"0..{self.num_classes - 1} and not ignore_index={self.ignore_index}")
+                raise ValueError(
+                    f"{name}: target contains label {int(target[bad][0])}, outside "
+                    f"0..{self.num_classes - 1} and not ignore_index={self.ignore_index}"
+                )
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits = resize_to(logits.to(compute_dtype(logits)), target.shape[-2:])
             return self.compute(logits, target.long())
@@ -76,5 +80,5 @@ class SegLoss(nn.Module):
         """The loss on full-precision logits float[N,K,H,W] and int64 labels [N,H,W] of the same size."""
         raise NotImplementedError
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, ignore_index={self.ignore_index}"

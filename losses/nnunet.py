@@ -21,6 +21,7 @@ smooth=1e-5``. Written anew here; the semantics follow the reference:
 Not reproduced: nnU-Net's all-gather of the Dice statistics across DDP ranks (``ddp=True``); segbench's
 batch Dice is over the local batch of each rank.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,15 @@ from losses.common import SegLoss
 from losses.registry import register_loss
 
 
-def soft_dice(probs: torch.Tensor, onehot: torch.Tensor, mask: torch.Tensor, *, batch_dice: bool = True,
-              do_bg: bool = False, smooth: float = 1e-5) -> torch.Tensor:
+def soft_dice(
+    probs: torch.Tensor,
+    onehot: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    batch_dice: bool = True,
+    do_bg: bool = False,
+    smooth: float = 1e-5,
+) -> torch.Tensor:
     """Mean soft Dice coefficient (nnU-Net v2 ``SoftDiceLoss`` without its minus sign).
 
     Args:
@@ -66,8 +74,18 @@ def topk_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int, k: fl
 class _DiceBase(SegLoss):
     """Shared options of the nnU-Net losses (see the module docstring)."""
 
-    def __init__(self, num_classes: int, ignore_index: int = 255, *, batch_dice: bool = True, do_bg: bool = False,
-                 smooth: float = 1e-5, weight_ce: float = 1.0, weight_dice: float = 1.0, k: float = 10.0):
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int = 255,
+        *,
+        batch_dice: bool = True,
+        do_bg: bool = False,
+        smooth: float = 1e-5,
+        weight_ce: float = 1.0,
+        weight_dice: float = 1.0,
+        k: float = 10.0,
+    ):
         super().__init__(num_classes, ignore_index, None)
         if not 0 < float(k) <= 100:
             raise ValueError(f"{type(self).__name__}: k={k} must be a percentage in (0, 100]")
@@ -79,19 +97,22 @@ class _DiceBase(SegLoss):
         valid = target != self.ignore_index
         mask = valid.unsqueeze(1).to(logits.dtype)
         onehot = F.one_hot(torch.where(valid, target, 0), self.num_classes).permute(0, 3, 1, 2).to(logits.dtype)
-        dc = soft_dice(logits.softmax(1), onehot, mask, batch_dice=self.batch_dice, do_bg=self.do_bg,
-                       smooth=self.smooth)
+        dc = soft_dice(
+            logits.softmax(1), onehot, mask, batch_dice=self.batch_dice, do_bg=self.do_bg, smooth=self.smooth
+        )
         return dc, valid.sum()
 
-    def extra_repr(self) -> str:  # noqa: D102
-        return (f"{super().extra_repr()}, batch_dice={self.batch_dice}, do_bg={self.do_bg}, smooth={self.smooth}, "
-                f"weight_ce={self.weight_ce}, weight_dice={self.weight_dice}")
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, batch_dice={self.batch_dice}, do_bg={self.do_bg}, smooth={self.smooth}, "
+            f"weight_ce={self.weight_ce}, weight_dice={self.weight_dice}"
+        )
 
 
 class DiceCE(_DiceBase):
     """nnU-Net v2 ``DC_and_CE_loss``: ``weight_ce * CE - weight_dice * dice`` -> scalar (can be negative)."""
 
-    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         dc, num_valid = self.dice(logits, target)
         ce = F.cross_entropy(logits, target, ignore_index=self.ignore_index) if num_valid > 0 else logits.sum() * 0
         return self.weight_ce * ce - self.weight_dice * dc
@@ -100,31 +121,46 @@ class DiceCE(_DiceBase):
 class TopK(_DiceBase):
     """nnU-Net v2 ``TopKLoss``: mean of the k % largest per-pixel CE values over all N*H*W pixels."""
 
-    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return topk_ce(logits, target, self.ignore_index, self.k)
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, ignore_index={self.ignore_index}, k={self.k}"
 
 
 class DiceTopK(_DiceBase):
     """nnU-Net v2 ``DC_and_topk_loss``: ``weight_ce * TOPK - weight_dice * dice`` -> scalar."""
 
-    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         dc, num_valid = self.dice(logits, target)
         topk = topk_ce(logits, target, self.ignore_index, self.k) if num_valid > 0 else logits.sum() * 0
         return self.weight_ce * topk - self.weight_dice * dc
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"{super().extra_repr()}, k={self.k}"
 
 
 @register_loss("DC+CE", aliases=("DC_CE",))
-def dc_ce(num_classes: int, ignore_index: int = 255, class_weights=None, batch_dice: bool = True,
-          do_bg: bool = False, smooth: float = 1e-5, weight_ce: float = 1.0, weight_dice: float = 1.0):
+def dc_ce(
+    num_classes: int,
+    ignore_index: int = 255,
+    class_weights=None,
+    batch_dice: bool = True,
+    do_bg: bool = False,
+    smooth: float = 1e-5,
+    weight_ce: float = 1.0,
+    weight_dice: float = 1.0,
+):
     """nnU-Net v2 Dice + CE (unweighted; ``class_weights`` are not used)."""
-    return DiceCE(num_classes, ignore_index, batch_dice=batch_dice, do_bg=do_bg, smooth=smooth,
-                  weight_ce=weight_ce, weight_dice=weight_dice)
+    return DiceCE(
+        num_classes,
+        ignore_index,
+        batch_dice=batch_dice,
+        do_bg=do_bg,
+        smooth=smooth,
+        weight_ce=weight_ce,
+        weight_dice=weight_dice,
+    )
 
 
 @register_loss("TOPK")
@@ -134,9 +170,25 @@ def topk(num_classes: int, ignore_index: int = 255, class_weights=None, k: float
 
 
 @register_loss("DC+TOPK", aliases=("DC_TOPK",))
-def dc_topk(num_classes: int, ignore_index: int = 255, class_weights=None, batch_dice: bool = True,
-            do_bg: bool = False, smooth: float = 1e-5, weight_ce: float = 1.0, weight_dice: float = 1.0,
-            k: float = 10.0):
+def dc_topk(
+    num_classes: int,
+    ignore_index: int = 255,
+    class_weights=None,
+    batch_dice: bool = True,
+    do_bg: bool = False,
+    smooth: float = 1e-5,
+    weight_ce: float = 1.0,
+    weight_dice: float = 1.0,
+    k: float = 10.0,
+):
     """nnU-Net v2 Dice + TopK CE (unweighted)."""
-    return DiceTopK(num_classes, ignore_index, batch_dice=batch_dice, do_bg=do_bg, smooth=smooth,
-                    weight_ce=weight_ce, weight_dice=weight_dice, k=k)
+    return DiceTopK(
+        num_classes,
+        ignore_index,
+        batch_dice=batch_dice,
+        do_bg=do_bg,
+        smooth=smooth,
+        weight_ce=weight_ce,
+        weight_dice=weight_dice,
+        k=k,
+    )

@@ -6,10 +6,11 @@ Register a new loss with ``@register_loss("NAME")`` in a module imported by ``lo
 keyword options (beyond those three) are what ``loss_params.NAME`` may set, anything else is an error.
 Subclass :class:`losses.common.SegLoss` to get shape checks, resizing and float32 under autocast.
 """
+
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -52,8 +53,14 @@ def canonical_name(name: str) -> str:
     raise KeyError(f"unknown lossfunction {name!r}; registered: {sorted(LOSSES)} (aliases: {ALIASES})")
 
 
-def build_loss(name: str, *, num_classes: int, ignore_index: int = 255,
-               class_weights: torch.Tensor | list[float] | None = None, **params) -> nn.Module:
+def build_loss(
+    name: str,
+    *,
+    num_classes: int,
+    ignore_index: int = 255,
+    class_weights: torch.Tensor | list[float] | None = None,
+    **params,
+) -> nn.Module:
     """Build the loss registered as ``name`` (or an alias); ``params`` are the loss's options.
 
     Raises:
@@ -88,9 +95,8 @@ def loss_params_for(name: str, params: dict | None) -> dict:
     canon = canonical_name(name)
     out: dict = {}
     for key in sorted(params, key=lambda k: (k == name, k)):
-        if key in LOSSES or key in ALIASES:
-            if canonical_name(key) == canon:
-                out.update(dict(params[key] or {}))
+        if (key in LOSSES or key in ALIASES) and canonical_name(key) == canon:
+            out.update(dict(params[key] or {}))
     return out
 
 
@@ -108,8 +114,17 @@ class MultiOutputLoss(nn.Module):
         KeyError: an unknown loss name in ``lossfunction`` or in ``params``.
     """
 
-    def __init__(self, output_names, lossfunction, lossweight, *, num_classes: int, ignore_index: int = 255,
-                 class_weights=None, params: dict | None = None):
+    def __init__(
+        self,
+        output_names,
+        lossfunction,
+        lossweight,
+        *,
+        num_classes: int,
+        ignore_index: int = 255,
+        class_weights=None,
+        params: dict | None = None,
+    ):
         super().__init__()
         output_names = list(output_names)
         lossfunction = [lossfunction] if isinstance(lossfunction, str) else list(lossfunction)
@@ -117,11 +132,13 @@ class MultiOutputLoss(nn.Module):
         if len(lossfunction) != len(output_names):
             raise ValueError(
                 f"lossfunction has {len(lossfunction)} entries {lossfunction} but the model has "
-                f"{len(output_names)} outputs {output_names}; give one loss per output")
+                f"{len(output_names)} outputs {output_names}; give one loss per output"
+            )
         if len(lossweight) != len(output_names):
             raise ValueError(
                 f"lossweight has {len(lossweight)} entries {lossweight} but the model has "
-                f"{len(output_names)} outputs {output_names}; give one weight per output")
+                f"{len(output_names)} outputs {output_names}; give one weight per output"
+            )
         params = dict(params or {})
         for key in params:
             canonical_name(key)  # a misspelt loss_params entry is an error, not silently unused
@@ -129,17 +146,25 @@ class MultiOutputLoss(nn.Module):
         self.names = lossfunction
         self.weights = lossweight
         self.losses = nn.ModuleList(
-            build_loss(n, num_classes=num_classes, ignore_index=ignore_index, class_weights=class_weights,
-                       **loss_params_for(n, params))
-            for n in lossfunction)
+            build_loss(
+                n,
+                num_classes=num_classes,
+                ignore_index=ignore_index,
+                class_weights=class_weights,
+                **loss_params_for(n, params),
+            )
+            for n in lossfunction
+        )
 
     def forward(self, outputs: dict[str, torch.Tensor], target: torch.Tensor):
         total = 0.0
         parts: dict[str, torch.Tensor] = {}
         for name, w, loss in zip(self.output_names, self.weights, self.losses):
             if name not in outputs:
-                raise KeyError(f"the model returned outputs {list(outputs)}, the loss expects {name!r} "
-                               f"(output_names {self.output_names})")
+                raise KeyError(
+                    f"the model returned outputs {list(outputs)}, the loss expects {name!r} "
+                    f"(output_names {self.output_names})"
+                )
             logits = outputs[name]
             if logits.dtype in (torch.float16, torch.bfloat16):
                 logits = logits.float()  # resize and loss in float32 (autocast outputs are 16 bit)

@@ -24,6 +24,7 @@ The RMI term is a (scaled) log-determinant, so the loss can be negative; only it
 NVIDIA's HRNet-OCR recipes use ``pool_way=avg, pool_size=4, pool_stride=4``:
 ``+loss_params.RMI={pool_way:avg,pool_size:4,pool_stride:4}``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from losses.common import SegLoss
 from losses.registry import register_loss
 
-CLIP_MIN = 1e-6   # added to the sigmoid probabilities (reference ``_CLIP_MIN``)
+CLIP_MIN = 1e-6  # added to the sigmoid probabilities (reference ``_CLIP_MIN``)
 POS_ALPHA = 5e-4  # diagonal added to keep the covariances positive definite (reference ``_POS_ALPHA``)
 LOGDET_EPS = 1e-8  # added to the Cholesky diagonal before the log (reference ``log_det_by_cholesky``)
 POOL_WAYS = ("max", "avg", "interp")
@@ -58,9 +59,18 @@ class RMILoss(SegLoss):
 
     out_of_range_labels_ignored = True
 
-    def __init__(self, num_classes: int, ignore_index: int = 255, class_weights: torch.Tensor | None = None, *,
-                 radius: int = 3, pool_way: str = "max", pool_size: int = 3, pool_stride: int = 3,
-                 weight_lambda: float = 0.5):
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int = 255,
+        class_weights: torch.Tensor | None = None,
+        *,
+        radius: int = 3,
+        pool_way: str = "max",
+        pool_size: int = 3,
+        pool_stride: int = 3,
+        weight_lambda: float = 0.5,
+    ):
         super().__init__(num_classes, ignore_index, class_weights)
         if pool_way not in POOL_WAYS:
             raise ValueError(f"RMI pool_way={pool_way!r} is unknown; valid: {list(POOL_WAYS)}")
@@ -72,15 +82,19 @@ class RMILoss(SegLoss):
         self.pool_size, self.pool_stride = int(pool_size), int(pool_stride)
         self.weight_lambda = float(weight_lambda)
 
-    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         k = self.num_classes
-        valid = (target >= 0) & (target < k)                                   # [N,H,W]
-        mask = valid.unsqueeze(1).to(logits.dtype)                             # [N,1,H,W]
+        valid = (target >= 0) & (target < k)  # [N,H,W]
+        mask = valid.unsqueeze(1).to(logits.dtype)  # [N,1,H,W]
         onehot = F.one_hot(torch.where(valid, target, 0), k).permute(0, 3, 1, 2).to(logits.dtype) * mask
         weight = self.class_weight(logits.dtype)
         bce = F.binary_cross_entropy_with_logits(
-            logits, onehot, weight=mask.expand_as(logits), reduction="sum",
-            pos_weight=None if weight is None else weight.view(k, 1, 1))
+            logits,
+            onehot,
+            weight=mask.expand_as(logits),
+            reduction="sum",
+            pos_weight=None if weight is None else weight.view(k, 1, 1),
+        )
         bce = bce / (mask.sum() + 1.0)
         probs = torch.sigmoid(logits) * mask + CLIP_MIN
         rmi = self.rmi_lower_bound(onehot, probs)
@@ -96,8 +110,10 @@ class RMILoss(SegLoss):
         if self.pool_way == "avg":
             return (F.avg_pool2d(labels, p, s, padding=p // 2), F.avg_pool2d(probs, p, s, padding=p // 2))
         size = (labels.shape[-2] // s, labels.shape[-1] // s)
-        return (F.interpolate(labels, size=size, mode="nearest"),
-                F.interpolate(probs, size=size, mode="bilinear", align_corners=True))
+        return (
+            F.interpolate(labels, size=size, mode="nearest"),
+            F.interpolate(probs, size=size, mode="bilinear", align_corners=True),
+        )
 
     def rmi_lower_bound(self, labels: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
         """Sum over classes of the (weighted) per-class RMI term; inputs float[N,K,H,W], output a scalar.
@@ -109,8 +125,10 @@ class RMILoss(SegLoss):
         n, k, h, w = labels.shape
         r = self.radius
         if h < r or w < r:
-            raise ValueError(f"RMI: the label is {h}x{w} after down-sampling (pool_way={self.pool_way}, "
-                             f"pool_stride={self.pool_stride}), smaller than radius={r}; use larger crops")
+            raise ValueError(
+                f"RMI: the label is {h}x{w} after down-sampling (pool_way={self.pool_way}, "
+                f"pool_stride={self.pool_stride}), smaller than radius={r}; use larger crops"
+            )
         d = r * r
         # [N*K, d, M]: the d values of every r x r window, row-major inside the window
         y = F.unfold(labels.reshape(n * k, 1, h, w), kernel_size=r).double().view(n, k, d, -1)
@@ -130,23 +148,49 @@ class RMILoss(SegLoss):
             per_class = per_class * weight
         return per_class.sum()
 
-    def extra_repr(self) -> str:  # noqa: D102
-        return (f"{super().extra_repr()}, radius={self.radius}, pool_way={self.pool_way}, "
-                f"pool_size={self.pool_size}, pool_stride={self.pool_stride}, weight_lambda={self.weight_lambda}, "
-                f"weighted={self.weight is not None}")
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, radius={self.radius}, pool_way={self.pool_way}, "
+            f"pool_size={self.pool_size}, pool_stride={self.pool_stride}, weight_lambda={self.weight_lambda}, "
+            f"weighted={self.weight is not None}"
+        )
 
 
 @register_loss("RMI")
-def rmi(num_classes: int, ignore_index: int = 255, class_weights=None, radius: int = 3, pool_way: str = "max",
-        pool_size: int = 3, pool_stride: int = 3, weight_lambda: float = 0.5):
+def rmi(
+    num_classes: int,
+    ignore_index: int = 255,
+    class_weights=None,
+    radius: int = 3,
+    pool_way: str = "max",
+    pool_size: int = 3,
+    pool_stride: int = 3,
+    weight_lambda: float = 0.5,
+):
     """Unweighted RMI (the dataset's ``class_weights`` are not used); options as :class:`RMILoss`."""
-    return RMILoss(num_classes, ignore_index, None, radius=radius, pool_way=pool_way, pool_size=pool_size,
-                   pool_stride=pool_stride, weight_lambda=weight_lambda)
+    return RMILoss(
+        num_classes,
+        ignore_index,
+        None,
+        radius=radius,
+        pool_way=pool_way,
+        pool_size=pool_size,
+        pool_stride=pool_stride,
+        weight_lambda=weight_lambda,
+    )
 
 
 @register_loss("wRMI")
-def wrmi(num_classes: int, ignore_index: int = 255, class_weights=None, radius: int = 3, pool_way: str = "max",
-         pool_size: int = 3, pool_stride: int = 3, weight_lambda: float = 0.5):
+def wrmi(
+    num_classes: int,
+    ignore_index: int = 255,
+    class_weights=None,
+    radius: int = 3,
+    pool_way: str = "max",
+    pool_size: int = 3,
+    pool_stride: int = 3,
+    weight_lambda: float = 0.5,
+):
     """RMI with the dataset's ``class_weights`` (BCE ``pos_weight`` and per-class RMI factor).
 
     Raises:
@@ -154,5 +198,13 @@ def wrmi(num_classes: int, ignore_index: int = 255, class_weights=None, radius: 
     """
     if class_weights is None:
         raise ValueError("wRMI needs class weights: set dataset.class_weights (a list of num_classes floats)")
-    return RMILoss(num_classes, ignore_index, class_weights, radius=radius, pool_way=pool_way,
-                   pool_size=pool_size, pool_stride=pool_stride, weight_lambda=weight_lambda)
+    return RMILoss(
+        num_classes,
+        ignore_index,
+        class_weights,
+        radius=radius,
+        pool_way=pool_way,
+        pool_size=pool_size,
+        pool_stride=pool_stride,
+        weight_lambda=weight_lambda,
+    )

@@ -17,6 +17,7 @@ loss interface (shape checks, logits resized to the label, float32 under autocas
   (Berman et al., CVPR 2018) over the batch, classes present in the label; always float32 (smp's
   implementation fails on float64 inputs).
 """
+
 from __future__ import annotations
 
 import segmentation_models_pytorch as smp
@@ -34,34 +35,55 @@ class SMPLoss(SegLoss):
         self.fn = fn
         self.float32_only = float32_only  # smp's Lovasz mixes float64 errors with a float32 gradient: no float64
 
-    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.fn(logits.float() if self.float32_only else logits, target)
 
 
 @register_loss("DC")
-def dc(num_classes: int, ignore_index: int = 255, class_weights=None, smooth: float = 0.0, eps: float = 1e-7,
-       log_loss: bool = False):
+def dc(
+    num_classes: int,
+    ignore_index: int = 255,
+    class_weights=None,
+    smooth: float = 0.0,
+    eps: float = 1e-7,
+    log_loss: bool = False,
+):
     """1 - soft Dice of smp ``DiceLoss(mode="multiclass", from_logits=True, ignore_index)`` (unweighted)."""
-    fn = smp.losses.DiceLoss(mode="multiclass", from_logits=True, ignore_index=ignore_index, smooth=smooth, eps=eps,
-                             log_loss=log_loss)
+    fn = smp.losses.DiceLoss(
+        mode="multiclass", from_logits=True, ignore_index=ignore_index, smooth=smooth, eps=eps, log_loss=log_loss
+    )
     return SMPLoss(fn, num_classes, ignore_index)
 
 
 @register_loss("Jaccard")
-def jaccard(num_classes: int, ignore_index: int = 255, class_weights=None, smooth: float = 0.0,
-            eps: float = 1e-7, log_loss: bool = False):
+def jaccard(
+    num_classes: int,
+    ignore_index: int = 255,
+    class_weights=None,
+    smooth: float = 0.0,
+    eps: float = 1e-7,
+    log_loss: bool = False,
+):
     """1 - soft IoU of smp ``JaccardLoss(mode="multiclass", from_logits=True, ignore_index)`` (unweighted)."""
-    fn = smp.losses.JaccardLoss(mode="multiclass", from_logits=True, ignore_index=ignore_index, smooth=smooth,
-                                eps=eps, log_loss=log_loss)
+    fn = smp.losses.JaccardLoss(
+        mode="multiclass", from_logits=True, ignore_index=ignore_index, smooth=smooth, eps=eps, log_loss=log_loss
+    )
     return SMPLoss(fn, num_classes, ignore_index)
 
 
 @register_loss("Focal")
-def focal(num_classes: int, ignore_index: int = 255, class_weights=None, gamma: float = 2.0,
-          alpha: float | None = None, normalized: bool = False):
+def focal(
+    num_classes: int,
+    ignore_index: int = 255,
+    class_weights=None,
+    gamma: float = 2.0,
+    alpha: float | None = None,
+    normalized: bool = False,
+):
     """smp ``FocalLoss(mode="multiclass", ignore_index)``: mean over classes of the binary focal loss."""
-    fn = smp.losses.FocalLoss(mode="multiclass", ignore_index=ignore_index, gamma=gamma, alpha=alpha,
-                              normalized=normalized)
+    fn = smp.losses.FocalLoss(
+        mode="multiclass", ignore_index=ignore_index, gamma=gamma, alpha=alpha, normalized=normalized
+    )
     return SMPLoss(fn, num_classes, ignore_index)
 
 

@@ -12,6 +12,7 @@ which sums its state across DDP ranks); every metric is derived from it:
 
 Rows are ground truth, columns are predictions; pixels equal to ``ignore_index`` are dropped.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,12 +65,13 @@ class SegmentationMetrics(MulticlassConfusionMatrix):
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255, **kwargs):
-        super().__init__(num_classes=num_classes, ignore_index=ignore_index, normalize=None,
-                         validate_args=False, **kwargs)
+        super().__init__(
+            num_classes=num_classes, ignore_index=ignore_index, normalize=None, validate_args=False, **kwargs
+        )
         self.num_classes = num_classes
         self.ignore_index = ignore_index
 
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:  # noqa: D102
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         if preds.ndim == target.ndim + 1:
             preds = preds.argmax(dim=1)
         # torchmetrics drops ignore_index pixels; make sure nothing else falls outside [0, K).
@@ -81,5 +83,5 @@ class SegmentationMetrics(MulticlassConfusionMatrix):
         with self.sync_context(should_sync=self._to_sync and not self._is_synced):
             return super().compute().long()
 
-    def compute(self) -> dict[str, float | list[float]]:  # noqa: D102
+    def compute(self) -> dict[str, float | list[float]]:
         return metrics_from_confusion(self.confusion())

@@ -7,11 +7,13 @@ in order as ``output_names``. Outputs may be smaller than the input; losses and 
 Every model is built from its ``config/model/*.yaml`` by ``hydra.utils.instantiate`` (``_target_``);
 ``model=<name>`` on the command line picks the config file.
 """
-from models.smp import SMP_ARCHITECTURES, SMPModel
-from models.espnet import ESPNet, ESPNetv2  # noqa: E402  (issue 9: author checkpoints)
-from models.mmseg import MMSegModel  # noqa: E402  (issue 9: imports mmseg lazily, optional extra)
 
-__all__ = ["SMPModel", "SMP_ARCHITECTURES"]
+from models.espnet import ESPNet, ESPNetv2
+from models.mmseg import MMSegModel
+from models.smp import SMP_ARCHITECTURES, SMPModel
+
+__all__ = ["SMP_ARCHITECTURES", "SMPModel"]
 __all__ += ["ESPNet", "ESPNetv2", "MMSegModel"]
 from models.hrnet import HRNetMSOCR, HRNetOCR, HRNetOCRASPP, HRNetV2  # noqa: E402  (issue 3: HRNet family)
-__all__ += ["HRNetV2", "HRNetOCR", "HRNetOCRASPP", "HRNetMSOCR"]
+
+__all__ += ["HRNetMSOCR", "HRNetOCR", "HRNetOCRASPP", "HRNetV2"]

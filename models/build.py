@@ -1,4 +1,5 @@
 """``build_model``: the one way every entry point turns a ``config/model/*.yaml`` node into a model."""
+
 from __future__ import annotations
 
 import torch

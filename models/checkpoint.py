@@ -3,6 +3,7 @@
 Used by model weight loaders (HRNet ``model.pretrained``), ``+finetune_from`` (training/finetune.py) and
 ``validation.py``/``predict.py``/``benchmark.py`` (inference/loading.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,5 +45,5 @@ def model_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     segbench models are the ``model`` child of the LightningModule, so every model tensor of a ``.ckpt`` is
     ``model.``-prefixed; when no key has that prefix the dict is returned as it is.
     """
-    inner = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    inner = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     return inner or state

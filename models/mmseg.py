@@ -13,6 +13,7 @@ no compiled ``mmcv._ext``; :func:`import_mmseg` registers a stand-in module whos
 NotImplementedError when called, since the ops segmentors use on CPU have pure-PyTorch paths. PSANet (PSAMask)
 and other configs calling compiled ops (e.g. CCNet criss-cross attention, deformable convs) fail when run.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -21,8 +22,9 @@ import os
 import re
 import sys
 import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,7 +45,9 @@ class _MissingExt(types.ModuleType):
         def op(*args, **kwargs):
             raise NotImplementedError(
                 f"mmcv._ext.{name} is a compiled mmcv op, absent from mmcv-lite; this MMSeg config needs the full "
-                f"mmcv build (pip install mmcv==2.1.0, 8-17 min compile on 2 cores)")
+                f"mmcv build (pip install mmcv==2.1.0, 8-17 min compile on 2 cores)"
+            )
+
         op.__name__ = name
         return op
 
@@ -58,11 +62,13 @@ def import_mmseg():
         import mmcv  # noqa: F401  (pyflakes: availability check)
         import mmengine  # noqa: F401
     except ImportError as e:
-        raise ImportError(f"model=mmseg needs the optional MMSegmentation extra ({e.name} missing): "
-                          f"{INSTALL_HINT}") from None
+        raise ImportError(
+            f"model=mmseg needs the optional MMSegmentation extra ({e.name} missing): {INSTALL_HINT}"
+        ) from None
     if "mmcv._ext" not in sys.modules:
         import importlib.machinery
         import importlib.util
+
         try:
             has_ext = importlib.util.find_spec("mmcv._ext") is not None
         except (ImportError, ValueError):
@@ -73,7 +79,7 @@ def import_mmseg():
             sys.modules["mmcv._ext"] = ext
     try:
         import mmseg
-        import mmseg.models  # noqa: F401  (registers the segmentors)
+        import mmseg.models
     except ImportError as e:
         raise ImportError(f"model=mmseg needs the optional MMSegmentation extra ({e}): {INSTALL_HINT}") from None
     return mmseg
@@ -100,8 +106,9 @@ def resolve_config(config: str | os.PathLike) -> Path:
             return cand
     names = sorted(str(c.relative_to(root)) for c in root.rglob("*.py") if "_base_" not in c.parts)
     tokens = set(re.split(r"[/_.\-]+", str(config).lower())) - {"", "py"}
-    close = [n for n in names if tokens <= set(re.split(r"[/_.\-]+", n.lower()))][:5] \
-        or difflib.get_close_matches(str(config), names, n=5, cutoff=0.3)
+    close = [n for n in names if tokens <= set(re.split(r"[/_.\-]+", n.lower()))][:5] or difflib.get_close_matches(
+        str(config), names, n=5, cutoff=0.3
+    )
     raise FileNotFoundError(f"MMSeg config {str(config)!r} not found under {root}; closest: {close}")
 
 
@@ -151,8 +158,14 @@ class MMSegModel(nn.Module):
         FileNotFoundError: unknown config (closest names listed) or missing checkpoint.
     """
 
-    def __init__(self, config: str, num_classes: int, checkpoint: str | None = None, aux_outputs: bool = True,
-                 cfg_options: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        config: str,
+        num_classes: int,
+        checkpoint: str | None = None,
+        aux_outputs: bool = True,
+        cfg_options: Mapping[str, Any] | None = None,
+    ):
         super().__init__()
         import_mmseg()
         from mmengine.config import Config
@@ -226,8 +239,10 @@ class MMSegModel(nn.Module):
         """
         path = Path(path_or_name)
         if not path.is_file():
-            raise FileNotFoundError(f"MMSeg checkpoint {path} not found; download it yourself (e.g. from the "
-                                    f"MMSeg model zoo) into ${{environment.weights_dir}} and give its path")
+            raise FileNotFoundError(
+                f"MMSeg checkpoint {path} not found; download it yourself (e.g. from the "
+                f"MMSeg model zoo) into ${{environment.weights_dir}} and give its path"
+            )
         state = torch.load(path, map_location="cpu", weights_only=False)
         state = state.get("state_dict", state)
         own = self.segmentor.state_dict()
@@ -237,9 +252,14 @@ class MMSegModel(nn.Module):
         skipped = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
         unexpected = sorted(k for k in state if k not in own)
         missing = self.segmentor.load_state_dict(fit, strict=False).missing_keys
-        self.load_report = {"loaded": len(fit), "missing": list(missing), "unexpected": unexpected,
-                            "skipped_shape": skipped}
+        self.load_report = {
+            "loaded": len(fit),
+            "missing": list(missing),
+            "unexpected": unexpected,
+            "skipped_shape": skipped,
+        }
         logging.getLogger("segbench").info(
             f"{path.name}: loaded {len(fit)} tensors; {len(missing)} missing {list(missing)[:4]}, "
             f"{len(unexpected)} unexpected {unexpected[:4]}, {len(skipped)} skipped for shape (class count) "
-            f"{skipped[:4]}")
+            f"{skipped[:4]}"
+        )

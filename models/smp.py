@@ -6,6 +6,7 @@ Inputs whose height/width are not divisible by 32 are zero-padded at the bottom/
 normalisation, i.e. with the dataset mean) and the logits cropped back, so any image size works
 (PAN's feature-pyramid attention additionally needs inputs of at least 128 px per side).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,20 @@ from torch import nn
 
 SMP_ARCHITECTURES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (smp.Unet, smp.UnetPlusPlus, smp.FPN, smp.PSPNet, smp.DeepLabV3, smp.DeepLabV3Plus, smp.Linknet,
-                smp.MAnet, smp.PAN, smp.UPerNet, smp.Segformer, smp.DPT)
+    for cls in (
+        smp.Unet,
+        smp.UnetPlusPlus,
+        smp.FPN,
+        smp.PSPNet,
+        smp.DeepLabV3,
+        smp.DeepLabV3Plus,
+        smp.Linknet,
+        smp.MAnet,
+        smp.PAN,
+        smp.UPerNet,
+        smp.Segformer,
+        smp.DPT,
+    )
 }
 
 
@@ -50,16 +63,24 @@ class SMPModel(nn.Module):
 
     output_names = ("out",)
 
-    def __init__(self, arch: str, encoder: str, num_classes: int, encoder_weights: str | None = None,
-                 in_channels: int = 3, **kwargs):
+    def __init__(
+        self,
+        arch: str,
+        encoder: str,
+        num_classes: int,
+        encoder_weights: str | None = None,
+        in_channels: int = 3,
+        **kwargs,
+    ):
         super().__init__()
         if arch not in SMP_ARCHITECTURES:
             raise ValueError(f"unknown smp architecture {arch!r}; valid: {sorted(SMP_ARCHITECTURES)}")
         if not encoder.startswith("tu-") and encoder not in smp.encoders.get_encoder_names():
             raise ValueError(f"unknown smp encoder {encoder!r}; valid: {_encoder_names()} or 'tu-<timm model>'")
         self.arch, self.encoder_name, self.num_classes = arch, encoder, num_classes
-        self.net = SMP_ARCHITECTURES[arch](encoder_name=encoder, encoder_weights=None, in_channels=in_channels,
-                                           classes=num_classes, **kwargs)
+        self.net = SMP_ARCHITECTURES[arch](
+            encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=num_classes, **kwargs
+        )
         if encoder_weights is not None:
             self.load_encoder_weights(encoder_weights)
         # Pad to a multiple of 32 (or the encoder's output stride if larger): every smp decoder accepts it,
@@ -75,7 +96,8 @@ class SMPModel(nn.Module):
         if not os.path.isfile(str(path)):
             raise ValueError(
                 f"model.encoder_weights={path!r} is not a local file; segbench never downloads weights. "
-                f"Save the encoder's state dict (e.g. from timm/smp on a machine with network) and give its path.")
+                f"Save the encoder's state dict (e.g. from timm/smp on a machine with network) and give its path."
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state)
         # nn.Module.load_state_dict directly: some smp encoders override it and return None.
@@ -83,7 +105,7 @@ class SMPModel(nn.Module):
         if missing:
             raise ValueError(f"{path}: {len(missing)} encoder keys missing, e.g. {missing[:5]}")
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h, w = x.shape[-2:]
         ph, pw = math.ceil(h / self.stride) * self.stride - h, math.ceil(w / self.stride) * self.stride - w
         if ph or pw:

@@ -1,4 +1,5 @@
 """Shared test helpers: config composition, the real-data folder, tiny run overrides."""
+
 from __future__ import annotations
 
 import os
@@ -18,9 +19,17 @@ CONFIG_DIR = REPO / "config"
 SHARED_DATA = Path(os.environ.get("SEGBENCH_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 
 # Overrides that make a training run take seconds on CPU (2 train + 2 val batches, small crops).
-TINY_RUN = ["epochs=1", "batch_size=2", "val_batch_size=2", "num_workers=0", "dataset.crop_size=[64,96]",
-            "trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "num_vis=2",
-            "callbacks.progress_bar.refresh_rate=0"]
+TINY_RUN = [
+    "epochs=1",
+    "batch_size=2",
+    "val_batch_size=2",
+    "num_workers=0",
+    "dataset.crop_size=[64,96]",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=2",
+    "num_vis=2",
+    "callbacks.progress_bar.refresh_rate=0",
+]
 
 
 def compose_cfg(overrides=(), config_name: str = "train", return_hydra_config: bool = False):
@@ -38,8 +47,9 @@ def run_entry(script: str, *args: str, env: dict | None = None, timeout: int = 9
     e = dict(os.environ)
     e.setdefault("OMP_NUM_THREADS", "1")
     e.update(env or {})
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=REPO, env=e, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args], cwd=REPO, env=e, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,4 +1,5 @@
 """Every option of every config group composes and resolves (lightning-hydra-template style)."""
+
 from pathlib import Path
 
 import pytest
@@ -32,15 +33,31 @@ def test_defaults_are_the_documented_ones():
     assert cfg.trainer.accelerator == "cpu"
     assert "tensorboard" in cfg.logger
     assert cfg.dataset.name == "camvid" and cfg.dataset.ignore_index == 255
-    for key in "epochs batch_size val_batch_size num_workers lr wd momentum lossfunction lossweight seed LOGDIR " \
-               "experiment".split():
+    for key in [
+        "epochs",
+        "batch_size",
+        "val_batch_size",
+        "num_workers",
+        "lr",
+        "wd",
+        "momentum",
+        "lossfunction",
+        "lossweight",
+        "seed",
+        "LOGDIR",
+        "experiment",
+    ]:
         assert key in cfg, key
 
 
 def test_command_line_overrides_reach_the_model():
     cfg = compose_cfg(["model=smp", "model.arch=FPN", "model.encoder=resnet34", "lossfunction=[wCE]", "epochs=3"])
-    assert (cfg.model.arch, cfg.model.encoder, list(cfg.lossfunction), cfg.trainer.max_epochs) == \
-           ("FPN", "resnet34", ["wCE"], 3)
+    assert (cfg.model.arch, cfg.model.encoder, list(cfg.lossfunction), cfg.trainer.max_epochs) == (
+        "FPN",
+        "resnet34",
+        ["wCE"],
+        3,
+    )
 
 
 def test_paths_come_from_environment_variables(monkeypatch, tmp_path):
@@ -48,7 +65,7 @@ def test_paths_come_from_environment_variables(monkeypatch, tmp_path):
     monkeypatch.setenv("SEGBENCH_LOGDIR", str(tmp_path / "l"))
     cfg = compose_cfg([])
     assert cfg.dataset.root == str(tmp_path / "d" / "camvid")
-    assert cfg.LOGDIR == str(tmp_path / "l")
+    assert str(tmp_path / "l") == cfg.LOGDIR
 
 
 def test_default_paths_are_repo_relative(monkeypatch):

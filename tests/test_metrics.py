@@ -1,4 +1,5 @@
 """Metrics on hand-made confusion matrices (rows = ground truth, cols = prediction)."""
+
 import math
 
 import pytest

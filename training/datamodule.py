@@ -1,4 +1,5 @@
 """LightningDataModule building train/val loaders from the ``dataset`` and ``augmentation`` configs."""
+
 from __future__ import annotations
 
 import pytorch_lightning as pl
@@ -23,36 +24,48 @@ class SegDataModule(pl.LightningDataModule):
         self.cfg = cfg
         self.train_set = self.val_set = None
 
-    def setup(self, stage: str | None = None) -> None:  # noqa: D102
+    def setup(self, stage: str | None = None) -> None:
         d = self.cfg.dataset
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = build_dataset(d, "train", build_transforms(self.cfg.augmentation.train, d.mean, d.std))
         if stage in (None, "fit", "validate") and self.val_set is None:
-            self.val_set = build_dataset(d, d.get("val_split", "val"),
-                                         build_transforms(self.cfg.augmentation.test, d.mean, d.std), require_labels=True)
+            self.val_set = build_dataset(
+                d,
+                d.get("val_split", "val"),
+                build_transforms(self.cfg.augmentation.test, d.mean, d.std),
+                require_labels=True,
+            )
 
     def _loader(self, dataset, batch_size: int, shuffle: bool, drop_last: bool, sampler=None) -> DataLoader:
         workers = int(self.cfg.num_workers)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else None,
-                          drop_last=drop_last, num_workers=workers, sampler=sampler,
-                          pin_memory=self.cfg.trainer.accelerator == "gpu", persistent_workers=workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle if sampler is None else None,
+            drop_last=drop_last,
+            num_workers=workers,
+            sampler=sampler,
+            pin_memory=self.cfg.trainer.accelerator == "gpu",
+            persistent_workers=workers > 0,
+        )
 
-    def train_dataloader(self) -> DataLoader:  # noqa: D102
+    def train_dataloader(self) -> DataLoader:
         bs = min(int(self.cfg.batch_size), len(self.train_set))
         # order and augmentation are functions of (seed, epoch): reproducible, resumable (training/determinism.py)
         trainer = getattr(self, "trainer", None)
         world, rank, epoch = (trainer.world_size, trainer.global_rank, trainer.current_epoch) if trainer else (1, 0, 0)
-        sampler = EpochSeededSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True,
-                                     seed=int(self.cfg.seed), epoch=epoch)
+        sampler = EpochSeededSampler(
+            self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=int(self.cfg.seed), epoch=epoch
+        )
         return self._loader(SeededTransformDataset(self.train_set), bs, shuffle=True, drop_last=True, sampler=sampler)
 
-    def val_dataloader(self) -> DataLoader:  # noqa: D102
+    def val_dataloader(self) -> DataLoader:
         sampler = None
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.world_size > 1:
             # rank r sees samples r, r+W, ... (no padding: every val sample counted exactly once, see Lightning's
             # UnrepeatedDistributedSampler); Lightning keeps a DistributedSampler subclass as it is.
-            sampler = UnrepeatedDistributedSampler(self.val_set, num_replicas=trainer.world_size,
-                                                   rank=trainer.global_rank, shuffle=False)
-        return self._loader(self.val_set, int(self.cfg.val_batch_size), shuffle=False, drop_last=False,
-                            sampler=sampler)
+            sampler = UnrepeatedDistributedSampler(
+                self.val_set, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+            )
+        return self._loader(self.val_set, int(self.cfg.val_batch_size), shuffle=False, drop_last=False, sampler=sampler)

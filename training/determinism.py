@@ -17,9 +17,10 @@ A run resumed from the end-of-epoch ``last.ckpt`` therefore replays the interrup
 ``deterministic=true`` (``torch.use_deterministic_algorithms``) two CPU runs are bit-identical
 (tests/training/test_resume.py).
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytorch_lightning as pl
@@ -39,10 +40,17 @@ class EpochSeededSampler(DistributedSampler):
     without a process group. ``drop_last=True`` drops the tail so every rank gets the same number of samples.
     """
 
-    def __init__(self, dataset, num_replicas: int = 1, rank: int = 0, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = True, epoch: int = 0):
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
-                         drop_last=drop_last)
+    def __init__(
+        self,
+        dataset,
+        num_replicas: int = 1,
+        rank: int = 0,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = True,
+        epoch: int = 0,
+    ):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
         self.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
@@ -84,5 +92,5 @@ class EpochSeedCallback(pl.Callback):
     def __init__(self, seed: int):
         self.seed = int(seed)
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         seed_everything(self.seed + trainer.current_epoch, workers=True, verbose=False)

@@ -7,6 +7,7 @@
   ones) is frozen for ``freeze_encoder_epochs`` epochs, then unfrozen and the learning rate of every param
   group is multiplied by ``unfreeze_lr_factor`` (default 0.5).
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,14 +52,22 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> dict[str, list[str
     mismatch = [k for k, v in source.items() if k in target and tuple(v.shape) != tuple(target[k].shape)]
     usable = {k: v for k, v in source.items() if k in target and k not in mismatch}
     if not usable:
-        raise ValueError(f"finetune_from: no tensor of {path} matches {type(model).__name__} "
-                         f"(first file keys {list(source)[:3]}, first model keys {list(target)[:3]})")
+        raise ValueError(
+            f"finetune_from: no tensor of {path} matches {type(model).__name__} "
+            f"(first file keys {list(source)[:3]}, first model keys {list(target)[:3]})"
+        )
     model.load_state_dict(usable, strict=False)
-    report = {"loaded": sorted(usable), "missing": sorted(set(target) - set(usable)),
-              "unexpected": sorted(set(source) - set(target)), "shape_mismatch": sorted(mismatch)}
-    log.info(f"finetune_from {path}: loaded {len(usable)}/{len(target)} tensors; "
-             f"shape mismatch (kept initialisation): {mismatch[:5]}{'...' if len(mismatch) > 5 else ''}; "
-             f"missing {len(report['missing'])}, unexpected {len(report['unexpected'])}")
+    report = {
+        "loaded": sorted(usable),
+        "missing": sorted(set(target) - set(usable)),
+        "unexpected": sorted(set(source) - set(target)),
+        "shape_mismatch": sorted(mismatch),
+    }
+    log.info(
+        f"finetune_from {path}: loaded {len(usable)}/{len(target)} tensors; "
+        f"shape mismatch (kept initialisation): {mismatch[:5]}{'...' if len(mismatch) > 5 else ''}; "
+        f"missing {len(report['missing'])}, unexpected {len(report['unexpected'])}"
+    )
     return report
 
 
@@ -103,26 +112,28 @@ class FreezeEncoder(pl.Callback):
         self.unfrozen = False
 
     @property
-    def state_key(self) -> str:  # noqa: D102
+    def state_key(self) -> str:
         return "FreezeEncoder"
 
-    def state_dict(self) -> dict:  # noqa: D102
+    def state_dict(self) -> dict:
         return {"unfrozen": self.unfrozen}
 
-    def load_state_dict(self, state_dict: dict) -> None:  # noqa: D102
+    def load_state_dict(self, state_dict: dict) -> None:
         self.unfrozen = bool(state_dict.get("unfrozen", False))
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:  # noqa: D102
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         strategy = trainer.strategy
         if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters"):
-            raise ValueError("freeze_encoder_epochs>0 under DDP needs trainer.strategy=ddp_find_unused_parameters_true "
-                             "(frozen encoder parameters get no gradient)")
+            raise ValueError(
+                "freeze_encoder_epochs>0 under DDP needs trainer.strategy=ddp_find_unused_parameters_true "
+                "(frozen encoder parameters get no gradient)"
+            )
 
     def _set(self, pl_module: pl.LightningModule, trainable: bool) -> None:
         for p in find_encoder(pl_module.model).parameters():
             p.requires_grad_(trainable)
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch < self.epochs:
             self._set(pl_module, False)
             return

@@ -5,6 +5,7 @@ model output (``lossfunction``/``lossweight``, see :class:`losses.MultiOutputLos
 (``_partial_``), ``lr_scheduler`` (stepped per iteration). Validation uses the inference engine in
 ``whole`` mode so that validation.py reproduces it exactly.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from inference import InferenceSettings, infer
 from inference.visualize import comparison_grid
 from losses import MultiOutputLoss
-from models.build import build_model
 from metrics import SegmentationMetrics, metrics_from_confusion
+from models.build import build_model
 
 log = logging.getLogger("segbench")
 
@@ -40,10 +41,15 @@ class SegmentationModule(pl.LightningModule):
         d = self.cfg.dataset
         self.model = build_model(self.cfg.model)
         self.output_names = tuple(self.model.output_names)
-        self.criterion = MultiOutputLoss(self.output_names, self.cfg.lossfunction, self.cfg.lossweight,
-                                         num_classes=d.num_classes, ignore_index=d.ignore_index,
-                                         class_weights=d.get("class_weights"),
-                                         params=OmegaConf.to_container(self.cfg.get("loss_params", OmegaConf.create({}))))
+        self.criterion = MultiOutputLoss(
+            self.output_names,
+            self.cfg.lossfunction,
+            self.cfg.lossweight,
+            num_classes=d.num_classes,
+            ignore_index=d.ignore_index,
+            class_weights=d.get("class_weights"),
+            params=OmegaConf.to_container(self.cfg.get("loss_params", OmegaConf.create({}))),
+        )
         self.val_metrics = SegmentationMetrics(d.num_classes, d.ignore_index)
         self.val_settings = InferenceSettings(mode="whole")
         self.channels_last = bool(self.cfg.get("channels_last", False))
@@ -54,25 +60,33 @@ class SegmentationModule(pl.LightningModule):
         self.best_epoch = -1
         self.best_confmat_path = None  # set by training.train: the run folder's ConfusionMatrix.pt
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
-    def training_step(self, batch, batch_idx):  # noqa: D102
+    def training_step(self, batch, batch_idx):
         outputs = self(batch["image"])
         loss, parts = self.criterion(outputs, batch["mask"])
         bs = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
-        if "skipped" in batch:  # dataset.skip_corrupt=true: corrupt files skipped to build this batch (datasets/base.py)
-            self.log("data/skipped_corrupt", batch["skipped"].sum().float(), reduce_fx="sum", on_step=False,
-                     on_epoch=True, batch_size=bs)
+        if (
+            "skipped" in batch
+        ):  # dataset.skip_corrupt=true: corrupt files skipped to build this batch (datasets/base.py)
+            self.log(
+                "data/skipped_corrupt",
+                batch["skipped"].sum().float(),
+                reduce_fx="sum",
+                on_step=False,
+                on_epoch=True,
+                batch_size=bs,
+            )
         if len(parts) > 1:
             for name, value in parts.items():
                 self.log(f"train/loss_{name}", value, batch_size=bs)
         return loss
 
-    def validation_step(self, batch, batch_idx):  # noqa: D102
+    def validation_step(self, batch, batch_idx):
         images, target = batch["image"], batch["mask"]
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -82,7 +96,7 @@ class SegmentationModule(pl.LightningModule):
         if batch_idx == 0 and self.cfg.get("num_vis", 0) and self.global_rank == 0:
             self._log_images(images, target, pred)
 
-    def on_validation_epoch_end(self) -> None:  # noqa: D102
+    def on_validation_epoch_end(self) -> None:
         confmat = self.val_metrics.confusion()
         self.val_metrics.reset()
         m = metrics_from_confusion(confmat)
@@ -100,8 +114,10 @@ class SegmentationModule(pl.LightningModule):
             if self.best_confmat_path is not None and self.global_rank == 0:
                 torch.save(self.best_confmat, self.best_confmat_path)
         if self.global_rank == 0:
-            log.info(f"Epoch {self.current_epoch}: val mIoU={m['mIoU']:.4f} aAcc={m['aAcc']:.4f} "
-                     f"mAcc={m['mAcc']:.4f} (best {self.best_miou:.4f} @ epoch {self.best_epoch})")
+            log.info(
+                f"Epoch {self.current_epoch}: val mIoU={m['mIoU']:.4f} aAcc={m['aAcc']:.4f} "
+                f"mAcc={m['mAcc']:.4f} (best {self.best_miou:.4f} @ epoch {self.best_epoch})"
+            )
 
     def _log_images(self, images, target, pred) -> None:
         n = int(self.cfg.num_vis)
@@ -112,7 +128,7 @@ class SegmentationModule(pl.LightningModule):
                 grid = comparison_grid(images[:n], target[:n], pred[:n], d.palette, d.mean, d.std, d.ignore_index)
                 exp.add_image("val/prediction", grid, self.current_epoch)
 
-    def configure_optimizers(self):  # noqa: D102
+    def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = instantiate(self.cfg.optimizer)(params=params)
         sched_cfg = self.cfg.get("lr_scheduler")
@@ -120,5 +136,7 @@ class SegmentationModule(pl.LightningModule):
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = instantiate(sched_cfg.scheduler)(optimizer, **{sched_cfg.total_steps_arg: max(total, 1)})
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": sched_cfg.get("interval", "step")}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": sched_cfg.get("interval", "step")},
+        }

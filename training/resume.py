@@ -8,6 +8,7 @@
   folder already has one (a requeued/preempted SLURM job re-runs in its own folder and so resumes).
 * :class:`BestMetricState` stores the best-epoch record of the module in checkpoints.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,14 +67,17 @@ class BestMetricState(pl.Callback):
     """Keeps the module's best-epoch record (``best_miou``, ``best_epoch``, ``best_confmat``) in checkpoints."""
 
     @property
-    def state_key(self) -> str:  # noqa: D102
+    def state_key(self) -> str:
         return "BestMetricState"
 
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:  # noqa: D102
-        checkpoint["segbench_best"] = {"best_miou": float(pl_module.best_miou), "best_epoch": int(pl_module.best_epoch),
-                                       "best_confmat": pl_module.best_confmat}
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        checkpoint["segbench_best"] = {
+            "best_miou": float(pl_module.best_miou),
+            "best_epoch": int(pl_module.best_epoch),
+            "best_confmat": pl_module.best_confmat,
+        }
 
-    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:  # noqa: D102
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         best = checkpoint.get("segbench_best")
         if best:
             pl_module.best_miou, pl_module.best_epoch = best["best_miou"], best["best_epoch"]
@@ -91,8 +95,10 @@ def resume_checkpoint(cfg: DictConfig, run: RunFolder) -> Path | None:
     continue_from = cfg.get("continue_from")
     if continue_from:
         if Path(continue_from).resolve() != run.root:
-            raise ValueError(f"continue_from={continue_from} but the run folder is {run.root}: resume writes into "
-                             f"the same folder (run main.py with +continue_from=<run folder>)")
+            raise ValueError(
+                f"continue_from={continue_from} but the run folder is {run.root}: resume writes into "
+                f"the same folder (run main.py with +continue_from=<run folder>)"
+            )
         return run.checkpoint("last")
     if run.last_ckpt.is_file():  # the same job started again (SLURM requeue / preemption)
         return run.last_ckpt

@@ -9,6 +9,7 @@ Besides building and fitting, this is where a run is continued or initialised:
 * ``+finetune_from=<ckpt>``: weights only (training/finetune.py);
 * ``freeze_encoder_epochs=N`` / ``unfreeze_lr_factor``: two-stage fine-tuning (training/finetune.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,7 @@ log = logging.getLogger("segbench")
 def _instantiate_group(group: DictConfig | None, **fill) -> list:
     """Instantiate every ``_target_`` entry of a config group dict; keys in ``fill`` left null are filled."""
     out = []
-    for name, node in (group or {}).items():
+    for _name, node in (group or {}).items():
         if node is None or "_target_" not in node:
             continue
         kwargs = {k: v for k, v in fill.items() if k in node and node[k] in (None, "")}

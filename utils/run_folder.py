@@ -14,6 +14,7 @@ Layout (``../shared/DESIGN.md``)::
 
 Every entry point (main.py, validation.py, benchmark.py, predict.py) goes through :class:`RunFolder`.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -87,7 +88,7 @@ class RunFolder:
         return path
 
     # -------------------------------------------------------------- actions
-    def create(self) -> "RunFolder":
+    def create(self) -> RunFolder:
         """Make the run folder and ``checkpoints/``."""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         return self
@@ -107,8 +108,9 @@ class RunFolder:
         if not self.root.is_dir():
             raise RunFolderError(f"run folder {self.root} does not exist")
         if not self.hparams.is_file():
-            raise RunFolderError(f"{self.root} is not a segbench run folder: no hparams.yaml "
-                                 f"(runs of main.py write it at start)")
+            raise RunFolderError(
+                f"{self.root} is not a segbench run folder: no hparams.yaml (runs of main.py write it at start)"
+            )
         return OmegaConf.load(self.hparams)
 
     def checkpoint(self, which: str = "best") -> Path:
@@ -122,13 +124,21 @@ class RunFolder:
             raise RunFolderError(
                 f"no checkpoint {path}: checkpointing is on by default (callbacks=default writes "
                 f"checkpoints/best.ckpt and last.ckpt); runs with trainer.fast_dev_run=true or "
-                f"callbacks.model_checkpoint=null save none")
+                f"callbacks.model_checkpoint=null save none"
+            )
         return path
 
     def missing(self) -> list[str]:
         """Names of the promised files a finished training run lacks (empty when complete)."""
-        need = [self.best_ckpt, self.last_ckpt, self.hparams, self.log_file, self.confusion_matrix,
-                self.hydra_dir / "config.yaml", self.hydra_dir / "overrides.yaml"]
+        need = [
+            self.best_ckpt,
+            self.last_ckpt,
+            self.hparams,
+            self.log_file,
+            self.confusion_matrix,
+            self.hydra_dir / "config.yaml",
+            self.hydra_dir / "overrides.yaml",
+        ]
         out = [str(p.relative_to(self.root)) for p in need if not p.exists()]
         if not self.tensorboard_events() and not (self.root / "metrics.csv").exists():
             out.append("events.out.tfevents.* (or metrics.csv)")

@@ -14,13 +14,14 @@ test cluster of ``scripts/slurm_local.sh``) ``sacct`` fails, so a job killed bef
 Requeued/preempted jobs stay in ``squeue`` (PENDING), so ``max_num_timeout`` resubmission keeps working;
 the resubmitted job runs in the same run folder and resumes from ``last.ckpt`` (training/resume.py).
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import subprocess
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 
@@ -30,8 +31,9 @@ log = logging.getLogger(__name__)
 def _in_slurm_queue(job_id: str) -> bool | None:
     """True/False whether ``squeue`` lists ``job_id``; None when squeue cannot answer."""
     try:
-        out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", str(job_id)], capture_output=True, text=True,
-                             timeout=30)
+        out = subprocess.run(
+            ["squeue", "-h", "-o", "%i", "-j", str(job_id)], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:
@@ -56,14 +58,18 @@ def bounded_wait(job, timeout_s: float, gone_grace_s: float | None, poll_s: floa
         if now > deadline:
             with contextlib.suppress(Exception):
                 job.cancel(check=False)
-            raise UncompletedJobError(f"job {job.job_id} not done after {timeout_s:.0f} s (launcher_wait.timeout_min); "
-                                      f"cancelled. Logs: {job.paths.stdout} {job.paths.stderr}")
+            raise UncompletedJobError(
+                f"job {job.job_id} not done after {timeout_s:.0f} s (launcher_wait.timeout_min); "
+                f"cancelled. Logs: {job.paths.stdout} {job.paths.stderr}"
+            )
         if gone_since is None or now - gone_since > 1:
             queued = _in_slurm_queue(job.job_id) if gone_grace_s is not None else True
             gone_since = (gone_since or now) if queued is False else None
         if gone_since is not None and now - gone_since > gone_grace_s and not job.paths.result_pickle.exists():
-            raise UncompletedJobError(f"job {job.job_id} left the SLURM queue without a result (killed: scancel, "
-                                      f"OOM or time limit?). Logs: {job.paths.stdout} {job.paths.stderr}")
+            raise UncompletedJobError(
+                f"job {job.job_id} left the SLURM queue without a result (killed: scancel, "
+                f"OOM or time limit?). Logs: {job.paths.stdout} {job.paths.stderr}"
+            )
         time.sleep(poll_s)
 
 
@@ -83,7 +89,7 @@ def _bounded_job_waits(timeout_s: float, gone_grace_s: float | None) -> Iterator
 class _Bounded:
     _gone_grace_default: float | None = None
 
-    def launch(self, job_overrides, initial_job_idx):  # noqa: D102
+    def launch(self, job_overrides, initial_job_idx):
         # the schema of hydra.launcher (hydra-submitit-launcher) admits no extra keys: settings are top-level
         wait = self.config.get("launcher_wait") or {}
         timeout_s = float(wait.get("timeout_min", 1440)) * 60

@@ -3,6 +3,7 @@
 Both load the authors' published checkpoints (``load_pretrained``) and carry the authors' input convention
 in their model config (:class:`InputConvention`).
 """
+
 from models.espnet.common import InputConvention
 from models.espnet.espnet import ESPNet
 from models.espnet.espnetv2 import ESPNetv2

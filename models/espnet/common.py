@@ -9,12 +9,13 @@
   to a multiple of the output stride and the logits cropped back.
 * :func:`load_author_checkpoint`: strict loading of a plain state dict with an explicit key map.
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,8 +45,16 @@ class InputConvention(nn.Module):
         ValueError: an unknown ``channel_order`` or a statistic that is not 3 numbers (std must be > 0).
     """
 
-    def __init__(self, dataset_mean: Sequence[float], dataset_std: Sequence[float], mean: Sequence[float],
-                 std: Sequence[float], channel_order: str = "RGB", value_range: float = 1.0, divisor: float = 1.0):
+    def __init__(
+        self,
+        dataset_mean: Sequence[float],
+        dataset_std: Sequence[float],
+        mean: Sequence[float],
+        std: Sequence[float],
+        channel_order: str = "RGB",
+        value_range: float = 1.0,
+        divisor: float = 1.0,
+    ):
         super().__init__()
         if channel_order not in CHANNEL_ORDERS:
             raise ValueError(f"input convention channel_order={channel_order!r}; valid: {list(CHANNEL_ORDERS)}")
@@ -53,8 +62,9 @@ class InputConvention(nn.Module):
             if len(list(v)) != 3:
                 raise ValueError(f"input convention {name} must have 3 values, got {list(v)}")
         if min(list(std) + list(dataset_std)) <= 0:
-            raise ValueError(f"input convention std values must be > 0, got std={list(std)} "
-                             f"dataset std={list(dataset_std)}")
+            raise ValueError(
+                f"input convention std values must be > 0, got std={list(std)} dataset std={list(dataset_std)}"
+            )
         perm = [2, 1, 0] if channel_order == "BGR" else [0, 1, 2]
         dm = torch.tensor(dataset_mean, dtype=torch.float64)[perm]
         ds = torch.tensor(dataset_std, dtype=torch.float64)[perm]
@@ -65,8 +75,11 @@ class InputConvention(nn.Module):
         self.register_buffer("perm", torch.tensor(perm), persistent=False)
         self.register_buffer("scale", scale.float().view(1, 3, 1, 1), persistent=False)
         self.register_buffer("shift", shift.float().view(1, 3, 1, 1), persistent=False)
-        self.identity = bool(perm == [0, 1, 2] and torch.allclose(scale, torch.ones_like(scale), atol=1e-6)
-                             and torch.allclose(shift, torch.zeros_like(shift), atol=1e-6))
+        self.identity = bool(
+            perm == [0, 1, 2]
+            and torch.allclose(scale, torch.ones_like(scale), atol=1e-6)
+            and torch.allclose(shift, torch.zeros_like(shift), atol=1e-6)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """float[N,3,H,W] dataset-normalised RGB -> float[N,3,H,W] in the checkpoint's convention."""
@@ -76,7 +89,7 @@ class InputConvention(nn.Module):
             x = x.flip(1)
         return torch.addcmul(self.shift.to(x.dtype), x, self.scale.to(x.dtype))
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
         return f"channel_order={self.channel_order}, identity={self.identity}"
 
 
@@ -105,8 +118,9 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return (F.pad(x, (0, pw, 0, ph)) if ph or pw else x), (h, w)
 
 
-def resolve_weights(path_or_name: str | os.PathLike, weights_dir: str | os.PathLike | None, subdir: str,
-                    suffix: str = ".pth") -> Path:
+def resolve_weights(
+    path_or_name: str | os.PathLike, weights_dir: str | os.PathLike | None, subdir: str, suffix: str = ".pth"
+) -> Path:
     """Find an author checkpoint: an existing path, else ``<weights_dir>/<subdir>/<name>[.pth]``.
 
     Raises:
@@ -127,7 +141,8 @@ def resolve_weights(path_or_name: str | os.PathLike, weights_dir: str | os.PathL
     raise FileNotFoundError(
         f"checkpoint {str(path_or_name)!r} not found (expected {expected}); put the authors' file under "
         f"${{environment.weights_dir}}/{subdir}/ (SEGBENCH_WEIGHTS, weights_dir={weights_dir}) or give its path; "
-        f"nothing is downloaded")
+        f"nothing is downloaded"
+    )
 
 
 def load_author_checkpoint(model: nn.Module, path: Path, key_map: Callable[[str], str | None] | None = None) -> None:
@@ -143,18 +158,23 @@ def load_author_checkpoint(model: nn.Module, path: Path, key_map: Callable[[str]
         state = state["state_dict"]
     renamed = {}
     for k, v in state.items():
-        k = k[len("module."):] if k.startswith("module.") else k
+        k = k[len("module.") :] if k.startswith("module.") else k
         nk = key_map(k) if key_map else k
         if nk is not None:
             renamed[nk] = v
     own = model.state_dict()
     missing = [k for k in own if k not in renamed and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in renamed if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(renamed[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in renamed if k in own and renamed[k].shape != own[k].shape]
+    shapes = [
+        f"{k}: checkpoint {tuple(renamed[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in renamed
+        if k in own and renamed[k].shape != own[k].shape
+    ]
     if missing or unexpected or shapes:
-        raise ValueError(f"{path}: does not fit {type(model).__name__} ({getattr(model, 'describe', '')}): "
-                         f"{len(missing)} missing keys {missing[:4]}, {len(unexpected)} unexpected keys "
-                         f"{unexpected[:4]}, {len(shapes)} shape mismatches {shapes[:3]} "
-                         f"(check p/q/s/num_classes/extra_classes)")
+        raise ValueError(
+            f"{path}: does not fit {type(model).__name__} ({getattr(model, 'describe', '')}): "
+            f"{len(missing)} missing keys {missing[:4]}, {len(unexpected)} unexpected keys "
+            f"{unexpected[:4]}, {len(shapes)} shape mismatches {shapes[:3]} "
+            f"(check p/q/s/num_classes/extra_classes)"
+        )
     model.load_state_dict(renamed, strict=False)

@@ -7,10 +7,11 @@ Module names follow the authors' ``train/Model.py`` (``level1``, ``b1``, ``level
 independent implementation of the same graph (BatchNorm eps 1e-3, PReLU, ESP modules with the five dilated
 branches d = 1, 2, 4, 8, 16 and hierarchical feature fusion).
 """
+
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ class CBR(nn.Module):
         self.bn = nn.BatchNorm2d(n_out, eps=BN_EPS)
         self.act = nn.PReLU(n_out)
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         return self.act(self.bn(self.conv(x)))
 
 
@@ -42,7 +43,7 @@ class BR(nn.Module):
         self.bn = nn.BatchNorm2d(n, eps=BN_EPS)
         self.act = nn.PReLU(n)
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         return self.act(self.bn(x))
 
 
@@ -53,7 +54,7 @@ class C(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(n_in, n_out, k, stride=stride, padding=(k - 1) // 2 * d, dilation=d, bias=False)
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         return self.conv(x)
 
 
@@ -83,7 +84,7 @@ class ESPModule(nn.Module):
             self.bn = BR(n_out)
         self.add = add and not down and n_in == n_out
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         o = self.c1(x)
         add1 = self.d2(o)
         add2 = add1 + self.d4(o)
@@ -102,7 +103,7 @@ class InputProjection(nn.Module):
         super().__init__()
         self.pool = nn.ModuleList(nn.AvgPool2d(3, stride=2, padding=1) for _ in range(times))
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         for p in self.pool:
             x = p(x)
         return x
@@ -145,7 +146,7 @@ class ESPNetEncoder(nn.Module):
         out2_cat = self.b3(torch.cat([out2_0, out2], 1))
         return self.classifier(out2_cat), out1_cat, out0_cat, out0
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         return self.forward_features(x)[0]
 
 
@@ -182,9 +183,19 @@ class ESPNet(nn.Module):
     output_names = ("out",)
     stride = 8
 
-    def __init__(self, num_classes: int, p: int = 2, q: int = 8, decoder: bool = True, extra_classes: int = 0,
-                 input_conventions: Mapping | None = None, data_norm: Mapping | None = None,
-                 decoder_skip: str = "level1_cat", pretrained: str | None = None, weights_dir: str | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        p: int = 2,
+        q: int = 8,
+        decoder: bool = True,
+        extra_classes: int = 0,
+        input_conventions: Mapping | None = None,
+        data_norm: Mapping | None = None,
+        decoder_skip: str = "level1_cat",
+        pretrained: str | None = None,
+        weights_dir: str | None = None,
+    ):
         super().__init__()
         if decoder_skip not in SKIP_CHANNELS:
             raise ValueError(f"ESPNet: decoder_skip={decoder_skip!r}; valid: {sorted(SKIP_CHANNELS)}")

@@ -9,11 +9,12 @@ input reinforcement, ``base_net.level{3,4}.<i>``, decoder ``bu_dec_l{1..4}`` eff
 implementation of the same graph (EdgeNets ``nn_layers/eesp.py``, ``efficient_pyramid_pool.py``,
 ``efficient_pt.py``; encoder config ``model/classification/espnetv2_config.py``).
 """
+
 from __future__ import annotations
 
 import math
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -22,10 +23,15 @@ from torch import nn
 from models.espnet.common import build_input_convention, load_author_checkpoint, pad_to_multiple, resolve_weights
 
 #: output channels of levels 1..4 per width multiplier s (EdgeNets espnetv2_config.sc_ch_dict, levels 1-4)
-CHANNELS = {0.5: (16, 32, 64, 128), 1.0: (32, 64, 128, 256), 1.25: (32, 80, 160, 320),
-            1.5: (32, 96, 192, 384), 2.0: (32, 128, 256, 512)}
-REPS = (3, 7)                      # EESP blocks at levels 3 and 4
-RECEPT_LIMIT = (13, 11, 9, 7, 5)   # max receptive field of the EESP branches per level
+CHANNELS = {
+    0.5: (16, 32, 64, 128),
+    1.0: (32, 64, 128, 256),
+    1.25: (32, 80, 160, 320),
+    1.5: (32, 96, 192, 384),
+    2.0: (32, 128, 256, 512),
+}
+REPS = (3, 7)  # EESP blocks at levels 3 and 4
+RECEPT_LIMIT = (13, 11, 9, 7, 5)  # max receptive field of the EESP branches per level
 BRANCHES = 4
 REINF_CHANNELS = 3
 
@@ -40,7 +46,7 @@ class CBR(nn.Module):
         self.bn = nn.BatchNorm2d(n_out)
         self.act = nn.PReLU(n_out)
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         return self.act(self.bn(self.conv(x)))
 
 
@@ -52,7 +58,7 @@ class CB(nn.Module):
         self.conv = nn.Conv2d(n_in, n_out, k, stride, (k - 1) // 2, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(n_out)
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         return self.bn(self.conv(x))
 
 
@@ -64,7 +70,7 @@ class BR(nn.Module):
         self.bn = nn.BatchNorm2d(n)
         self.act = nn.PReLU(n)
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         return self.act(self.bn(x))
 
 
@@ -75,7 +81,7 @@ class DWConv(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(n, n, 3, stride, d, dilation=d, groups=n, bias=False)
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         return self.conv(x)
 
 
@@ -99,7 +105,7 @@ class EESP(nn.Module):
         self.br_after_cat = BR(n_out)
         self.module_act = nn.PReLU(n_out)
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         o = self.proj_1x1(x)
         outs = [self.spp_dw[0](o)]
         for conv in self.spp_dw[1:]:
@@ -123,7 +129,7 @@ class DownSampler(nn.Module):
             self.inp_reinf = nn.Sequential(CBR(3, REINF_CHANNELS, 3, 1), CB(REINF_CHANNELS, n_out, 1, 1))
         self.act = nn.PReLU(n_out)
 
-    def forward(self, x, image=None):  # noqa: D102
+    def forward(self, x, image=None):
         avg = self.avg(x)
         out = torch.cat([avg, self.eesp(x)], 1)
         if image is not None:
@@ -168,10 +174,13 @@ class SeqCBR(nn.Module):
 
     def __init__(self, n_in, n_out, k, stride=1, groups=1):
         super().__init__()
-        self.cbr = nn.Sequential(nn.Conv2d(n_in, n_out, k, stride, (k - 1) // 2, groups=groups, bias=False),
-                                 nn.BatchNorm2d(n_out), nn.PReLU(n_out))
+        self.cbr = nn.Sequential(
+            nn.Conv2d(n_in, n_out, k, stride, (k - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(n_out),
+            nn.PReLU(n_out),
+        )
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         return self.cbr(x)
 
 
@@ -182,7 +191,7 @@ class SeqBR(nn.Module):
         super().__init__()
         self.br = nn.Sequential(nn.BatchNorm2d(n), nn.PReLU(n))
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         return self.br(x)
 
 
@@ -193,7 +202,7 @@ class Shuffle(nn.Module):
         super().__init__()
         self.groups = groups
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         n, c, h, w = x.shape
         return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
@@ -208,24 +217,30 @@ class EfficientPyrPool(nn.Module):
         self.projection_layer = SeqCBR(n_in, proj, 1)
         self.stages = nn.ModuleList(nn.Conv2d(proj, proj, 3, 1, 1, groups=proj, bias=False) for _ in self.scales)
         ns = len(self.scales)
-        self.merge_layer = nn.Sequential(SeqBR(proj * ns), Shuffle(ns), SeqCBR(proj * ns, proj, 3, groups=proj),
-                                         nn.Conv2d(proj, n_out, 1, bias=not last_layer_br))
+        self.merge_layer = nn.Sequential(
+            SeqBR(proj * ns),
+            Shuffle(ns),
+            SeqCBR(proj * ns, proj, 3, groups=proj),
+            nn.Conv2d(proj, n_out, 1, bias=not last_layer_br),
+        )
         self.last_layer_br = last_layer_br
         if last_layer_br:
             self.br = SeqBR(n_out)
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         x = self.projection_layer(x)
         h, w = x.shape[-2:]
         hs = []
         for scale, stage in zip(self.scales, self.stages):
-            hs_, ws_ = max(int(math.ceil(h * scale)), 5), max(int(math.ceil(w * scale)), 5)
+            hs_, ws_ = max(math.ceil(h * scale), 5), max(math.ceil(w * scale), 5)
             if scale < 1.0:
-                y = F.interpolate(stage(F.adaptive_avg_pool2d(x, (hs_, ws_))), (h, w), mode="bilinear",
-                                  align_corners=True)
+                y = F.interpolate(
+                    stage(F.adaptive_avg_pool2d(x, (hs_, ws_))), (h, w), mode="bilinear", align_corners=True
+                )
             elif scale > 1.0:
-                y = F.adaptive_avg_pool2d(stage(F.interpolate(x, (hs_, ws_), mode="bilinear", align_corners=True)),
-                                          (h, w))
+                y = F.adaptive_avg_pool2d(
+                    stage(F.interpolate(x, (hs_, ws_), mode="bilinear", align_corners=True)), (h, w)
+                )
             else:
                 y = stage(x)
             hs.append(y)
@@ -241,7 +256,7 @@ class EfficientPWConv(nn.Module):
         self.wt_layer = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(n_in, n_out, 1, bias=False), nn.Sigmoid())
         self.expansion_layer = SeqCBR(n_in, n_out, 3, groups=math.gcd(n_in, n_out))
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         return self.expansion_layer(x) * self.wt_layer(x)
 
 
@@ -268,9 +283,17 @@ class ESPNetv2(nn.Module):
     output_names = ("out",)
     stride = 16
 
-    def __init__(self, num_classes: int, s: float = 2.0, extra_classes: int = 0, decoder_planes: int = 16,
-                 input_conventions: Mapping | None = None, data_norm: Mapping | None = None,
-                 pretrained: str | None = None, weights_dir: str | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        s: float = 2.0,
+        extra_classes: int = 0,
+        decoder_planes: int = 16,
+        input_conventions: Mapping | None = None,
+        data_norm: Mapping | None = None,
+        pretrained: str | None = None,
+        weights_dir: str | None = None,
+    ):
         super().__init__()
         if num_classes < 1 or extra_classes < 0:
             raise ValueError(f"ESPNetv2: num_classes={num_classes} must be >= 1 and extra_classes={extra_classes} >= 0")

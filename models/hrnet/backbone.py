@@ -15,6 +15,7 @@ version resizes bilinearly *to the size of the target branch* (which also works 
 divisible by 32). We drop those parameter-free ``nn.Upsample`` modules and run the stages with our
 own forward (:meth:`HRNetBackbone._fuse`) that does exactly what ``seg_hrnet.py`` does.
 """
+
 from __future__ import annotations
 
 import timm
@@ -23,8 +24,21 @@ import torch.nn.functional as F
 from torch import nn
 
 HRNET_WIDTHS = (18, 30, 32, 40, 44, 48, 64)  # timm hrnet_w<C> variants with the HRNetV2 stage layout
-_BACKBONE_CHILDREN = ("conv1", "bn1", "act1", "conv2", "bn2", "act2", "layer1", "transition1", "stage2",
-                      "transition2", "stage3", "transition3", "stage4")
+_BACKBONE_CHILDREN = (
+    "conv1",
+    "bn1",
+    "act1",
+    "conv2",
+    "bn2",
+    "act2",
+    "layer1",
+    "transition1",
+    "stage2",
+    "transition2",
+    "stage3",
+    "transition3",
+    "stage4",
+)
 
 
 class HRNetBackbone(nn.Module):
@@ -57,7 +71,7 @@ class HRNetBackbone(nn.Module):
                     for j, f in enumerate(fuse_outer):
                         if j > i and isinstance(f[-1], nn.Upsample):
                             del f[-1]  # conv1x1 + BN remain; the bilinear resize happens in _fuse
-        self.branch_channels = tuple(self.width * 2 ** i for i in range(4))
+        self.branch_channels = tuple(self.width * 2**i for i in range(4))
         self.out_channels = sum(self.branch_channels)
 
     def _fuse(self, module: nn.Module, x: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -95,7 +109,7 @@ class HRNetBackbone(nn.Module):
         y = self._stage(self.stage3, self._transition(self.transition2, y))
         return self._stage(self.stage4, self._transition(self.transition3, y))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.branches(x)
         size = y[0].shape[-2:]
         up = [F.interpolate(t, size=size, mode="bilinear", align_corners=self.align_corners) for t in y[1:]]

@@ -14,6 +14,7 @@ All take ``x: float[N, 3, H, W]`` (normalised) and return logits ``float[N, K, H
 resolution (bilinear with the model's ``align_corners``, as the reference code does). Parameter counts
 with K=19 equal the official implementations (see ``tests/models/test_hrnet.py``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,8 +39,14 @@ class HRNetSegmentationBase(nn.Module):
 
     output_names: tuple[str, ...] = ("out",)
 
-    def __init__(self, num_classes: int, width: int = 48, align_corners: bool = False, weights_dir: str | None = None,
-                 weight_files: dict | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        width: int = 48,
+        align_corners: bool = False,
+        weights_dir: str | None = None,
+        weight_files: dict | None = None,
+    ):
         super().__init__()
         self.num_classes, self.align_corners = int(num_classes), bool(align_corners)
         self.weights_dir, self.weight_files = weights_dir, dict(weight_files or {})
@@ -77,15 +84,23 @@ class HRNetV2(HRNetSegmentationBase):
 
     output_names = ("out",)
 
-    def __init__(self, num_classes: int, width: int = 48, align_corners: bool = False, pretrained: str | None = None,
-                 weights_dir: str | None = None, weight_files: dict | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        width: int = 48,
+        align_corners: bool = False,
+        pretrained: str | None = None,
+        weights_dir: str | None = None,
+        weight_files: dict | None = None,
+    ):
         super().__init__(num_classes, width, align_corners, weights_dir, weight_files)
         c = self.backbone.out_channels
-        self.last_layer = nn.Sequential(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                                        nn.Conv2d(c, num_classes, 1))
+        self.last_layer = nn.Sequential(
+            nn.Conv2d(c, c, 1), nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.Conv2d(c, num_classes, 1)
+        )
         self._maybe_load(pretrained)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"out": self._resize(self.last_layer(self.backbone(x)), x.shape[-2:])}
 
 
@@ -102,9 +117,19 @@ class HRNetOCR(HRNetSegmentationBase):
 
     output_names = ("out", "aux")
 
-    def __init__(self, num_classes: int, width: int = 48, mid_channels: int = 512, key_channels: int = 256,
-                 dropout: float = 0.05, aspp_channels: int | None = None, align_corners: bool = True,
-                 pretrained: str | None = None, weights_dir: str | None = None, weight_files: dict | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        width: int = 48,
+        mid_channels: int = 512,
+        key_channels: int = 256,
+        dropout: float = 0.05,
+        aspp_channels: int | None = None,
+        align_corners: bool = True,
+        pretrained: str | None = None,
+        weights_dir: str | None = None,
+        weight_files: dict | None = None,
+    ):
         super().__init__(num_classes, width, align_corners, weights_dir, weight_files)
         in_channels = self.backbone.out_channels
         if aspp_channels:
@@ -120,7 +145,7 @@ class HRNetOCR(HRNetSegmentationBase):
         feats = self.backbone(x)
         return self.ocr(self.aspp(feats) if self.aspp is not None else feats)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         cls, aux, _ = self._single_scale(x)
         return {"out": self._resize(cls, x.shape[-2:]), "aux": self._resize(aux, x.shape[-2:])}
 
@@ -136,13 +161,33 @@ class HRNetOCRASPP(HRNetOCR):
         ValueError: ``aspp_channels`` is not a positive int.
     """
 
-    def __init__(self, num_classes: int, width: int = 48, mid_channels: int = 512, key_channels: int = 256,
-                 dropout: float = 0.05, aspp_channels: int = 256, align_corners: bool = True,
-                 pretrained: str | None = None, weights_dir: str | None = None, weight_files: dict | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        width: int = 48,
+        mid_channels: int = 512,
+        key_channels: int = 256,
+        dropout: float = 0.05,
+        aspp_channels: int = 256,
+        align_corners: bool = True,
+        pretrained: str | None = None,
+        weights_dir: str | None = None,
+        weight_files: dict | None = None,
+    ):
         if not aspp_channels or int(aspp_channels) <= 0:
             raise ValueError(f"HRNetOCRASPP needs aspp_channels > 0, got {aspp_channels!r}")
-        super().__init__(num_classes, width, mid_channels, key_channels, dropout, aspp_channels, align_corners,
-                         pretrained, weights_dir, weight_files)
+        super().__init__(
+            num_classes,
+            width,
+            mid_channels,
+            key_channels,
+            dropout,
+            aspp_channels,
+            align_corners,
+            pretrained,
+            weights_dir,
+            weight_files,
+        )
 
 
 class HRNetMSOCR(HRNetOCR):
@@ -170,14 +215,37 @@ class HRNetMSOCR(HRNetOCR):
 
     output_names = ("out", "aux", "scale_0.5", "scale_1.0")
 
-    def __init__(self, num_classes: int, width: int = 48, mid_channels: int = 512, key_channels: int = 256,
-                 dropout: float = 0.05, train_scales=(0.5, 1.0), eval_scales=(0.5, 1.0, 2.0), attn_channels: int = 256,
-                 align_corners: bool = True, pretrained: str | None = None, weights_dir: str | None = None,
-                 weight_files: dict | None = None):
-        super().__init__(num_classes, width, mid_channels, key_channels, dropout, None, align_corners, None,
-                         weights_dir, weight_files)
-        self.train_scales, self.eval_scales = self._check_scales(train_scales, "train_scales"), \
-            self._check_scales(eval_scales, "eval_scales")
+    def __init__(
+        self,
+        num_classes: int,
+        width: int = 48,
+        mid_channels: int = 512,
+        key_channels: int = 256,
+        dropout: float = 0.05,
+        train_scales=(0.5, 1.0),
+        eval_scales=(0.5, 1.0, 2.0),
+        attn_channels: int = 256,
+        align_corners: bool = True,
+        pretrained: str | None = None,
+        weights_dir: str | None = None,
+        weight_files: dict | None = None,
+    ):
+        super().__init__(
+            num_classes,
+            width,
+            mid_channels,
+            key_channels,
+            dropout,
+            None,
+            align_corners,
+            None,
+            weights_dir,
+            weight_files,
+        )
+        self.train_scales, self.eval_scales = (
+            self._check_scales(train_scales, "train_scales"),
+            self._check_scales(eval_scales, "eval_scales"),
+        )
         self.output_names = ("out", "aux", *(f"scale_{s}" for s in self.train_scales))
         self.scale_attn = scale_attention_head(mid_channels, attn_channels)
         self._maybe_load(pretrained)
@@ -190,8 +258,13 @@ class HRNetMSOCR(HRNetOCR):
         return scales
 
     def _one_scale(self, x: torch.Tensor, s: float):
-        xs = x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=self.align_corners,
-                                              recompute_scale_factor=True)
+        xs = (
+            x
+            if s == 1.0
+            else F.interpolate(
+                x, scale_factor=s, mode="bilinear", align_corners=self.align_corners, recompute_scale_factor=True
+            )
+        )
         cls, aux, feats = self._single_scale(xs)
         attn = self.scale_attn(feats)
         size = xs.shape[-2:]
@@ -215,7 +288,7 @@ class HRNetMSOCR(HRNetOCR):
                 aux = self._resize(attn_s * aux_s, aux.shape[-2:]) + (1 - attn_up) * aux
         return pred, aux, per_scale
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.training:
             pred, aux, _ = self.multiscale(x, self.eval_scales)
             return {"out": pred, "aux": aux}

@@ -15,6 +15,7 @@ onto our modules (whose keys are ``backbone.<official HRNet key>``, ``last_layer
   ``conv3x3_ocr.1.*`` / ``aux_head.{1,3}.*`` BN/conv indices renamed to the NVIDIA nesting), MIC-DKFZ and
   segbench Lightning checkpoints (``model.`` prefix).
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,14 +31,28 @@ from models.checkpoint import read_state_dict
 
 log = logging.getLogger("segbench")
 
-_BACKBONE_ROOTS = ("conv1.", "bn1.", "conv2.", "bn2.", "layer1.", "transition1.", "transition2.", "transition3.",
-                   "stage2.", "stage3.", "stage4.")
+_BACKBONE_ROOTS = (
+    "conv1.",
+    "bn1.",
+    "conv2.",
+    "bn2.",
+    "layer1.",
+    "transition1.",
+    "transition2.",
+    "transition3.",
+    "stage2.",
+    "stage3.",
+    "stage4.",
+)
 _WRAPPER_PREFIXES = ("module.", "model.")
 _IMAGENET_CLASSIFIER = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")  # expected leftovers
 _FLAT_OCR_ROOTS = ("conv3x3_ocr.", "aux_head.", "cls_head.", "ocr_gather_head.", "ocr_distri_head.")
 # HRNet-Semantic-Segmentation seg_hrnet_ocr.py puts BN directly in Sequential(conv, BN, ReLU[, conv]); NVIDIA nests BNReLU
-_FLAT_OCR_RENAMES = ((re.compile(r"^conv3x3_ocr\.1\."), "conv3x3_ocr.1.0."), (re.compile(r"^aux_head\.1\."), "aux_head.1.0."),
-                     (re.compile(r"^aux_head\.3\."), "aux_head.2."))
+_FLAT_OCR_RENAMES = (
+    (re.compile(r"^conv3x3_ocr\.1\."), "conv3x3_ocr.1.0."),
+    (re.compile(r"^aux_head\.1\."), "aux_head.1.0."),
+    (re.compile(r"^aux_head\.3\."), "aux_head.2."),
+)
 _SOURCES = {  # where users get the named files (README "Models: HRNet family")
     "ImageNet": "https://github.com/HRNet/HRNet-Image-Classification (ImageNet pretrained models)",
     "Paddle": "https://github.com/HRNet/HRNet-Image-Classification/releases (PretrainedWeights)",
@@ -50,15 +65,18 @@ class LoadReport:
     """What :func:`load_hrnet_state` did: key lists (our names) and the number of tensors copied."""
 
     loaded: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)       # our keys the checkpoint did not provide
-    unexpected: list[str] = field(default_factory=list)    # checkpoint keys (mapped) we have no module for
-    mismatched: list[str] = field(default_factory=list)    # present in both, different shape: kept ours
+    missing: list[str] = field(default_factory=list)  # our keys the checkpoint did not provide
+    unexpected: list[str] = field(default_factory=list)  # checkpoint keys (mapped) we have no module for
+    mismatched: list[str] = field(default_factory=list)  # present in both, different shape: kept ours
 
-    def summary(self) -> str:  # noqa: D102
+    def summary(self) -> str:
         def head(keys):
             return f"{len(keys)}" + (f" (e.g. {keys[:4]})" if keys else "")
-        return (f"loaded {len(self.loaded)} tensors; missing {head(self.missing)}; unexpected {head(self.unexpected)}; "
-                f"shape mismatch {head(self.mismatched)}")
+
+        return (
+            f"loaded {len(self.loaded)} tensors; missing {head(self.missing)}; unexpected {head(self.unexpected)}; "
+            f"shape mismatch {head(self.mismatched)}"
+        )
 
 
 def resolve_weights(pretrained: str, weights_dir: str | os.PathLike | None, weight_files: dict | None) -> Path:
@@ -75,13 +93,15 @@ def resolve_weights(pretrained: str, weights_dir: str | os.PathLike | None, weig
             raise FileNotFoundError(
                 f"model.pretrained={pretrained}: expected {path} (${{environment.weights_dir}}={weights_dir}, "
                 f"set SEGBENCH_WEIGHTS or environment.weights_dir); nothing is downloaded. Get "
-                f"{Path(str(weight_files[pretrained])).name} from {_SOURCES.get(pretrained, 'its authors')}")
+                f"{Path(str(weight_files[pretrained])).name} from {_SOURCES.get(pretrained, 'its authors')}"
+            )
         return path
     path = Path(str(pretrained)).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
             f"model.pretrained={pretrained!r} is neither one of {sorted(weight_files)} (files under "
-            f"${{environment.weights_dir}}={weights_dir}) nor an existing file")
+            f"${{environment.weights_dir}}={weights_dir}) nor an existing file"
+        )
     return path
 
 
@@ -97,7 +117,7 @@ def map_key(key: str) -> str:
         changed = False
         for p in _WRAPPER_PREFIXES:
             if key.startswith(p):
-                key, changed = key[len(p):], True
+                key, changed = key[len(p) :], True
     if key.startswith(_BACKBONE_ROOTS):
         key = "backbone." + key
     elif key.startswith(_FLAT_OCR_ROOTS):  # official HRNet-OCR (HRNet-Semantic-Segmentation) layout
@@ -130,7 +150,10 @@ def load_hrnet_state(model: nn.Module, state: dict[str, torch.Tensor]) -> LoadRe
     report.missing = sorted(k for k in ours if k not in load and k not in report.mismatched)
     if not any(k.startswith("backbone.") for k in load):
         width = getattr(getattr(model, "backbone", None), "width", "?")
-        probe, hint = "backbone.stage2.0.branches.0.0.conv1.weight", ""  # first conv of the C-wide branch: C x C x 3 x 3
+        probe, hint = (
+            "backbone.stage2.0.branches.0.0.conv1.weight",
+            "",
+        )  # first conv of the C-wide branch: C x C x 3 x 3
         if probe in report.mismatched:
             w = mapped[probe].shape[0]
             hint = f"; the checkpoint is HRNet-W{w}, the model W{width} (set model.width={w})"

@@ -1,4 +1,5 @@
 """Tiny stand-in models for benchmark tests (CPU, milliseconds)."""
+
 from __future__ import annotations
 
 from torch import nn
@@ -18,6 +19,6 @@ class CountingModel(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, num_classes, 3, stride=2, padding=1)
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
         type(self).calls += 1
         return {"out": self.conv(x)}

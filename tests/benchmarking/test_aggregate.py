@@ -1,4 +1,5 @@
 """Records -> CSV tables: columns, units, reported rows, MMSeg metafiles and the atomic write."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,19 @@ from tests.conftest import REPO
 
 
 def _rec(name, fps, miou=None, dataset="camvid", res="64x64", status="ok", **kw):
-    return BenchmarkRecord(name=name, method=name.split("-")[0], dataset=dataset, resolution=res, fps=fps,
-                           mIoU=miou, params=2_500_000, gflops=1.5, memory_mib=12.0, status=status, **kw)
+    return BenchmarkRecord(
+        name=name,
+        method=name.split("-")[0],
+        dataset=dataset,
+        resolution=res,
+        fps=fps,
+        mIoU=miou,
+        params=2_500_000,
+        gflops=1.5,
+        memory_mib=12.0,
+        status=status,
+        **kw,
+    )
 
 
 def test_record_roundtrip_and_nan(tmp_path):
@@ -36,9 +48,20 @@ def test_record_roundtrip_and_nan(tmp_path):
 
 def _reported(folder):
     folder.mkdir(parents=True)
-    pd.DataFrame([{"name": "Unet-resnet18", "method": "Unet", "fps": 30.0, "resolution": "64x64",
-                   "hardware": "V100", "dataset": "camvid", "mIoU": 60.0, "citation": "hand-made"}]
-                 ).to_csv(folder / "zoo.csv", index=False)
+    pd.DataFrame(
+        [
+            {
+                "name": "Unet-resnet18",
+                "method": "Unet",
+                "fps": 30.0,
+                "resolution": "64x64",
+                "hardware": "V100",
+                "dataset": "camvid",
+                "mIoU": 60.0,
+                "citation": "hand-made",
+            }
+        ]
+    ).to_csv(folder / "zoo.csv", index=False)
     return folder
 
 
@@ -46,13 +69,17 @@ def test_aggregate_tables(tmp_path):
     root = tmp_path / "logs"
     write_record(_rec("Unet-resnet18", 4.0, 0.5), root / "a" / "benchmark")
     write_record(_rec("FPN-resnet18", 8.0, 0.25), root / "b" / "benchmark")
-    write_record(_rec("Unet-bad", None, status="failed", error="ValueError: unknown smp encoder 'bad'"),
-                 root / "c" / "benchmark")
+    write_record(
+        _rec("Unet-bad", None, status="failed", error="ValueError: unknown smp encoder 'bad'"), root / "c" / "benchmark"
+    )
     write_record(_rec("Unet-resnet18", 1.0, dataset="cityscapes", res="1024x512"), root / "d" / "benchmark")
     tables = tmp_path / "tables"
     written = aggregate(root, tables, _reported(tables / "reported"))
-    assert sorted(p.relative_to(tables).as_posix() for p in written) == \
-        ["all.csv", "camvid/64x64.csv", "cityscapes/1024x512.csv"]
+    assert sorted(p.relative_to(tables).as_posix() for p in written) == [
+        "all.csv",
+        "camvid/64x64.csv",
+        "cityscapes/1024x512.csv",
+    ]
     all_ = pd.read_csv(tables / "all.csv")
     assert list(all_.columns[: len(COLUMNS)]) == COLUMNS
     assert len(all_) == 5
@@ -108,13 +135,31 @@ def test_shipped_reported_tables():
 
 
 def test_mmseg_metafile_rows():
-    meta = {"Models": [{
-        "Name": "deeplabv3plus_r50-d8_512x1024_40k_cityscapes", "In Collection": "DeepLabV3+",
-        "Metadata": {"backbone": "R-50-D8", "crop size": "(512,1024)",
-                     "inference time (ms/im)": [{"value": 253.81, "hardware": "V100", "backend": "PyTorch",
-                                                 "batch size": 1, "mode": "FP32", "resolution": "(512,1024)"}]},
-        "Results": [{"Task": "Semantic Segmentation", "Dataset": "Cityscapes", "Metrics": {"mIoU": 79.61}}],
-        "Config": "configs/deeplabv3plus/x.py", "Weights": "https://example/x.pth"}]}
+    meta = {
+        "Models": [
+            {
+                "Name": "deeplabv3plus_r50-d8_512x1024_40k_cityscapes",
+                "In Collection": "DeepLabV3+",
+                "Metadata": {
+                    "backbone": "R-50-D8",
+                    "crop size": "(512,1024)",
+                    "inference time (ms/im)": [
+                        {
+                            "value": 253.81,
+                            "hardware": "V100",
+                            "backend": "PyTorch",
+                            "batch size": 1,
+                            "mode": "FP32",
+                            "resolution": "(512,1024)",
+                        }
+                    ],
+                },
+                "Results": [{"Task": "Semantic Segmentation", "Dataset": "Cityscapes", "Metrics": {"mIoU": 79.61}}],
+                "Config": "configs/deeplabv3plus/x.py",
+                "Weights": "https://example/x.pth",
+            }
+        ]
+    }
     (row,) = rows_from_metafile(meta, "deeplabv3plus/metafile.yaml")
     assert row["fps"] == pytest.approx(1000 / 253.81)
     assert row["resolution"] == "1024x512" and row["dataset"] == "cityscapes" and row["mIoU"] == 79.61

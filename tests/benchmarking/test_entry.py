@@ -1,4 +1,5 @@
 """benchmark.py end to end: multirun with a failing member, then `aggregate` and `plot` subcommands."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -12,18 +13,34 @@ from tests.conftest import REPO, run_entry
 def test_multirun_aggregate_plot(tmp_path):
     logs, tables = tmp_path / "logs", tmp_path / "tables"
     env = {"SEGBENCH_LOGDIR": str(logs)}
-    r = run_entry("benchmark.py", "-m", "model.encoder=resnet18,mobilenet_v2,does_not_exist", "resolution=64x64",
-                  "warmup=1", "iterations=2", "device=cpu", "count_flops=false", env=env)
+    r = run_entry(
+        "benchmark.py",
+        "-m",
+        "model.encoder=resnet18,mobilenet_v2,does_not_exist",
+        "resolution=64x64",
+        "warmup=1",
+        "iterations=2",
+        "device=cpu",
+        "count_flops=false",
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     records = sorted((logs / "benchmark" / "multirun").glob("*/*/benchmark/*.json"))
     assert len(records) == 3  # the failing member wrote its row and the sweep went on
 
-    assert run_subcommand("aggregate", ["--root", str(logs), "--tables", str(tables),
-                                        "--reported", str(REPO / "tables" / "reported")]) == 0
+    assert (
+        run_subcommand(
+            "aggregate", ["--root", str(logs), "--tables", str(tables), "--reported", str(REPO / "tables" / "reported")]
+        )
+        == 0
+    )
     df = pd.read_csv(tables / "camvid" / "64x64.csv")
     assert sorted(df.name) == ["Unet-does_not_exist", "Unet-mobilenet_v2", "Unet-resnet18"]
-    assert dict(zip(df.name, df.status)) == {"Unet-does_not_exist": "failed", "Unet-mobilenet_v2": "ok",
-                                             "Unet-resnet18": "ok"}
+    assert dict(zip(df.name, df.status)) == {
+        "Unet-does_not_exist": "failed",
+        "Unet-mobilenet_v2": "ok",
+        "Unet-resnet18": "ok",
+    }
     assert df.set_index("name").loc["Unet-does_not_exist", "error"].startswith("ValueError: unknown smp encoder")
     assert (pd.read_csv(tables / "all.csv").source == "reported").sum() >= 30
     assert (tables / "cityscapes" / "2048x1024.csv").is_file()

@@ -1,4 +1,5 @@
 """fps-vs-mIoU plot: which methods are coloured, files written, clear errors."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -8,10 +9,15 @@ from benchmarking.plot import interesting_methods, plot_table, plottable
 
 
 def _table():
-    rows = [("A-s", "A", 50.0, 60.0, "reproduced"), ("A-l", "A", 10.0, 70.0, "reproduced"),
-            ("B-s", "B", 5.0, 65.0, "reported"), ("C-l", "C", 1.0, 80.0, "reported"),
-            ("A-l", "A", 12.0, 71.0, "reported"), ("D-x", "D", 2.0, 50.0, "reported"),
-            ("E-failed", "E", None, None, "reproduced")]
+    rows = [
+        ("A-s", "A", 50.0, 60.0, "reproduced"),
+        ("A-l", "A", 10.0, 70.0, "reproduced"),
+        ("B-s", "B", 5.0, 65.0, "reported"),
+        ("C-l", "C", 1.0, 80.0, "reported"),
+        ("A-l", "A", 12.0, 71.0, "reported"),
+        ("D-x", "D", 2.0, 50.0, "reported"),
+        ("E-failed", "E", None, None, "reproduced"),
+    ]
     df = pd.DataFrame(rows, columns=["name", "method", "fps", "mIoU", "source"])
     df["status"] = ["ok"] * 6 + ["failed"]
     return df

@@ -1,4 +1,5 @@
 """Timing protocol: warm-up excluded, exact call counts, fps = timed images / timed seconds (fake clock)."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """One measurement end to end in-process: counts, FLOPs closed form, records, failures, checkpoints, budget."""
+
 from __future__ import annotations
 
 import json
@@ -62,13 +63,18 @@ def test_backends_and_precisions_run(tmp_path, backend, precision):
     assert (rec.backend, rec.precision) == (backend, precision)
 
 
-@pytest.mark.parametrize("override,error", [
-    ("model.encoder=does_not_exist", "ValueError: unknown smp encoder 'does_not_exist'"),
-    ("backend=tensorrt", "ValueError: unknown backend 'tensorrt'; valid: ['channels_last', 'compile', 'eager', "
-                         "'onnxruntime']"),
-    ("checkpoint=/nonexistent/best.ckpt", "FileNotFoundError: checkpoint=/nonexistent/best.ckpt"),
-    ("resolution=big", "ValueError: resolution='big'"),
-])
+@pytest.mark.parametrize(
+    "override,error",
+    [
+        ("model.encoder=does_not_exist", "ValueError: unknown smp encoder 'does_not_exist'"),
+        (
+            "backend=tensorrt",
+            "ValueError: unknown backend 'tensorrt'; valid: ['channels_last', 'compile', 'eager', 'onnxruntime']",
+        ),
+        ("checkpoint=/nonexistent/best.ckpt", "FileNotFoundError: checkpoint=/nonexistent/best.ckpt"),
+        ("resolution=big", "ValueError: resolution='big'"),
+    ],
+)
 def test_failures_become_failed_records(tmp_path, override, error):
     rec, path = run_benchmark(bench_cfg(*FAST, override), tmp_path, model_choice="smp")
     assert rec.status == "failed" and rec.error.startswith(error), rec.error
@@ -93,8 +99,9 @@ def _fake_run_folder(tmp_path):
     train_cfg = compose_cfg(["model.arch=Linknet", *FAKE])
     (run / "hparams.yaml").write_text(OmegaConf.to_yaml(train_cfg, resolve=True))
     model = instantiate(train_cfg.model)
-    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}},
-               run / "checkpoints" / "best.ckpt")
+    torch.save(
+        {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, run / "checkpoints" / "best.ckpt"
+    )
     return run, model
 
 

@@ -1,4 +1,5 @@
 """The shared base class on a tiny generated folder: samples, label mapping and every bad-input error."""
+
 import logging
 
 import numpy as np
@@ -35,7 +36,9 @@ def test_folder_sample_follows_the_contract(folder):
 
 
 def test_folder_config_builds_normalised_samples(folder):
-    cfg = compose_cfg(["dataset=folder", f"dataset.root={folder}", "dataset.num_classes=3", "dataset.crop_size=[32,32]"])
+    cfg = compose_cfg(
+        ["dataset=folder", f"dataset.root={folder}", "dataset.num_classes=3", "dataset.crop_size=[32,32]"]
+    )
     t = build_transforms(cfg.augmentation.train, cfg.dataset.mean, cfg.dataset.std)
     s = build_dataset(cfg.dataset, "train", t)[0]
     assert s["image"].dtype == torch.float32 and s["image"].shape == (3, 32, 32)
@@ -64,7 +67,9 @@ def test_reduce_zero_label(folder):
 
 
 def test_missing_root_shows_the_expected_layout(tmp_path):
-    with pytest.raises(DatasetError, match=r"data root .*nowhere does not exist; expected layout:\nroot/\n  images/train"):
+    with pytest.raises(
+        DatasetError, match=r"data root .*nowhere does not exist; expected layout:\nroot/\n  images/train"
+    ):
         _ds(tmp_path / "nowhere")
 
 
@@ -80,7 +85,9 @@ def test_unknown_split_lists_the_valid_ones(folder):
 
 def test_image_without_label_names_both_paths(folder):
     random_image(folder / "images" / "train" / "lonely.png", 48, 64)
-    with pytest.raises(DatasetError, match=r"image .*images/train/lonely.png has no label: expected .*masks/train/lonely.png"):
+    with pytest.raises(
+        DatasetError, match=r"image .*images/train/lonely.png has no label: expected .*masks/train/lonely.png"
+    ):
         _ds(folder)
 
 
@@ -124,7 +131,7 @@ def test_skip_corrupt_returns_the_next_sample_and_counts(folder, caplog):
     assert s0["name"] == "img1" and s0["skipped"] == 1 and s1["skipped"] == 0
     assert "img0.png" in caplog.text
     batch = torch.utils.data.default_collate([s0, s1])
-    assert batch["skipped"].sum().item() == 1   # what training logs as data/skipped_corrupt
+    assert batch["skipped"].sum().item() == 1  # what training logs as data/skipped_corrupt
 
 
 def test_every_file_corrupt_is_an_error(folder):

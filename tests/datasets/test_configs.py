@@ -1,17 +1,41 @@
 """Every dataset config carries the keys the other parts rely on, consistently sized."""
+
 import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import CONFIG_DIR, compose_cfg
 
 DATASETS = sorted(p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml"))
-KEYS = "name _target_ root num_classes ignore_index class_names palette mean std class_weights crop_size val_split " \
-       "test_split skip_corrupt test".split()
+KEYS = [
+    "name",
+    "_target_",
+    "root",
+    "num_classes",
+    "ignore_index",
+    "class_names",
+    "palette",
+    "mean",
+    "std",
+    "class_weights",
+    "crop_size",
+    "val_split",
+    "test_split",
+    "skip_corrupt",
+    "test",
+]
 
 
 def test_every_dataset_is_listed():
-    assert set(DATASETS) >= {"camvid", "folder", "cityscapes", "cityscapes_coarse", "cityscapes_fine_coarse", "ade20k",
-                             "voc2010_context", "voc2010_context_60"}
+    assert set(DATASETS) >= {
+        "camvid",
+        "folder",
+        "cityscapes",
+        "cityscapes_coarse",
+        "cityscapes_fine_coarse",
+        "ade20k",
+        "voc2010_context",
+        "voc2010_context_60",
+    }
 
 
 @pytest.mark.parametrize("name", DATASETS)

@@ -1,4 +1,5 @@
 """Label mapping on the real samples of ../shared/data: CamVid, Cityscapes (vs the shipped labelTrainIds), ADE20K."""
+
 import shutil
 
 import numpy as np
@@ -46,7 +47,7 @@ def _shipped_train_ids(shared_data):
 def test_cityscapes_lut_is_the_official_table():
     lut = label_id_to_train_id()
     assert lut.shape == (34,)
-    assert lut[7] == 0 and lut[8] == 1 and lut[26] == 13 and lut[33] == 18      # road, sidewalk, car, bicycle
+    assert lut[7] == 0 and lut[8] == 1 and lut[26] == 13 and lut[33] == 18  # road, sidewalk, car, bicycle
     assert all(lut[i] == 255 for i in (0, 1, 2, 3, 4, 5, 6, 9, 10, 14, 15, 16, 18, 29, 30))
     assert sorted(set(lut.tolist()) - {255}) == list(range(19))
 
@@ -63,7 +64,7 @@ def _assert_matches_shipped(ours: np.ndarray, label_ids: np.ndarray, shipped: np
     differ = ours != shipped
     assert differ.mean() < 0.003, f"{differ.sum()} pixels differ"
     ys, xs = np.nonzero(differ)
-    on_boundary = sum(shipped[y, x] in ours[max(0, y - 1):y + 2, max(0, x - 1):x + 2] for y, x in zip(ys, xs))
+    on_boundary = sum(shipped[y, x] in ours[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2] for y, x in zip(ys, xs))
     assert on_boundary >= 0.95 * len(ys)
     for label_id in np.unique(label_ids):
         at = label_ids == label_id
@@ -93,10 +94,11 @@ def test_cityscapes_prepare_writes_train_ids(shared_data, tmp_path):
     shutil.copy(src, root / "gtFine" / "val" / "frankfurt" / src.name)
     (root / "leftImg8bit" / "val" / "frankfurt").mkdir(parents=True)
     (root / "leftImg8bit" / "val" / "frankfurt" / f"{CS_STEM}_leftImg8bit.png").symlink_to(
-        _cs_sample(shared_data) / "leftImg8bit" / "val" / "frankfurt" / f"{CS_STEM}_leftImg8bit.png")
+        _cs_sample(shared_data) / "leftImg8bit" / "val" / "frankfurt" / f"{CS_STEM}_leftImg8bit.png"
+    )
     shutil.copy(src, root / "gtFine" / "val" / "frankfurt" / "frankfurt_000000_000576_gtFine_labelIds.png")
     assert prepare_main(["cityscapes", str(root), "--workers", "2"]) == 0
-    assert prepare_main(["cityscapes", str(root)]) == 0   # nothing left to do
+    assert prepare_main(["cityscapes", str(root)]) == 0  # nothing left to do
     assert (root / "gtFine" / "val" / "frankfurt" / "frankfurt_000000_000576_gtFine_labelTrainIds.png").is_file()
     out = root / "gtFine" / "val" / "frankfurt" / f"{CS_STEM}_gtFine_labelTrainIds.png"
     written = Image.open(out)
@@ -120,7 +122,9 @@ def test_cityscapes_test_split_has_no_labels_and_refuses_evaluation(shared_data,
     cs = cityscapes_tree(shared_data, tmp_path)
     ds = Cityscapes(cs, "test", num_classes=19)
     assert ds.pairs[0][1] is None and (ds[0]["mask"] == 255).all()
-    with pytest.raises(DatasetError, match=r"split 'test' has no labels, it cannot be evaluated \(labelled splits: train, val\)"):
+    with pytest.raises(
+        DatasetError, match=r"split 'test' has no labels, it cannot be evaluated \(labelled splits: train, val\)"
+    ):
         Cityscapes(cs, "test", num_classes=19, require_labels=True)
 
 
@@ -131,17 +135,25 @@ def test_cityscapes_coarse_configs_pick_their_sources(shared_data, tmp_path):
         cfg = compose_cfg([f"dataset={name}", f"environment.data_root={tmp_path}"])
         train, val = build_dataset(cfg.dataset, "train"), build_dataset(cfg.dataset, "val")
         counts[name] = len(train)
-        assert [p[1].parent.parent.parent.name for p in val.pairs] == ["gtFine"]   # coarse has no val: fine val
+        assert [p[1].parent.parent.parent.name for p in val.pairs] == ["gtFine"]  # coarse has no val: fine val
         gts = sorted({p[1].name.split("_")[-2] for p in train.pairs})
-        assert gts == {"cityscapes": ["gtFine"], "cityscapes_coarse": ["gtCoarse"],
-                       "cityscapes_fine_coarse": ["gtCoarse", "gtFine"]}[name]
+        assert (
+            gts
+            == {
+                "cityscapes": ["gtFine"],
+                "cityscapes_coarse": ["gtCoarse"],
+                "cityscapes_fine_coarse": ["gtCoarse", "gtFine"],
+            }[name]
+        )
         assert np.array_equal(train[0]["mask"].numpy(), label_id_to_train_id()[_label_ids(shared_data)])
     assert counts == {"cityscapes": 1, "cityscapes_coarse": 2, "cityscapes_fine_coarse": 2}
 
 
 def test_cityscapes_missing_root_prints_the_tree(tmp_path):
     cfg = compose_cfg(["dataset=cityscapes", f"environment.data_root={tmp_path}"])
-    with pytest.raises(DatasetError, match=r"(?s)cityscapes does not exist; expected layout:\ncityscapes/\n  leftImg8bit/.*gtFine/"):
+    with pytest.raises(
+        DatasetError, match=r"(?s)cityscapes does not exist; expected layout:\ncityscapes/\n  leftImg8bit/.*gtFine/"
+    ):
         build_dataset(cfg.dataset, "train")
 
 

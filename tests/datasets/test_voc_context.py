@@ -1,4 +1,5 @@
 """PASCAL VOC2010 Context on a generated fixture in the official structure (.mat LabelMap via scipy.io.savemat)."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,9 +14,68 @@ from tests.datasets.trees import VOC_59, VOC_60, VOC_RAW, voc_context_tree
 def test_the_59_class_selection():
     assert len(CONTEXT59_IDS) == 59 and list(CONTEXT59_IDS) == sorted(CONTEXT59_IDS)
     # the PyTorch-Encoding / MMSegmentation list (with 0 = background), in its original order
-    encoding = [0, 2, 259, 260, 415, 324, 9, 258, 144, 18, 19, 22, 23, 397, 25, 284, 158, 159, 416, 33, 162, 420, 454,
-                295, 296, 427, 44, 45, 46, 308, 59, 440, 445, 31, 232, 65, 354, 424, 68, 326, 72, 458, 34, 207, 80,
-                355, 85, 347, 220, 349, 360, 98, 187, 104, 105, 366, 189, 368, 113, 115]
+    encoding = [
+        0,
+        2,
+        259,
+        260,
+        415,
+        324,
+        9,
+        258,
+        144,
+        18,
+        19,
+        22,
+        23,
+        397,
+        25,
+        284,
+        158,
+        159,
+        416,
+        33,
+        162,
+        420,
+        454,
+        295,
+        296,
+        427,
+        44,
+        45,
+        46,
+        308,
+        59,
+        440,
+        445,
+        31,
+        232,
+        65,
+        354,
+        424,
+        68,
+        326,
+        72,
+        458,
+        34,
+        207,
+        80,
+        355,
+        85,
+        347,
+        220,
+        349,
+        360,
+        98,
+        187,
+        104,
+        105,
+        366,
+        189,
+        368,
+        113,
+        115,
+    ]
     assert sorted(encoding) == [0, *CONTEXT59_IDS]
     assert context_label_map(VOC_RAW).tolist() == VOC_60.tolist()
 
@@ -53,8 +113,11 @@ def test_59_and_60_class_variants(prepared, config, expected, k):
 
 def test_not_prepared_says_which_command_to_run(tmp_path):
     root = voc_context_tree(tmp_path)
-    with pytest.raises(DatasetError, match=r"missing split list .*SegmentationContext/train.txt: run `python -m "
-                                           r"datasets.prepare voc_context"):
+    with pytest.raises(
+        DatasetError,
+        match=r"missing split list .*SegmentationContext/train.txt: run `python -m "
+        r"datasets.prepare voc_context",
+    ):
         VOC2010Context(root, "train", num_classes=59)
 
 
@@ -71,4 +134,5 @@ def test_mat_without_label_map_is_named(tmp_path):
     savemat(str(root / "trainval" / "2008_000002.mat"), {"Other": np.zeros((2, 2))})
     with pytest.raises(DatasetError, match=r"2008_000002.mat has no 'LabelMap' \(keys: \['Other'\]\)"):
         from datasets.voc_context import prepare_voc_context
+
         prepare_voc_context(root)

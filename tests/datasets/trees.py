@@ -1,4 +1,5 @@
 """Builders of tiny dataset trees in the official layouts (real samples linked from ../shared/data, or generated)."""
+
 from __future__ import annotations
 
 import os
@@ -74,8 +75,13 @@ VOC_60 = np.array([[0, 1, 2], [0, 59, 1]])
 VOC_59 = np.array([[255, 0, 1], [255, 58, 0]])
 
 
-def voc_context_tree(root: Path, ids_train=("2008_000002", "2008_000003"), ids_val=("2008_000007", "2008_000008"),
-                     h: int = 40, w: int = 60) -> Path:
+def voc_context_tree(
+    root: Path,
+    ids_train=("2008_000002", "2008_000003"),
+    ids_val=("2008_000007", "2008_000008"),
+    h: int = 40,
+    w: int = 60,
+) -> Path:
     """Raw (unprepared) ``root/voc2010_context``: VOC2010 JPEGs + ``ImageSets/Main`` lists + PASCAL-Context
     ``trainval/<id>.mat`` files with a uint16 ``LabelMap`` (the official structure), built with scipy.io.savemat.
 
@@ -95,4 +101,3 @@ def voc_context_tree(root: Path, ids_train=("2008_000002", "2008_000003"), ids_v
     for image_id in (*ids_train, *ids_val, "2010_999999"):
         savemat(str(vc / "trainval" / f"{image_id}.mat"), {"LabelMap": label_map})
     return vc
-

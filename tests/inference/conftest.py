@@ -1,4 +1,5 @@
 """Fixtures: a tiny CamVid copy (96x128 frames) and tiny training runs on it (main.py, CPU, seconds)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,14 @@ def tiny_camvid(tmp_path_factory) -> Path:
 
 def train_tiny(data_root: Path, logdir: Path, *extra: str) -> Path:
     """Train 1 epoch of TINY_RUN on ``data_root`` (every val image seen) and return the run folder."""
-    res = run_entry("main.py", *TINY_RUN, "trainer.limit_val_batches=null", f"environment.data_root={data_root}",
-                    f"LOGDIR={logdir}", *extra)
+    res = run_entry(
+        "main.py",
+        *TINY_RUN,
+        "trainer.limit_val_batches=null",
+        f"environment.data_root={data_root}",
+        f"LOGDIR={logdir}",
+        *extra,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     runs = sorted(logdir.rglob("hparams.yaml"))
     assert len(runs) == 1, runs

@@ -1,4 +1,5 @@
 """predict.py on real photos (../shared/data/photos): label PNG, overlay with legend, JSON; slide for big images."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,20 @@ from inference.engine import InferenceSettings
 from inference.predict import list_images, settings_for
 from inference.visualize import overlay_with_legend
 
-PHOTOS = ["chelsea.png", "camera.png", "rocket.jpg"]   # 451x300 RGB, 512x512 grey, 640x427 JPEG
-CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
-           "Bicyclist"]
+PHOTOS = ["chelsea.png", "camera.png", "rocket.jpg"]  # 451x300 RGB, 512x512 grey, 640x427 JPEG
+CLASSES = [
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+]
 
 
 @pytest.mark.slow
@@ -27,7 +39,7 @@ def test_predict_writes_label_overlay_json(tiny_run, shared_data, tmp_path):
         label = np.asarray(Image.open(tmp_path / f"{photo.stem}_label.png"))
         assert label.shape == (h, w) and label.dtype == np.uint8 and label.max() < 11
         overlay = Image.open(tmp_path / f"{photo.stem}_overlay.png")
-        assert overlay.mode == "RGB" and overlay.height == h and overlay.width > w      # legend on the right
+        assert overlay.mode == "RGB" and overlay.height == h and overlay.width > w  # legend on the right
         found = {CLASSES[k]: (label == k).mean() for k in np.unique(label)}
         rec = json.loads((tmp_path / f"{photo.stem}.json").read_text())
         assert rec == r and (rec["width"], rec["height"]) == (w, h) and rec["inference"]["mode"] == "whole"
@@ -44,15 +56,53 @@ def test_predict_slide_one_window_equals_whole_and_flip_runs(tiny_run, shared_da
     ckpt = str(tiny_run / "checkpoints" / "best.ckpt")
     predict.main(["--ckpt", ckpt, str(photo), "--out", str(tmp_path / "whole"), "--mode", "whole"])
     # a window as large as the image is one forward of the whole image: identical labels
-    predict.main(["--ckpt", ckpt, str(photo), "--out", str(tmp_path / "one"), "--mode", "slide", "--crop-size", "512",
-                  "--stride", "400"])
-    [r] = predict.main(["--ckpt", ckpt, str(photo), "--out", str(tmp_path / "slide"), "--mode", "slide",
-                        "--crop-size", "128", "160", "--stride", "96", "--flip", "--accumulate-on", "cpu",
-                        "--scales", "0.5"])
+    predict.main(
+        [
+            "--ckpt",
+            ckpt,
+            str(photo),
+            "--out",
+            str(tmp_path / "one"),
+            "--mode",
+            "slide",
+            "--crop-size",
+            "512",
+            "--stride",
+            "400",
+        ]
+    )
+    [r] = predict.main(
+        [
+            "--ckpt",
+            ckpt,
+            str(photo),
+            "--out",
+            str(tmp_path / "slide"),
+            "--mode",
+            "slide",
+            "--crop-size",
+            "128",
+            "160",
+            "--stride",
+            "96",
+            "--flip",
+            "--accumulate-on",
+            "cpu",
+            "--scales",
+            "0.5",
+        ]
+    )
     whole, one = (np.asarray(Image.open(tmp_path / d / "chelsea_label.png")) for d in ("whole", "one"))
     assert np.array_equal(whole, one)
-    assert r["inference"] | {} == {"mode": "slide", "crop_size": [128, 160], "stride": [96, 96], "scales": [0.5],
-                                   "flip": True, "window_batch": 4, "accumulate_on": "cpu"}
+    assert r["inference"] | {} == {
+        "mode": "slide",
+        "crop_size": [128, 160],
+        "stride": [96, 96],
+        "scales": [0.5],
+        "flip": True,
+        "window_batch": 4,
+        "accumulate_on": "cpu",
+    }
     assert np.asarray(Image.open(tmp_path / "slide" / "chelsea_label.png")).shape == (300, 451)
 
 
@@ -60,7 +110,7 @@ def test_auto_mode_slides_large_images():
     base = InferenceSettings()
     assert settings_for(base, "auto", 300, 451, 2048 * 1024, (256, 320)) is base
     big = settings_for(base, "auto", 2988, 5312, 2048 * 1024, (256, 320))
-    assert (big.mode, big.crop_size, big.stride) == ("slide", (256, 320), (170, 213))   # stride 2/3 of the window
+    assert (big.mode, big.crop_size, big.stride) == ("slide", (256, 320), (170, 213))  # stride 2/3 of the window
     own = settings_for(InferenceSettings(mode="slide", crop_size=512, stride=300), "auto", 4000, 6000, 100, (1, 1))
     assert (own.crop_size, own.stride) == ((512, 512), (300, 300))
     assert settings_for(own, "whole", 4000, 6000, 100, (1, 1)).mode == "whole"
@@ -68,7 +118,7 @@ def test_auto_mode_slides_large_images():
 
 def test_list_images_and_errors(shared_data, tmp_path):
     files = list_images([shared_data / "photos"])
-    assert len(files) == 22 and not any(f.suffix == ".txt" for f in files)       # licence files skipped
+    assert len(files) == 22 and not any(f.suffix == ".txt" for f in files)  # licence files skipped
     with pytest.raises(FileNotFoundError, match="does not exist"):
         list_images([tmp_path / "nope.jpg"])
     with pytest.raises(FileNotFoundError, match="no images"):
@@ -78,15 +128,15 @@ def test_list_images_and_errors(shared_data, tmp_path):
 def test_overlay_legend_lists_classes_found_largest_first():
     image = np.full((120, 160, 3), 200, dtype=np.uint8)
     labels = np.zeros((120, 160), dtype=np.uint8)
-    labels[:, :40] = 3                                   # 25 % Road, 75 % Sky
+    labels[:, :40] = 3  # 25 % Road, 75 % Sky
     palette = [[128, 128, 128], [128, 0, 0], [0, 0, 0], [128, 64, 128]]
     canvas = overlay_with_legend(image, labels, palette, ["Sky", "Building", "Pole", "Road"], alpha=0.5)
     px = np.asarray(canvas)
     assert canvas.height == 120 and canvas.width > 160
-    assert tuple(px[60, 100]) == (164, 164, 164) and tuple(px[60, 10]) == (164, 132, 164)   # 50/50 blend
+    assert tuple(px[60, 100]) == (164, 164, 164) and tuple(px[60, 10]) == (164, 132, 164)  # 50/50 blend
     legend = px[:, 160:].reshape(-1, 3)
     colours = {tuple(c) for c in legend}
     assert (128, 128, 128) in colours and (128, 64, 128) in colours and (128, 0, 0) not in colours
     first = np.argwhere((px[:, 160:] == (128, 128, 128)).all(-1))[:, 0].min()
     second = np.argwhere((px[:, 160:] == (128, 64, 128)).all(-1))[:, 0].min()
-    assert first < second                                # Sky (75 %) listed before Road (25 %)
+    assert first < second  # Sky (75 %) listed before Road (25 %)

@@ -1,4 +1,5 @@
 """validation.py: exact reproduction of training-time val mIoU, test-time overrides, the no-run-folder form."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import re
 import shutil
 
 import pandas as pd
-import pytorch_lightning as pl
 import pytest
+import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
@@ -30,20 +31,31 @@ def test_validation_reproduces_training_val_exactly(tiny_run):
     run = tiny_run
     res = run_entry("validation.py", f"--valdir={run}")
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "mIoU" in res.stdout and "Building" in res.stdout                       # the printed IoU table
+    assert "mIoU" in res.stdout and "Building" in res.stdout  # the printed IoU table
     out = sorted((run / "validation").iterdir())[-1]
     trained = torch.load(run / "ConfusionMatrix.pt")
-    assert torch.equal(torch.load(out / "ConfusionMatrix.pt"), trained)            # same pixels, same predictions
+    assert torch.equal(torch.load(out / "ConfusionMatrix.pt"), trained)  # same pixels, same predictions
     record = json.loads((out / "metrics.json").read_text())
     assert record["mIoU"] == pytest.approx(metrics_from_confusion(trained)["mIoU"], abs=0)
     assert round(record["mIoU"], 4) == logged_best_miou(run)
     assert record["num_images"] == 3 and record["split"] == "val" and record["inference"]["mode"] == "whole"
-    assert set(record["IoU"]) == {"Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
-                                  "Pedestrian", "Bicyclist"}
+    assert set(record["IoU"]) == {
+        "Sky",
+        "Building",
+        "Pole",
+        "Road",
+        "Pavement",
+        "Tree",
+        "SignSymbol",
+        "Fence",
+        "Car",
+        "Pedestrian",
+        "Bicyclist",
+    }
     table = pd.read_csv(out / "per_class.csv")
     assert list(table.columns) == ["class", "IoU", "Acc"] and len(table) == 11
     assert OmegaConf.load(out / "config.yaml").dataset.test.mode == "whole"
-    assert len(list((out / "predictions").glob("*.png"))) == 2                     # num_vis=2 of TINY_RUN
+    assert len(list((out / "predictions").glob("*.png"))) == 2  # num_vis=2 of TINY_RUN
 
 
 @pytest.mark.slow
@@ -52,9 +64,18 @@ def test_bf16_channels_last_matches_lightning_validate(tiny_run, tmp_path):
     overrides = ["precision=bf16-mixed", "channels_last=true"]
     cfg = load_run_config(tiny_run, overrides)
     module = SegmentationModule(cfg)
-    module.load_state_dict(torch.load(RunFolder(tiny_run).best_ckpt, map_location="cpu", weights_only=False)["state_dict"])
-    trainer = pl.Trainer(accelerator="cpu", devices=1, precision="bf16-mixed", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    module.load_state_dict(
+        torch.load(RunFolder(tiny_run).best_ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        precision="bf16-mixed",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.validate(module, datamodule=SegDataModule(cfg), verbose=False)
     record = validation.main([f"--valdir={tiny_run}", "--out", str(tmp_path), "--num-vis", "0", *overrides])
     assert torch.equal(torch.load(tmp_path / "ConfusionMatrix.pt"), module.best_confmat)
@@ -63,11 +84,32 @@ def test_bf16_channels_last_matches_lightning_validate(tiny_run, tmp_path):
 
 @pytest.mark.slow
 def test_validation_slide_multiscale_flip_overrides(tiny_run, tmp_path):
-    record = validation.main([f"--valdir={tiny_run}", "--ckpt", "last", "--out", str(tmp_path), "--num-vis", "0",
-                              "dataset.test.mode=slide", "dataset.test.crop_size=[64,64]", "dataset.test.stride=[32,48]",
-                              "dataset.test.scales=[0.75,1.0]", "dataset.test.flip=true", "dataset.test.window_batch=3"])
-    assert record["inference"] == {"mode": "slide", "crop_size": [64, 64], "stride": [32, 48], "scales": [0.75, 1.0],
-                                   "flip": True, "window_batch": 3, "accumulate_on": None}
+    record = validation.main(
+        [
+            f"--valdir={tiny_run}",
+            "--ckpt",
+            "last",
+            "--out",
+            str(tmp_path),
+            "--num-vis",
+            "0",
+            "dataset.test.mode=slide",
+            "dataset.test.crop_size=[64,64]",
+            "dataset.test.stride=[32,48]",
+            "dataset.test.scales=[0.75,1.0]",
+            "dataset.test.flip=true",
+            "dataset.test.window_batch=3",
+        ]
+    )
+    assert record["inference"] == {
+        "mode": "slide",
+        "crop_size": [64, 64],
+        "stride": [32, 48],
+        "scales": [0.75, 1.0],
+        "flip": True,
+        "window_batch": 3,
+        "accumulate_on": None,
+    }
     assert record["checkpoint"].endswith("last.ckpt") and 0 <= record["mIoU"] <= 1
     assert OmegaConf.load(tmp_path / "config.yaml").dataset.test.crop_size == [64, 64]
     assert torch.load(tmp_path / "ConfusionMatrix.pt").sum() > 0
@@ -76,7 +118,7 @@ def test_validation_slide_multiscale_flip_overrides(tiny_run, tmp_path):
 
 def test_run_config_reresolves_data_root(tiny_run, tmp_path):
     cfg = load_run_config(tiny_run)
-    assert cfg.dataset.root == OmegaConf.load(tiny_run / "hparams.yaml").dataset.root   # pinned to the run's value
+    assert cfg.dataset.root == OmegaConf.load(tiny_run / "hparams.yaml").dataset.root  # pinned to the run's value
     moved = load_run_config(tiny_run, [f"environment.data_root={tmp_path}", "dataset.test.flip=true"])
     assert moved.dataset.root == f"{tmp_path}/camvid" and moved.dataset.test.flip is True
 
@@ -97,8 +139,9 @@ class TrainValOnly(SegmentationDataset):
 
 
 def test_unlabelled_split_is_refused():
-    cfg = OmegaConf.create({"name": "mine", "_target_": f"{__name__}.TrainValOnly", "val_split": "val",
-                            "test_split": "test"})
+    cfg = OmegaConf.create(
+        {"name": "mine", "_target_": f"{__name__}.TrainValOnly", "val_split": "val", "test_split": "test"}
+    )
     assert resolve_split(cfg, "val") == "val"
     with pytest.raises(ValueError, match=r"no labels for split 'test' \(labelled splits: \['train', 'val'\]\)"):
         resolve_split(cfg, "test")
@@ -108,12 +151,33 @@ def test_unlabelled_split_is_refused():
 def test_plain_state_dict_without_run_folder(tiny_run, tiny_camvid, tmp_path):
     state = torch.load(RunFolder(tiny_run).best_ckpt, map_location="cpu", weights_only=False)["state_dict"]
     pth = tmp_path / "unet_r18.pth"
-    torch.save({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}, pth)
+    torch.save({k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}, pth)
     out = tmp_path / "out"
-    record = validation.main(["--ckpt", str(pth), "model=smp", "dataset=camvid", "split=val", "--out", str(out),
-                              f"environment.data_root={tiny_camvid}", "val_batch_size=2", "num_workers=0"])
+    record = validation.main(
+        [
+            "--ckpt",
+            str(pth),
+            "model=smp",
+            "dataset=camvid",
+            "split=val",
+            "--out",
+            str(out),
+            f"environment.data_root={tiny_camvid}",
+            "val_batch_size=2",
+            "num_workers=0",
+        ]
+    )
     assert record["weights_loaded_by"] == "state_dict" and record["num_images"] == 3
     assert torch.equal(torch.load(out / "ConfusionMatrix.pt"), torch.load(tiny_run / "ConfusionMatrix.pt"))
     with pytest.raises(RuntimeError, match="Missing key"):
-        validation.main(["--ckpt", str(pth), "model=smp", "model.encoder=resnet34", "--out", str(out),
-                         f"environment.data_root={tiny_camvid}"])
+        validation.main(
+            [
+                "--ckpt",
+                str(pth),
+                "model=smp",
+                "model.encoder=resnet34",
+                "--out",
+                str(out),
+                f"environment.data_root={tiny_camvid}",
+            ]
+        )

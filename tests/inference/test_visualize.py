@@ -1,4 +1,5 @@
 """Colourised (image | label | prediction) grids logged to TensorBoard."""
+
 import torch
 
 from inference.visualize import comparison_grid

@@ -1,4 +1,5 @@
 """Hand-computable values of every registered loss (tiny inputs, values derived in the comments)."""
+
 import math
 
 import pytest
@@ -29,13 +30,33 @@ def test_wce_is_weighted_mean_normalised_by_valid_weights():
     loss = build_loss("wCE", num_classes=2, class_weights=[2.0, 1.0])(x, y)
     assert loss.item() == pytest.approx(5 * LN2 / 3, rel=1e-6)
     assert build_loss("CE", num_classes=2, class_weights=[2.0, 1.0])(x, y).item() == pytest.approx(
-        (2 * LN2 + LN2) / 2, rel=1e-6)
+        (2 * LN2 + LN2) / 2, rel=1e-6
+    )
 
 
 def test_cityscapes_19_class_weights_accepted():
     # HRNet-Semantic-Segmentation / MIC-DKFZ Cityscapes weights (19 trainIds)
-    w = [0.8373, 0.918, 0.866, 1.0345, 1.0166, 0.9969, 0.9754, 1.0489, 0.8786, 1.0023, 0.9539, 0.9843, 1.1116,
-         0.9037, 1.0865, 1.0955, 1.0865, 1.1529, 1.0507]
+    w = [
+        0.8373,
+        0.918,
+        0.866,
+        1.0345,
+        1.0166,
+        0.9969,
+        0.9754,
+        1.0489,
+        0.8786,
+        1.0023,
+        0.9539,
+        0.9843,
+        1.1116,
+        0.9037,
+        1.0865,
+        1.0955,
+        1.0865,
+        1.1529,
+        1.0507,
+    ]
     x = torch.zeros(1, 19, 4, 4)
     y = torch.arange(16).view(1, 4, 4)
     # uniform logits: every pixel's CE is ln 19 whatever its weight
@@ -111,7 +132,7 @@ def _topk_case():
 
 
 def test_topk_mean_of_largest_ten_percent_ignored_count_as_zero():
-    a, x, y = _topk_case()
+    _a, x, y = _topk_case()
     expected = (math.log1p(math.exp(19 / 4)) + math.log1p(math.exp(18 / 4))) / 2
     assert build_loss("TOPK", num_classes=2)(x, y).item() == pytest.approx(expected, rel=1e-6)
     # ignore the two hardest pixels: they become CE 0 but still count in N*H*W (so still k = 2 values)

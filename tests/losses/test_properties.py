@@ -1,5 +1,6 @@
 """Properties every registered loss must have: gradients, ignore invariance, untouched labels, autocast,
 logits smaller than the label, class weights as buffers."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -30,8 +31,10 @@ def _loss(name: str, **kw):
 @pytest.mark.parametrize("name", ALL)
 def test_gradcheck_float64(name):
     if name == "Lovasz":
-        pytest.skip("smp's Lovasz-softmax computes in float32 only (float64 gradcheck impossible); "
-                    "its gradient is checked against finite differences in float32 below")
+        pytest.skip(
+            "smp's Lovasz-softmax computes in float32 only (float64 gradcheck impossible); "
+            "its gradient is checked against finite differences in float32 below"
+        )
     x, y = _case(name, torch.float64)
     loss = _loss(name)
     x.requires_grad_(True)
@@ -56,8 +59,9 @@ def test_gradcheck_rmi_full_jacobian_tiny():
     x = torch.randn(1, 2, 5, 5, generator=g, dtype=torch.float64, requires_grad=True)
     y = torch.randint(0, 2, (1, 5, 5), generator=g)
     y[0, 0, :2] = 255
-    loss = build_loss("wRMI", num_classes=2, class_weights=[0.7, 1.9], radius=2, pool_way="avg", pool_size=2,
-                      pool_stride=2)
+    loss = build_loss(
+        "wRMI", num_classes=2, class_weights=[0.7, 1.9], radius=2, pool_way="avg", pool_size=2, pool_stride=2
+    )
     assert torch.autograd.gradcheck(lambda t: loss(t, y), (x,), eps=1e-6, atol=1e-5, rtol=1e-3)
 
 

@@ -1,5 +1,6 @@
 """RMI / wRMI against an independent NumPy evaluation of the paper's formula with explicit loops
 (Zhao et al., NeurIPS 2019; reference semantics of ZJULearning/RMI ``RMILoss.forward_sigmoid``)."""
+
 import math
 
 import numpy as np
@@ -17,13 +18,13 @@ def _pool(a: np.ndarray, size: int, stride: int, way: str) -> np.ndarray:
     h, w = a.shape
     fill = -np.inf if way == "max" else 0.0
     ap = np.full((h + 2 * pad, w + 2 * pad), fill)
-    ap[pad:pad + h, pad:pad + w] = a
+    ap[pad : pad + h, pad : pad + w] = a
     oh, ow = (h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1
     out = np.empty((oh, ow))
     for i in range(oh):
         for j in range(ow):
-            win = ap[i * stride:i * stride + size, j * stride:j * stride + size]
-            out[i, j] = win.max() if way == "max" else win.sum() / size ** 2
+            win = ap[i * stride : i * stride + size, j * stride : j * stride + size]
+            out[i, j] = win.max() if way == "max" else win.sum() / size**2
     return out
 
 
@@ -48,8 +49,8 @@ def rmi_numpy(logits, labels, k, weights=None, radius=3, way="max", size=3, stri
             yv, pv = [], []
             for r in range(h - radius + 1):
                 for s in range(wd - radius + 1):
-                    yv.append(ya[r:r + radius, s:s + radius].ravel())
-                    pv.append(pa[r:r + radius, s:s + radius].ravel())
+                    yv.append(ya[r : r + radius, s : s + radius].ravel())
+                    pv.append(pa[r : r + radius, s : s + radius].ravel())
             yv, pv = np.array(yv).T, np.array(pv).T  # [d, M]
             yv = yv - yv.mean(1, keepdims=True)
             pv = pv - pv.mean(1, keepdims=True)
@@ -70,8 +71,14 @@ def test_rmi_matches_loop_reference(way, size, weighted):
     y[0, 5:9, 3:12] = 255
     y[1, :, :4] = k  # labels >= K are ignored too
     weights = [0.6, 2.5, 1.2] if weighted else None
-    ours = build_loss("wRMI" if weighted else "RMI", num_classes=k, class_weights=weights, pool_way=way,
-                      pool_size=size, pool_stride=size)(x, y)
+    ours = build_loss(
+        "wRMI" if weighted else "RMI",
+        num_classes=k,
+        class_weights=weights,
+        pool_way=way,
+        pool_size=size,
+        pool_stride=size,
+    )(x, y)
     ref = rmi_numpy(x.numpy(), y.numpy(), k, weights, way=way, size=size, stride=size)
     # the only formula difference: log(diag(chol) + 1e-8) in the reference vs exact logdet here
     assert ours.item() == pytest.approx(ref, rel=1e-4, abs=1e-4)

@@ -1,12 +1,20 @@
 """models.checkpoint: one reader for every checkpoint container."""
+
 import pytest
 import torch
 
 from models.checkpoint import model_state, read_state_dict
 
 
-@pytest.mark.parametrize("wrap", [lambda s: s, lambda s: {"state_dict": s, "epoch": 3},
-                                  lambda s: {"model": s}, lambda s: {"model_state_dict": s, "mean_iu": 0.5}])
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda s: s,
+        lambda s: {"state_dict": s, "epoch": 3},
+        lambda s: {"model": s},
+        lambda s: {"model_state_dict": s, "mean_iu": 0.5},
+    ],
+)
 def test_containers_are_unwrapped_to_tensors(tmp_path, wrap):
     state = {"a.weight": torch.ones(2), "b.bias": torch.zeros(1)}
     torch.save(wrap(state), tmp_path / "c.pth")

@@ -1,5 +1,6 @@
 """ESPNet / ESPNet-C / ESPNetv2: input convention (closed form), author checkpoints (strict loading, parameter
 counts equal to the checkpoints'), extra output dropped, real images give sane accuracy, validation.py --ckpt."""
+
 from __future__ import annotations
 
 import json
@@ -18,15 +19,19 @@ IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 CAMVID_BGR = ([110.33, 108.41, 105.03], [72.13, 72.69, 69.90])
 
 # (file under weights/, constructor kwargs)
-ESPNET_FILES = [("espnet/decoder/espnet_p_2_q_8_camvid.pth", dict(num_classes=11, extra_classes=1, q=8)),
-                ("espnet/decoder/espnet_p_2_q_3.pth", dict(num_classes=19, extra_classes=1, q=3)),
-                ("espnet/decoder/espnet_p_2_q_5.pth", dict(num_classes=19, extra_classes=1, q=5)),
-                ("espnet/decoder/espnet_p_2_q_8.pth", dict(num_classes=19, extra_classes=1, q=8)),
-                ("espnet/encoder/espnet_p_2_q_3.pth", dict(num_classes=19, extra_classes=1, q=3, decoder=False)),
-                ("espnet/encoder/espnet_p_2_q_8.pth", dict(num_classes=19, extra_classes=1, q=8, decoder=False))]
-ESPNETV2_FILES = [("espnetv2/espnetv2_s_1.0_city_1024x512.pth", dict(num_classes=19, extra_classes=1, s=1.0)),
-                  ("espnetv2/espnetv2_s_2.0_city_1024x512.pth", dict(num_classes=19, extra_classes=1, s=2.0)),
-                  ("espnetv2/espnetv2_s_2.0_pascal_384x384.pth", dict(num_classes=21, extra_classes=0, s=2.0))]
+ESPNET_FILES = [
+    ("espnet/decoder/espnet_p_2_q_8_camvid.pth", dict(num_classes=11, extra_classes=1, q=8)),
+    ("espnet/decoder/espnet_p_2_q_3.pth", dict(num_classes=19, extra_classes=1, q=3)),
+    ("espnet/decoder/espnet_p_2_q_5.pth", dict(num_classes=19, extra_classes=1, q=5)),
+    ("espnet/decoder/espnet_p_2_q_8.pth", dict(num_classes=19, extra_classes=1, q=8)),
+    ("espnet/encoder/espnet_p_2_q_3.pth", dict(num_classes=19, extra_classes=1, q=3, decoder=False)),
+    ("espnet/encoder/espnet_p_2_q_8.pth", dict(num_classes=19, extra_classes=1, q=8, decoder=False)),
+]
+ESPNETV2_FILES = [
+    ("espnetv2/espnetv2_s_1.0_city_1024x512.pth", dict(num_classes=19, extra_classes=1, s=1.0)),
+    ("espnetv2/espnetv2_s_2.0_city_1024x512.pth", dict(num_classes=19, extra_classes=1, s=2.0)),
+    ("espnetv2/espnetv2_s_2.0_pascal_384x384.pth", dict(num_classes=21, extra_classes=0, s=2.0)),
+]
 
 
 def _checkpoint_param_count(path) -> int:
@@ -42,8 +47,9 @@ def test_input_convention_reproduces_espnet_preprocessing():
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, size=(3, 4, 5)).astype(np.float64)
     x = (rgb / 255 - np.array(IMAGENET[0])[:, None, None]) / np.array(IMAGENET[1])[:, None, None]
-    conv = InputConvention(*IMAGENET, mean=CAMVID_BGR[0], std=CAMVID_BGR[1], channel_order="BGR",
-                           value_range=255, divisor=255)
+    conv = InputConvention(
+        *IMAGENET, mean=CAMVID_BGR[0], std=CAMVID_BGR[1], channel_order="BGR", value_range=255, divisor=255
+    )
     y = conv(torch.tensor(x, dtype=torch.float32)[None])[0].double().numpy()
     bgr = rgb[::-1]
     expected = (bgr - np.array(CAMVID_BGR[0])[:, None, None]) / np.array(CAMVID_BGR[1])[:, None, None] / 255
@@ -74,8 +80,10 @@ def test_config_picks_convention_by_dataset_name():
 
 
 # ----------------------------------------------------------------------------- architecture, random weights
-@pytest.mark.parametrize("cls,kw,out_hw", [(ESPNet, dict(q=3), (38, 50)), (ESPNet, dict(q=3, decoder=False), (5, 7)),
-                                           (ESPNetv2, dict(s=0.5), (38, 50))])
+@pytest.mark.parametrize(
+    "cls,kw,out_hw",
+    [(ESPNet, dict(q=3), (38, 50)), (ESPNet, dict(q=3, decoder=False), (5, 7)), (ESPNetv2, dict(s=0.5), (38, 50))],
+)
 def test_forward_shapes_any_size_and_backward(cls, kw, out_hw):
     """Sizes that are not multiples of the output stride work; every parameter but the PReLU the authors'
     strided EESP blocks never call (``eesp.module_act``) gets a gradient."""
@@ -109,8 +117,10 @@ def test_author_checkpoint_loads_strictly(shared_data, fname, kw):
 
 def test_published_parameter_counts(shared_data):
     """Paper/README figures: ESPNet p=2 q=8 0.364 M (Cityscapes), ESPNetv2 s=1.0 0.23 M, s=2.0 0.79 M."""
-    counts = {f: sum(p.numel() for p in (ESPNetv2 if f.startswith("espnetv2") else ESPNet)(**kw).parameters())
-              for f, kw in ESPNET_FILES + ESPNETV2_FILES}
+    counts = {
+        f: sum(p.numel() for p in (ESPNetv2 if f.startswith("espnetv2") else ESPNet)(**kw).parameters())
+        for f, kw in ESPNET_FILES + ESPNETV2_FILES
+    }
     assert round(counts["espnet/decoder/espnet_p_2_q_8.pth"] / 1e6, 3) == 0.365  # 364,569
     assert round(counts["espnetv2/espnetv2_s_1.0_city_1024x512.pth"] / 1e6, 2) == 0.23
     assert round(counts["espnetv2/espnetv2_s_2.0_city_1024x512.pth"] / 1e6, 2) == 0.79
@@ -122,7 +132,8 @@ def test_wrong_checkpoint_and_missing_file_errors(shared_data, tmp_path):
         m.load_pretrained(shared_data / "weights/espnet/decoder/espnet_p_2_q_8.pth")
     with pytest.raises(ValueError, match=r"shape mismatches .*\(20, 256, 1, 1\)"):
         ESPNet(num_classes=11, extra_classes=1).load_pretrained(
-            shared_data / "weights/espnet/decoder/espnet_p_2_q_8.pth")
+            shared_data / "weights/espnet/decoder/espnet_p_2_q_8.pth"
+        )
     m = ESPNetv2(num_classes=19, extra_classes=1, s=1.0, weights_dir=str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"espnetv2/nope\.pth.*environment\.weights_dir"):
         m.load_pretrained("nope.pth")
@@ -146,9 +157,17 @@ def _camvid_accuracy(shared_data, n: int, extra=()) -> float:
     from datasets import build_dataset
     from datasets.transforms import build_transforms
     from inference import predict_labels
-    cfg = compose_cfg(["model=espnet", "dataset=camvid", f"environment.data_root={shared_data}",
-                       f"environment.weights_dir={shared_data / 'weights'}",
-                       "model.pretrained=decoder/espnet_p_2_q_8_camvid.pth", *extra])
+
+    cfg = compose_cfg(
+        [
+            "model=espnet",
+            "dataset=camvid",
+            f"environment.data_root={shared_data}",
+            f"environment.weights_dir={shared_data / 'weights'}",
+            "model.pretrained=decoder/espnet_p_2_q_8_camvid.pth",
+            *extra,
+        ]
+    )
     model = instantiate(cfg.model, _convert_="all").eval()
     ds = build_dataset(cfg.dataset, "test", build_transforms(None, cfg.dataset.mean, cfg.dataset.std))
     correct = total = 0
@@ -170,19 +189,32 @@ def test_espnet_camvid_checkpoint_sane_accuracy_on_test_images(shared_data):
     assert wrong < acc - 0.05, (acc, wrong)
 
 
-@pytest.mark.parametrize("model,ckpt,over", [
-    ("espnet", "decoder/espnet_p_2_q_8.pth", ["model.q=8"]),
-    ("espnetv2", "espnetv2_s_1.0_city_1024x512.pth", ["model.s=1.0"]),
-    ("espnetv2", "espnetv2_s_2.0_city_1024x512.pth", ["model.s=2.0"])])
+@pytest.mark.parametrize(
+    "model,ckpt,over",
+    [
+        ("espnet", "decoder/espnet_p_2_q_8.pth", ["model.q=8"]),
+        ("espnetv2", "espnetv2_s_1.0_city_1024x512.pth", ["model.s=1.0"]),
+        ("espnetv2", "espnetv2_s_2.0_city_1024x512.pth", ["model.s=2.0"]),
+    ],
+)
 def test_cityscapes_checkpoints_on_labelled_frame(shared_data, model, ckpt, over):
     """frankfurt_000000_000294 at 1024x512 (full-resolution frame resized, bilinear), prediction resized to
     the 256x128 labelled copy (official labelIds -> trainIds): pixel accuracy (README lists the values)."""
     from datasets import build_dataset
     from datasets.transforms import build_transforms
     from inference import predict_labels
+
     sample = shared_data / "cityscapes_sample"
-    cfg = compose_cfg([f"model={model}", "dataset=cityscapes", f"dataset.root={sample / 'val_256x128'}",
-                       f"environment.weights_dir={shared_data / 'weights'}", f"model.pretrained={ckpt}", *over])
+    cfg = compose_cfg(
+        [
+            f"model={model}",
+            "dataset=cityscapes",
+            f"dataset.root={sample / 'val_256x128'}",
+            f"environment.weights_dir={shared_data / 'weights'}",
+            f"model.pretrained={ckpt}",
+            *over,
+        ]
+    )
     net = instantiate(cfg.model, _convert_="all").eval()
     label = build_dataset(cfg.dataset, "val")[0]["mask"]
     frame = sample / "fullres_2048x1024/leftImg8bit/val/frankfurt/frankfurt_000000_000294_leftImg8bit.png"
@@ -196,8 +228,11 @@ def test_cityscapes_checkpoints_on_labelled_frame(shared_data, model, ckpt, over
     assert acc > 0.85, acc
 
 
-@pytest.mark.parametrize("protocol", [["model=espnet", "dataset=camvid"], ["experiment=espnet_camvid_authors_eval"]],
-                         ids=["extra_output_dropped", "authors_eval"])
+@pytest.mark.parametrize(
+    "protocol",
+    [["model=espnet", "dataset=camvid"], ["experiment=espnet_camvid_authors_eval"]],
+    ids=["extra_output_dropped", "authors_eval"],
+)
 def test_validation_entry_evaluates_author_checkpoint(shared_data, tmp_path, protocol):
     """``validation.py --ckpt <file.pth> model=espnet dataset=camvid split=test --out DIR`` on a 2-frame copy,
     and the authors' protocol (12 outputs arg-maxed, "Unlabelled" never in the labels: its Acc is NaN)."""
@@ -211,9 +246,22 @@ def test_validation_entry_evaluates_author_checkpoint(shared_data, tmp_path, pro
             shutil.copy(src, root / split / name)
     out = tmp_path / "val"
     ckpt = shared_data / "weights/espnet/decoder/espnet_p_2_q_8_camvid.pth"
-    r = run_entry("validation.py", "--ckpt", str(ckpt), *protocol, "split=test",
-                  f"environment.data_root={tmp_path / 'data'}", "--out", str(out), "--device", "cpu",
-                  "--num-vis", "0", env={"OMP_NUM_THREADS": "1"}, timeout=600)
+    r = run_entry(
+        "validation.py",
+        "--ckpt",
+        str(ckpt),
+        *protocol,
+        "split=test",
+        f"environment.data_root={tmp_path / 'data'}",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--num-vis",
+        "0",
+        env={"OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     assert m["weights_loaded_by"] == "load_pretrained" and m["split"] == "test" and m["num_images"] == 2
@@ -226,11 +274,13 @@ def test_validation_entry_evaluates_author_checkpoint(shared_data, tmp_path, pro
 
 def test_espnet_camvid_experiment_finetunes_from_the_authors_checkpoint(shared_data):
     from training.module import SegmentationModule
+
     cfg = compose_cfg(["experiment=espnet_camvid", f"environment.weights_dir={shared_data / 'weights'}"])
     assert list(cfg.lossfunction) == ["wCE"] and cfg.model.pretrained == "decoder/espnet_p_2_q_8_camvid.pth"
     module = SegmentationModule(cfg)
-    ck = torch.load(shared_data / "weights/espnet/decoder/espnet_p_2_q_8_camvid.pth", map_location="cpu",
-                    weights_only=True)
+    ck = torch.load(
+        shared_data / "weights/espnet/decoder/espnet_p_2_q_8_camvid.pth", map_location="cpu", weights_only=True
+    )
     assert torch.equal(module.model.classifier.weight, ck["classifier.weight"])
     batch = {"image": torch.randn(1, 3, 64, 96), "mask": torch.randint(0, 11, (1, 64, 96))}
     loss = module.criterion(module(batch["image"]), batch["mask"])[0]

@@ -1,5 +1,6 @@
 """HRNet family (issue 3): official parameter counts, bilinear fuse backbone, OCR/ASPP/MS-OCR outputs,
 hierarchical scale attention in closed form, weight-key mapping, configs and training through main.py."""
+
 import re
 
 import numpy as np
@@ -17,8 +18,13 @@ from utils.run_folder import RunFolder
 MODELS = {"hrnet": HRNetV2, "hrnet_ocr": HRNetOCR, "hrnet_ocr_aspp": HRNetOCRASPP, "hrnet_ocr_ms": HRNetMSOCR}
 # 1 train batch of 64x64 crops, 1 val image resized to 64x96: seconds per model on CPU
 SHORT_RUN = [o for o in TINY_RUN if not o.startswith(("trainer.limit", "val_batch_size", "dataset.crop_size"))] + [
-    "model.width=18", "dataset.crop_size=[64,64]", "val_batch_size=1", "trainer.limit_train_batches=1",
-    "trainer.limit_val_batches=1", "augmentation.test=[{_target_:albumentations.Resize,height:64,width:96}]"]
+    "model.width=18",
+    "dataset.crop_size=[64,64]",
+    "val_batch_size=1",
+    "trainer.limit_train_batches=1",
+    "trainer.limit_val_batches=1",
+    "augmentation.test=[{_target_:albumentations.Resize,height:64,width:96}]",
+]
 
 
 def n_params(model: nn.Module) -> int:
@@ -26,12 +32,18 @@ def n_params(model: nn.Module) -> int:
 
 
 # ---------------------------------------------------------------- parameter counts (issue acceptance numbers)
-@pytest.mark.parametrize("cls,width,expected", [
-    (HRNetV2, 48, 65_859_379), (HRNetV2, 18, 9_641_119),
-    (HRNetOCR, 48, 70_372_678), (HRNetOCR, 18, 12_080_818),
-    (HRNetMSOCR, 48, 72_143_430), (HRNetMSOCR, 18, 13_851_570),
-    (HRNetOCRASPP, 48, 83_892_326),
-])
+@pytest.mark.parametrize(
+    "cls,width,expected",
+    [
+        (HRNetV2, 48, 65_859_379),
+        (HRNetV2, 18, 9_641_119),
+        (HRNetOCR, 48, 70_372_678),
+        (HRNetOCR, 18, 12_080_818),
+        (HRNetMSOCR, 48, 72_143_430),
+        (HRNetMSOCR, 18, 13_851_570),
+        (HRNetOCRASPP, 48, 83_892_326),
+    ],
+)
 def test_parameter_counts_equal_the_official_implementations(cls, width, expected):
     with torch.device("meta"):  # shapes only, no memory
         assert n_params(cls(num_classes=19, width=width)) == expected
@@ -54,11 +66,21 @@ def test_backbone_is_timm_hrnet_with_the_official_key_layout():
     keys = set(ours.state_dict())
     assert keys == set(ref.state_dict())
     # keys of HRNet-Image-Classification / HRNet-Semantic-Segmentation checkpoints
-    for k in ["conv1.weight", "bn2.running_var", "layer1.0.downsample.0.weight", "layer1.3.conv3.weight",
-              "transition1.0.0.weight", "transition1.1.0.0.weight", "transition2.2.0.0.weight",
-              "transition3.3.0.1.running_mean", "stage2.0.branches.1.3.bn2.weight",
-              "stage2.0.fuse_layers.0.1.0.weight", "stage2.0.fuse_layers.1.0.0.0.weight",
-              "stage4.2.fuse_layers.3.0.2.0.weight", "stage4.2.fuse_layers.0.3.1.bias"]:
+    for k in [
+        "conv1.weight",
+        "bn2.running_var",
+        "layer1.0.downsample.0.weight",
+        "layer1.3.conv3.weight",
+        "transition1.0.0.weight",
+        "transition1.1.0.0.weight",
+        "transition2.2.0.0.weight",
+        "transition3.3.0.1.running_mean",
+        "stage2.0.branches.1.3.bn2.weight",
+        "stage2.0.fuse_layers.0.1.0.weight",
+        "stage2.0.fuse_layers.1.0.0.0.weight",
+        "stage4.2.fuse_layers.3.0.2.0.weight",
+        "stage4.2.fuse_layers.0.3.1.bias",
+    ]:
         assert k in keys, k
     assert not any(isinstance(m, nn.Upsample) for m in ours.modules())
 
@@ -85,7 +107,9 @@ def test_fuse_upsampling_is_bilinear_and_matches_timm_with_bilinear_upsample():
 
 
 def test_bad_width_names_the_valid_ones():
-    with pytest.raises(ValueError, match=r"HRNet width 20 is not available; valid widths: \[18, 30, 32, 40, 44, 48, 64\]"):
+    with pytest.raises(
+        ValueError, match=r"HRNet width 20 is not available; valid widths: \[18, 30, 32, 40, 44, 48, 64\]"
+    ):
         HRNetBackbone(20)
 
 
@@ -97,8 +121,12 @@ def test_outputs_follow_the_model_contract(name):
     out = model.train()(torch.randn(2, 3, 64, 64))
     assert tuple(out) == tuple(model.output_names)
     assert all(v.shape == (2, 5, 64, 64) and v.dtype == torch.float32 for v in out.values())
-    expected = {"hrnet": ("out",), "hrnet_ocr": ("out", "aux"), "hrnet_ocr_aspp": ("out", "aux"),
-                "hrnet_ocr_ms": ("out", "aux", "scale_0.5", "scale_1.0")}[name]
+    expected = {
+        "hrnet": ("out",),
+        "hrnet_ocr": ("out", "aux"),
+        "hrnet_ocr_aspp": ("out", "aux"),
+        "hrnet_ocr_ms": ("out", "aux", "scale_0.5", "scale_1.0"),
+    }[name]
     assert tuple(model.output_names) == expected
 
 
@@ -136,7 +164,7 @@ def test_hierarchical_attention_in_closed_form(monkeypatch):
     monkeypatch.setattr(model, "_one_scale", fake)
     x = torch.zeros(1, 3, 8, 8)
     out = model.train()(x)
-    two = a[0.5] * p[0.5] + (1 - a[0.5]) * p[1.0]                                      # Tao et al. eq. (1)
+    two = a[0.5] * p[0.5] + (1 - a[0.5]) * p[1.0]  # Tao et al. eq. (1)
     torch.testing.assert_close(out["out"], torch.full((1, 2, 8, 8), two))
     torch.testing.assert_close(out["aux"], torch.full((1, 2, 8, 8), -two))
     torch.testing.assert_close(out["scale_0.5"], torch.full((1, 2, 8, 8), p[0.5]))
@@ -160,17 +188,23 @@ def test_map_key_examples():
     assert map_key("model.conv3x3_ocr.1.running_var") == "ocr.conv3x3_ocr.1.0.running_var"
     assert map_key("model.aux_head.1.weight") == "ocr.aux_head.1.0.weight"
     assert map_key("model.aux_head.3.bias") == "ocr.aux_head.2.bias"
-    assert map_key("model.ocr_distri_head.conv_bn_dropout.1.0.weight") == "ocr.ocr_distri_head.conv_bn_dropout.1.0.weight"
+    assert (
+        map_key("model.ocr_distri_head.conv_bn_dropout.1.0.weight") == "ocr.ocr_distri_head.conv_bn_dropout.1.0.weight"
+    )
 
 
 def test_official_hrnet_ocr_layout_loads_completely(tmp_path):
     src = HRNetOCR(num_classes=3, width=18)
-    renames = {"ocr.conv3x3_ocr.1.0.": "conv3x3_ocr.1.", "ocr.aux_head.1.0.": "aux_head.1.", "ocr.aux_head.2.": "aux_head.3."}
+    renames = {
+        "ocr.conv3x3_ocr.1.0.": "conv3x3_ocr.1.",
+        "ocr.aux_head.1.0.": "aux_head.1.",
+        "ocr.aux_head.2.": "aux_head.3.",
+    }
 
     def official(k):
         for ours, theirs in renames.items():
             if k.startswith(ours):
-                return "model." + theirs + k[len(ours):]
+                return "model." + theirs + k[len(ours) :]
         return "model." + k.removeprefix("backbone.").removeprefix("ocr.")
 
     torch.save({official(k): v for k, v in src.state_dict().items()}, tmp_path / "hrnet_ocr_cs.pth")
@@ -184,11 +218,17 @@ def test_imagenet_classification_checkpoint_loads_into_the_backbone(tmp_path):
     torch.manual_seed(0)
     src = timm.create_model("hrnet_w18", features_only=True, feature_location="")
     state = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in src.state_dict().items()}
-    state.update({"incre_modules.0.0.conv1.weight": torch.randn(32, 18, 1, 1),
-                  "final_layer.0.weight": torch.randn(2048, 1024, 1, 1), "classifier.weight": torch.randn(1000, 2048)})
+    state.update(
+        {
+            "incre_modules.0.0.conv1.weight": torch.randn(32, 18, 1, 1),
+            "final_layer.0.weight": torch.randn(2048, 1024, 1, 1),
+            "classifier.weight": torch.randn(1000, 2048),
+        }
+    )
     torch.save(state, tmp_path / "hrnetv2_w18_imagenet_pretrained.pth")
-    cfg = compose_cfg(["model=hrnet_ocr", "model.width=18", "model.pretrained=ImageNet",
-                       f"environment.weights_dir={tmp_path}"])
+    cfg = compose_cfg(
+        ["model=hrnet_ocr", "model.width=18", "model.pretrained=ImageNet", f"environment.weights_dir={tmp_path}"]
+    )
     model = instantiate(cfg.model, _convert_="all")
     ours = model.state_dict()
     for k, v in state.items():
@@ -209,12 +249,20 @@ def test_nvidia_ms_ocr_mapillary_checkpoint_loads_except_the_class_heads(tmp_pat
     torch.save({"state_dict": state, "epoch": 175, "mean_iu": np.float64(0.61)}, tmp_path / "mapillary.pth")
     model = HRNetMSOCR(num_classes=11, width=18, pretrained=str(tmp_path / "mapillary.pth"))
     rep = model.load_report
-    assert sorted(rep.mismatched) == ["ocr.aux_head.2.bias", "ocr.aux_head.2.weight", "ocr.cls_head.bias",
-                                      "ocr.cls_head.weight"]
+    assert sorted(rep.mismatched) == [
+        "ocr.aux_head.2.bias",
+        "ocr.aux_head.2.weight",
+        "ocr.cls_head.bias",
+        "ocr.cls_head.weight",
+    ]
     assert rep.missing == [] and rep.unexpected == []
     ours = model.state_dict()
-    for k in ["backbone.stage4.2.fuse_layers.0.3.0.weight", "ocr.ocr_distri_head.object_context_block.f_pixel.3.0.weight",
-              "ocr.conv3x3_ocr.0.bias", "scale_attn.conv1.weight"]:
+    for k in [
+        "backbone.stage4.2.fuse_layers.0.3.0.weight",
+        "ocr.ocr_distri_head.object_context_block.f_pixel.3.0.weight",
+        "ocr.conv3x3_ocr.0.bias",
+        "scale_attn.conv1.weight",
+    ]:
         assert torch.equal(ours[k], state["module." + k]), k
 
 
@@ -230,8 +278,9 @@ def test_own_lightning_checkpoint_round_trip(tmp_path):
 
 
 def test_missing_named_weights_fail_with_the_expected_file(tmp_path):
-    cfg = compose_cfg(["model=hrnet_ocr_ms", "model.width=18", "model.pretrained=Mapillary",
-                       f"environment.weights_dir={tmp_path}"])
+    cfg = compose_cfg(
+        ["model=hrnet_ocr_ms", "model.width=18", "model.pretrained=Mapillary", f"environment.weights_dir={tmp_path}"]
+    )
     with pytest.raises(Exception) as err:  # hydra wraps it in an InstantiationException
         instantiate(cfg.model, _convert_="all")
     assert isinstance(err.value.__cause__, FileNotFoundError)
@@ -250,8 +299,12 @@ def test_checkpoint_of_another_width_is_refused():
 
 # ---------------------------------------------------------------- configs and training through main.py
 def test_model_configs_bring_their_loss_defaults_and_the_command_line_wins():
-    expect = {"hrnet": (["CE"], [1.0]), "hrnet_ocr": (["CE", "CE"], [1.0, 0.4]),
-              "hrnet_ocr_aspp": (["CE", "CE"], [1.0, 0.4]), "hrnet_ocr_ms": (["CE"] * 4, [1.0, 0.4, 0.05, 0.05])}
+    expect = {
+        "hrnet": (["CE"], [1.0]),
+        "hrnet_ocr": (["CE", "CE"], [1.0, 0.4]),
+        "hrnet_ocr_aspp": (["CE", "CE"], [1.0, 0.4]),
+        "hrnet_ocr_ms": (["CE"] * 4, [1.0, 0.4, 0.05, 0.05]),
+    }
     for name, (lf, lw) in expect.items():
         cfg = compose_cfg([f"model={name}"])
         assert (list(cfg.lossfunction), list(cfg.lossweight), cfg.model.width) == (lf, lw, 48), name
@@ -265,19 +318,28 @@ def test_model_configs_bring_their_loss_defaults_and_the_command_line_wins():
 @pytest.mark.parametrize("name", ["hrnet", "hrnet_ocr", "hrnet_ocr_aspp"])  # hrnet_ocr_ms: the headline test below
 def test_each_model_trains_on_camvid(name, tmp_path):
     from training.train import train
+
     cfg = compose_cfg([f"model={name}", *SHORT_RUN])
     result = train(cfg, tmp_path / "run")
     assert 0.0 <= result["best_mIoU"] <= 1.0
     ckpt = torch.load(RunFolder(tmp_path / "run").checkpoint("last"), map_location="cpu", weights_only=False)
     assert "model.backbone.stage4.2.fuse_layers.0.3.0.weight" in ckpt["state_dict"]
-    assert sum(v.numel() for k, v in ckpt["state_dict"].items() if "running" not in k and "num_batches" not in k) \
-        == n_params(MODELS[name](11, width=18))
+    assert sum(
+        v.numel() for k, v in ckpt["state_dict"].items() if "running" not in k and "num_batches" not in k
+    ) == n_params(MODELS[name](11, width=18))
 
 
 def test_headline_command_fast_dev_run(tmp_path):
-    proc = run_entry("main.py", "model=hrnet_ocr_ms", "lossfunction=[wRMI,wCE,wCE,wCE]", "trainer.fast_dev_run=1",
-                     *SHORT_RUN, f"hydra.run.dir={tmp_path}/run",  # the override list is too long for a folder name
-                     env={"OMP_NUM_THREADS": "1"}, timeout=900)
+    proc = run_entry(
+        "main.py",
+        "model=hrnet_ocr_ms",
+        "lossfunction=[wRMI,wCE,wCE,wCE]",
+        "trainer.fast_dev_run=1",
+        *SHORT_RUN,
+        f"hydra.run.dir={tmp_path}/run",  # the override list is too long for a folder name
+        env={"OMP_NUM_THREADS": "1"},
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = proc.stdout + proc.stderr
     assert re.search(r"Epoch 0: val mIoU=\d\.\d{4}", out) and f"Run folder: {tmp_path}/run" in out

@@ -4,6 +4,7 @@ outputs/shapes, local checkpoints, fast_dev_run training on CamVid and a benchma
 Tests needing the extra skip with the reason when it is missing (``pip install -r requirements-mmseg.txt``;
 ``make test`` installs it).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,8 +18,9 @@ from models.mmseg import MMSegModel
 from tests.conftest import run_entry
 
 HAVE_MMSEG = all(importlib.util.find_spec(m) is not None for m in ("mmseg", "mmengine", "mmcv"))
-needs_mmseg = pytest.mark.skipif(not HAVE_MMSEG, reason="MMSegmentation extra not installed: "
-                                                       "pip install -r requirements-mmseg.txt")
+needs_mmseg = pytest.mark.skipif(
+    not HAVE_MMSEG, reason="MMSegmentation extra not installed: pip install -r requirements-mmseg.txt"
+)
 SEGFORMER = "segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py"
 DEEPLAB = "deeplabv3plus/deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024.py"
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # 2 shared cores: OpenMP spinning with 2 threads is far slower
@@ -44,8 +46,14 @@ def test_main_with_model_mmseg_names_the_requirements_file_without_the_extra(tmp
     fake = tmp_path / "fake" / "mmengine"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text('raise ModuleNotFoundError("No module named mmengine", name="mmengine")\n')
-    r = run_entry("main.py", "model=mmseg", "epochs=1", f"LOGDIR={tmp_path / 'logs'}",
-                  env={**ONE_THREAD, "PYTHONPATH": str(tmp_path / "fake")}, timeout=600)
+    r = run_entry(
+        "main.py",
+        "model=mmseg",
+        "epochs=1",
+        f"LOGDIR={tmp_path / 'logs'}",
+        env={**ONE_THREAD, "PYTHONPATH": str(tmp_path / "fake")},
+        timeout=600,
+    )
     assert r.returncode != 0
     lines = [ln for ln in r.stderr.splitlines() if "requirements-mmseg.txt" in ln]
     assert lines and "pip install -r requirements-mmseg.txt" in lines[0], r.stderr[-2000:]
@@ -54,8 +62,8 @@ def test_main_with_model_mmseg_names_the_requirements_file_without_the_extra(tmp
 @needs_mmseg
 def test_heads_take_segbench_num_classes_and_nothing_downloads(built):
     seg, dl = built["segformer"].segmentor, built["deeplab"].segmentor
-    assert tuple(seg.decode_head.conv_seg.weight.shape) == (11, 256, 1, 1)   # SegFormer head: 256 channels
-    assert tuple(dl.decode_head.conv_seg.weight.shape) == (11, 128, 1, 1)    # DeepLabV3+-R18 head: 128
+    assert tuple(seg.decode_head.conv_seg.weight.shape) == (11, 256, 1, 1)  # SegFormer head: 256 channels
+    assert tuple(dl.decode_head.conv_seg.weight.shape) == (11, 128, 1, 1)  # DeepLabV3+-R18 head: 128
     assert tuple(dl.auxiliary_head.conv_seg.weight.shape) == (11, 64, 1, 1)  # FCN auxiliary head: 64
     init_cfgs = [str(getattr(m, "init_cfg", None)) for net in (seg, dl) for m in net.modules()]
     assert not [c for c in init_cfgs if "Pretrained" in c or "http" in c]  # configs had Pretrained init_cfg
@@ -69,19 +77,21 @@ def test_outputs_follow_the_model_contract(built):
     x = torch.randn(2, 3, 64, 96)
     seg.train(), dl.train()
     o_seg, o_dl = seg(x), dl(x)
-    assert tuple(o_seg["out"].shape) == (2, 11, 16, 24)          # SegFormer: 1/4
-    assert tuple(o_dl["out"].shape) == (2, 11, 16, 24)           # DeepLabV3+ decoder: 1/4
-    assert tuple(o_dl["aux"].shape) == (2, 11, 8, 12)            # FCN head on stage 3 (output stride 8)
+    assert tuple(o_seg["out"].shape) == (2, 11, 16, 24)  # SegFormer: 1/4
+    assert tuple(o_dl["out"].shape) == (2, 11, 16, 24)  # DeepLabV3+ decoder: 1/4
+    assert tuple(o_dl["aux"].shape) == (2, 11, 8, 12)  # FCN head on stage 3 (output stride 8)
     (o_dl["out"].mean() + o_dl["aux"].mean()).backward()
     dl.eval()
     with torch.no_grad():
-        assert set(dl(x)) == {"out"}                              # auxiliary heads are training-only
+        assert set(dl(x)) == {"out"}  # auxiliary heads are training-only
     assert MMSegModel(DEEPLAB, num_classes=5, aux_outputs=False).output_names == ("out",)
 
 
 @needs_mmseg
-@pytest.mark.skipif(importlib.util.find_spec("mmdet") is None,
-                    reason="Mask2Former needs mmdet (in requirements-mmseg.txt): pip install -r requirements-mmseg.txt")
+@pytest.mark.skipif(
+    importlib.util.find_spec("mmdet") is None,
+    reason="Mask2Former needs mmdet (in requirements-mmseg.txt): pip install -r requirements-mmseg.txt",
+)
 def test_mask2former_runs_through_encode_decode():
     m = MMSegModel("mask2former_r50_8xb2-90k_cityscapes-512x1024", num_classes=11)
     assert m.query_head and m.output_names == ("out",)
@@ -114,8 +124,12 @@ def test_local_checkpoint_loads_all_but_other_class_count_heads(built, tmp_path)
     torch.save({"meta": {}, "state_dict": src.segmentor.state_dict()}, path)
     dst = MMSegModel(DEEPLAB, num_classes=11, checkpoint=str(path))
     rep = dst.load_report
-    assert sorted(rep["skipped_shape"]) == ["auxiliary_head.conv_seg.bias", "auxiliary_head.conv_seg.weight",
-                                            "decode_head.conv_seg.bias", "decode_head.conv_seg.weight"]
+    assert sorted(rep["skipped_shape"]) == [
+        "auxiliary_head.conv_seg.bias",
+        "auxiliary_head.conv_seg.weight",
+        "decode_head.conv_seg.bias",
+        "decode_head.conv_seg.weight",
+    ]
     assert rep["unexpected"] == [] and sorted(rep["missing"]) == sorted(rep["skipped_shape"])
     assert torch.equal(dst.segmentor.backbone.stem[0].weight, src.segmentor.backbone.stem[0].weight)
     with pytest.raises(FileNotFoundError, match="not found"):
@@ -125,10 +139,21 @@ def test_local_checkpoint_loads_all_but_other_class_count_heads(built, tmp_path)
 @needs_mmseg
 def test_fast_dev_run_on_camvid_segformer_and_deeplabv3plus(tmp_path):
     """main.py multirun over both experiments (one process: mmseg imported once), 1 train + 1 val batch."""
-    r = run_entry("main.py", "-m", "experiment=mmseg_segformer_b0_camvid,mmseg_deeplabv3plus_r18_camvid",
-                  "trainer.fast_dev_run=true", "batch_size=2", "val_batch_size=2", "num_workers=0",
-                  "dataset.crop_size=[64,96]", "num_vis=0", "callbacks.progress_bar.refresh_rate=0",
-                  f"LOGDIR={tmp_path}", env=ONE_THREAD, timeout=900)
+    r = run_entry(
+        "main.py",
+        "-m",
+        "experiment=mmseg_segformer_b0_camvid,mmseg_deeplabv3plus_r18_camvid",
+        "trainer.fast_dev_run=true",
+        "batch_size=2",
+        "val_batch_size=2",
+        "num_workers=0",
+        "dataset.crop_size=[64,96]",
+        "num_vis=0",
+        "callbacks.progress_bar.refresh_rate=0",
+        f"LOGDIR={tmp_path}",
+        env=ONE_THREAD,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     hparams = sorted(tmp_path.rglob("hparams.yaml"))
     assert len(hparams) == 2, hparams
@@ -140,9 +165,19 @@ def test_fast_dev_run_on_camvid_segformer_and_deeplabv3plus(tmp_path):
 @needs_mmseg
 def test_benchmark_sweep_segbench_and_mmseg_models(tmp_path):
     """One benchmark.py sweep: Unet-r18 (segbench) and MMSeg SegFormer-B0 (mmseg.yaml default) at one resolution."""
-    r = run_entry("benchmark.py", "-m", "model=smp,mmseg", "resolution=64x64",
-                  "warmup=1", "iterations=2", "device=cpu", "threads=1", f"LOGDIR={tmp_path}", env=ONE_THREAD,
-                  timeout=900)
+    r = run_entry(
+        "benchmark.py",
+        "-m",
+        "model=smp,mmseg",
+        "resolution=64x64",
+        "warmup=1",
+        "iterations=2",
+        "device=cpu",
+        "threads=1",
+        f"LOGDIR={tmp_path}",
+        env=ONE_THREAD,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     recs = [json.loads(p.read_text()) for p in sorted(tmp_path.rglob("benchmark/*.json"))]
     assert len(recs) == 2, [p for p in tmp_path.rglob("*.json")]

@@ -1,4 +1,5 @@
 """segmentation-models-pytorch wrapper: every architecture, any input size, the model contract."""
+
 import pytest
 import torch
 

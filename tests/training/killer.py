@@ -3,6 +3,7 @@
 Used from the command line: ``+callbacks.kill._target_=tests.training.killer.KillAtStep +callbacks.kill.step=3``;
 it only fires when ``SEGBENCH_TEST_KILL=1`` is set, so the same overrides can be resumed without it.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,6 +18,6 @@ class KillAtStep(pl.Callback):
     def __init__(self, step: int):
         self.step = int(step)
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: D102
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if os.environ.get("SEGBENCH_TEST_KILL") == "1" and trainer.global_step == self.step:
             os.kill(os.getpid(), signal.SIGKILL)

@@ -1,5 +1,6 @@
 """DDP for real on CPU: 2 processes, gloo (trainer=ddp_cpu); validation metrics with no duplicates. SyncBN is a
 GPU-only feature of torch DDP, checked here through the composed trainer=ddp config."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,9 +40,18 @@ def test_ddp_cpu_config_composes():
 def test_ddp_two_process_validation_equals_one_process(tmp_path):
     data = _small_camvid(tmp_path / "data")
     logdir = tmp_path / "logs"
-    overrides = ["trainer=ddp_cpu", "epochs=1", "batch_size=2", "val_batch_size=1", "num_workers=0",
-                 "dataset.crop_size=[64,96]", "trainer.limit_train_batches=1", "num_vis=0",
-                 "callbacks.progress_bar.refresh_rate=0", f"environment.data_root={data}"]
+    overrides = [
+        "trainer=ddp_cpu",
+        "epochs=1",
+        "batch_size=2",
+        "val_batch_size=1",
+        "num_workers=0",
+        "dataset.crop_size=[64,96]",
+        "trainer.limit_train_batches=1",
+        "num_vis=0",
+        "callbacks.progress_bar.refresh_rate=0",
+        f"environment.data_root={data}",
+    ]
     proc = run_entry("main.py", *overrides, env={"SEGBENCH_LOGDIR": str(logdir)})
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -55,11 +65,16 @@ def test_ddp_two_process_validation_equals_one_process(tmp_path):
     # the same weights validated by one process
     cfg = compose_cfg([o for o in overrides if not o.startswith("trainer=")])
     module = SegmentationModule.load_from_checkpoint(run.best_ckpt, map_location="cpu")
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.validate(module, datamodule=SegDataModule(cfg))
     assert torch.equal(ddp_confmat, module.best_confmat)
 
-    labelled = sum(int((np.asarray(Image.open(p)) != 11).sum())
-                   for p in (data / "camvid" / "valannot").glob("*.png"))
+    labelled = sum(int((np.asarray(Image.open(p)) != 11).sum()) for p in (data / "camvid" / "valannot").glob("*.png"))
     assert int(ddp_confmat.sum()) == labelled  # every val pixel counted exactly once

@@ -1,5 +1,6 @@
 """Precision, gradient accumulation with the poly schedule, +finetune_from and two-stage freezing (OneCycle runs in
 the smp_sweep recipe tests, tests/training/test_recipes.py)."""
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,11 @@ def _last(run_dir):
 
 def test_bf16_accumulation_counts_optimizer_steps_in_poly(tmp_path):
     # 4 batches, 2 per optimizer step -> 2 steps; poly lr_k = lr0 (1 - k/2)^0.9
-    cfg = compose_cfg(TINY_RUN + PROBE + ["precision=bf16-mixed", "trainer.accumulate_grad_batches=2",
-                                          "trainer.limit_train_batches=4", "lr=0.01"])
+    cfg = compose_cfg(
+        TINY_RUN
+        + PROBE
+        + ["precision=bf16-mixed", "trainer.accumulate_grad_batches=2", "trainer.limit_train_batches=4", "lr=0.01"]
+    )
     train(cfg, tmp_path / "run")
     ckpt = _last(tmp_path / "run")
     assert ckpt["global_step"] == 2
@@ -31,7 +35,7 @@ def test_bf16_accumulation_counts_optimizer_steps_in_poly(tmp_path):
     assert sched["last_epoch"] == 2 and sched["total_iters"] == 2
     assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
     lrs = [r["lr"] for r in Record.seen]  # lr after each batch: changes only after optimizer steps
-    assert lrs == pytest.approx([0.01, 0.01 * 0.5 ** 0.9, 0.01 * 0.5 ** 0.9, 0.0])
+    assert lrs == pytest.approx([0.01, 0.01 * 0.5**0.9, 0.01 * 0.5**0.9, 0.0])
     assert {r["dtype"] for r in Record.seen} == {torch.bfloat16}
 
 
@@ -40,17 +44,32 @@ def test_finetune_from_loads_weights_only_and_freezes_then_unfreezes(tmp_path):
     train(src, tmp_path / "src")
     src_ckpt = _last(tmp_path / "src")
     # two-stage: encoder frozen in epoch 0, trains in epoch 1 with lr x 0.25
-    cfg = compose_cfg(TINY_RUN + PROBE + ["epochs=2", "trainer.limit_train_batches=2", "~lr_scheduler",
-                                          "optimizer=adamw", "lr=0.001", "freeze_encoder_epochs=1",
-                                          "unfreeze_lr_factor=0.25",
-                                          f"+finetune_from={tmp_path / 'src' / 'checkpoints' / 'last.ckpt'}"])
+    cfg = compose_cfg(
+        TINY_RUN
+        + PROBE
+        + [
+            "epochs=2",
+            "trainer.limit_train_batches=2",
+            "~lr_scheduler",
+            "optimizer=adamw",
+            "lr=0.001",
+            "freeze_encoder_epochs=1",
+            "unfreeze_lr_factor=0.25",
+            f"+finetune_from={tmp_path / 'src' / 'checkpoints' / 'last.ckpt'}",
+        ]
+    )
     train(cfg, tmp_path / "ft")
     seen = Record.seen
     assert [r["encoder_trains"] for r in seen] == [False, False, True, True]
     assert [r["lr"] for r in seen] == pytest.approx([1e-3, 1e-3, 2.5e-4, 2.5e-4])
-    enc0 = sum(v.double().sum() for k, v in src_ckpt["state_dict"].items()
-               if k.startswith("model.net.encoder.") and v.is_floating_point() and "running" not in k
-               and "num_batches" not in k)
+    enc0 = sum(
+        v.double().sum()
+        for k, v in src_ckpt["state_dict"].items()
+        if k.startswith("model.net.encoder.")
+        and v.is_floating_point()
+        and "running" not in k
+        and "num_batches" not in k
+    )
     assert seen[0]["encoder_sum"] == pytest.approx(float(enc0), rel=1e-9)  # finetune_from weights, frozen
     assert seen[1]["encoder_sum"] == seen[0]["encoder_sum"]
     assert seen[3]["encoder_sum"] != seen[2]["encoder_sum"]

@@ -1,4 +1,5 @@
 """main.py end to end through Hydra on the embedded CamVid subset, and its one-line errors."""
+
 import re
 from pathlib import Path
 
@@ -19,14 +20,13 @@ def _run_dir_from_output(text: str) -> Path:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("logs")
-    proc = run_entry("main.py", *TINY_RUN, "epochs=2", f"LOGDIR={logdir}", "precision=bf16-mixed",
-                     "channels_last=true")
+    proc = run_entry("main.py", *TINY_RUN, "epochs=2", f"LOGDIR={logdir}", "precision=bf16-mixed", "channels_last=true")
     assert proc.returncode == 0, proc.stderr[-4000:]
     return logdir, proc, _run_dir_from_output(proc.stdout + proc.stderr)
 
 
 def test_run_folder_has_every_promised_file(tiny_run):
-    logdir, proc, run_dir = tiny_run
+    logdir, _proc, run_dir = tiny_run
     run = RunFolder(run_dir)
     assert run.missing() == []
     # LOGDIR/<dataset>/<model>/<experiment>__<overrides>/<date>/
@@ -55,8 +55,8 @@ def test_checkpoints_reload_and_best_matches_confusion_matrix(tiny_run):
     best = ckpt["callbacks"]
     scores = [v["best_model_score"] for k, v in best.items() if k.startswith("ModelCheckpoint")]
     from metrics import metrics_from_confusion
-    assert float(scores[0]) == pytest.approx(metrics_from_confusion(torch.load(run.confusion_matrix))["mIoU"],
-                                             abs=1e-6)
+
+    assert float(scores[0]) == pytest.approx(metrics_from_confusion(torch.load(run.confusion_matrix))["mIoU"], abs=1e-6)
 
 
 def test_per_epoch_val_miou_and_run_folder_printed(tiny_run):
@@ -66,14 +66,23 @@ def test_per_epoch_val_miou_and_run_folder_printed(tiny_run):
     assert f"Run folder: {run_dir}" in out
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["model.arch=NoSuchNet"], "unknown smp architecture 'NoSuchNet'; valid: "),
-    (["model.encoder=resnet999"], "unknown smp encoder 'resnet999'; valid: "),
-    (["lossfunction=[CE,CE]", "lossweight=[1.0,0.4]"], "lossfunction has 2 entries ['CE', 'CE'] but the model has 1 outputs"),
-    (["lossfunction=[NoLoss]"], "unknown lossfunction 'NoLoss'"),
-    (["environment.data_root=/nonexistent/folder"], "data root /nonexistent/folder/camvid does not exist; expected layout"),
-    (["model=no_such_model"], "Could not find 'model/no_such_model'"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["model.arch=NoSuchNet"], "unknown smp architecture 'NoSuchNet'; valid: "),
+        (["model.encoder=resnet999"], "unknown smp encoder 'resnet999'; valid: "),
+        (
+            ["lossfunction=[CE,CE]", "lossweight=[1.0,0.4]"],
+            "lossfunction has 2 entries ['CE', 'CE'] but the model has 1 outputs",
+        ),
+        (["lossfunction=[NoLoss]"], "unknown lossfunction 'NoLoss'"),
+        (
+            ["environment.data_root=/nonexistent/folder"],
+            "data root /nonexistent/folder/camvid does not exist; expected layout",
+        ),
+        (["model=no_such_model"], "Could not find 'model/no_such_model'"),
+    ],
+)
 def test_bad_input_gives_one_clear_error(overrides, message, tmp_path):
     proc = run_entry("main.py", *TINY_RUN, f"LOGDIR={tmp_path}", *overrides, timeout=300)
     assert proc.returncode != 0

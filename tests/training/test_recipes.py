@@ -1,5 +1,6 @@
 """Every recipe of config/experiment/ (MIC-DKFZ Cityscapes study + SMP sweep) composes as documented and passes a
 Lightning fast_dev_run on the embedded CamVid data (dataset overridden, HRNet-W18, 64x96 crops, CPU, 1 process)."""
+
 from __future__ import annotations
 
 import itertools
@@ -10,12 +11,33 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from tests.conftest import compose_cfg
 from training.train import train
 
-CS = ["cs_hrnet", "cs_hrnet_ocr", "cs_hrnet_ocr_aspp", "cs_hrnet_ocr_ms", "cs_hrnet_rmi", "cs_hrnet_ocr_rmi",
-      "cs_hrnet_ocr_aspp_rmi", "cs_hrnet_ocr_ms_rmi", "cs_coarse_stage2", "cs_coarse_stage3"]
+CS = [
+    "cs_hrnet",
+    "cs_hrnet_ocr",
+    "cs_hrnet_ocr_aspp",
+    "cs_hrnet_ocr_ms",
+    "cs_hrnet_rmi",
+    "cs_hrnet_ocr_rmi",
+    "cs_hrnet_ocr_aspp_rmi",
+    "cs_hrnet_ocr_ms_rmi",
+    "cs_coarse_stage2",
+    "cs_coarse_stage3",
+]
 # make any recipe tiny: CamVid embedded, 1 process on CPU, 32-bit, small crops, validation images resized
-TINY = ["dataset=camvid", "trainer=cpu", "trainer.devices=1", "precision=32", "trainer.fast_dev_run=true", "batch_size=2",
-        "val_batch_size=1", "num_workers=0", "dataset.crop_size=[64,96]", "num_vis=0",
-        "callbacks.progress_bar.refresh_rate=0", "augmentation.test=[{_target_:albumentations.Resize,height:64,width:96}]"]
+TINY = [
+    "dataset=camvid",
+    "trainer=cpu",
+    "trainer.devices=1",
+    "precision=32",
+    "trainer.fast_dev_run=true",
+    "batch_size=2",
+    "val_batch_size=1",
+    "num_workers=0",
+    "dataset.crop_size=[64,96]",
+    "num_vis=0",
+    "callbacks.progress_bar.refresh_rate=0",
+    "augmentation.test=[{_target_:albumentations.Resize,height:64,width:96}]",
+]
 HRNET_TINY = ["model.width=18", "model.pretrained=null"]
 
 

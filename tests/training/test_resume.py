@@ -1,4 +1,5 @@
 """Determinism (seed + deterministic=true: bit-identical CPU runs) and resume after SIGKILL mid-epoch."""
+
 from __future__ import annotations
 
 import signal
@@ -12,8 +13,11 @@ from training.train import train
 from utils.run_folder import RunFolder, RunFolderError
 
 # 2 epochs x 2 optimizer steps, no image logging; deterministic algorithms
-TINY2 = [o for o in TINY_RUN if not o.startswith(("epochs=", "num_vis="))] + ["epochs=2", "num_vis=0",
-                                                                              "deterministic=true"]
+TINY2 = [o for o in TINY_RUN if not o.startswith(("epochs=", "num_vis="))] + [
+    "epochs=2",
+    "num_vis=0",
+    "deterministic=true",
+]
 KILL = ["+callbacks.kill._target_=tests.training.killer.KillAtStep", "+callbacks.kill.step=3"]  # mid epoch 1
 
 
@@ -44,7 +48,9 @@ def test_two_seeded_runs_are_bit_identical(reference_run, tmp_path):
     _assert_same_state(a["state_dict"], b["state_dict"])
     assert a["optimizer_states"][0]["param_groups"][0]["lr"] == b["optimizer_states"][0]["param_groups"][0]["lr"]
     assert again["best_mIoU"] == ref["best_mIoU"] and again["best_epoch"] == ref["best_epoch"]
-    assert torch.equal(torch.load(RunFolder(ref_dir).confusion_matrix), torch.load(RunFolder(tmp_path / "b").confusion_matrix))
+    assert torch.equal(
+        torch.load(RunFolder(ref_dir).confusion_matrix), torch.load(RunFolder(tmp_path / "b").confusion_matrix)
+    )
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(reference_run, tmp_path):
@@ -82,6 +88,7 @@ def test_continue_from_argv_merges_original_overrides(tmp_path):
 def test_resume_checkpoint_rules(tmp_path):
     """A requeued job (same folder, last.ckpt present) resumes; +continue_from must be the run folder itself."""
     from training.resume import resume_checkpoint
+
     run = RunFolder(tmp_path / "run").create()
     cfg = compose_cfg([])
     assert resume_checkpoint(cfg, run) is None

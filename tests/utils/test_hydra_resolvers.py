@@ -1,4 +1,5 @@
 """Run-folder name resolver."""
+
 from utils.hydra import MAX_RUN_NAME, _run_name
 
 
