@@ -14,6 +14,6 @@ from models.smp import SMP_ARCHITECTURES, SMPModel
 
 __all__ = ["SMP_ARCHITECTURES", "SMPModel"]
 __all__ += ["ESPNet", "ESPNetv2", "MMSegModel"]
-from models.hrnet import HRNetMSOCR, HRNetOCR, HRNetOCRASPP, HRNetV2  # noqa: E402  (issue 3: HRNet family)
+from models.hrnet import HRNetMSOCR, HRNetOCR, HRNetOCRASPP, HRNetV2  # noqa: E402
 
 __all__ += ["HRNetMSOCR", "HRNetOCR", "HRNetOCRASPP", "HRNetV2"]

@@ -1,4 +1,4 @@
-"""HRNet family on one shared HRNetV2 backbone: HRNetV2, HRNet-OCR, OCR+ASPP, MS-OCR (issue 3).
+"""HRNet family on one shared HRNetV2 backbone: HRNetV2, HRNet-OCR, OCR+ASPP, MS-OCR.
 
 ``model=hrnet|hrnet_ocr|hrnet_ocr_aspp|hrnet_ocr_ms`` (``config/model/``), ``model.width=18|48``,
 ``model.pretrained=null|ImageNet|Paddle|Mapillary|<path>``. See README "Models: HRNet family".

@@ -1,1 +1,1 @@
-"""Tests of losses/ (issue 4)."""
+"""Tests of losses/."""

@@ -1,4 +1,4 @@
-"""HRNet family (issue 3): official parameter counts, bilinear fuse backbone, OCR/ASPP/MS-OCR outputs,
+"""HRNet family: official parameter counts, bilinear fuse backbone, OCR/ASPP/MS-OCR outputs,
 hierarchical scale attention in closed form, weight-key mapping, configs and training through main.py."""
 
 import re
@@ -31,7 +31,7 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-# ---------------------------------------------------------------- parameter counts (issue acceptance numbers)
+# ---------------------------------------------------------------- parameter counts (official implementations)
 @pytest.mark.parametrize(
     "cls,width,expected",
     [
