@@ -20,15 +20,46 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageOps
 
 from datasets.base import IMAGE_EXTENSIONS
-from inference.engine import InferenceSettings, infer, predict_labels_streaming, streams_labels
-from inference.validate import autocast
+from inference.engine import (
+    InferenceSettings,
+    keep_ratio_size,
+    predict_labels,
+    predict_labels_streaming,
+    streams_labels,
+)
 from inference.visualize import class_fractions, overlay_with_legend
+from utils.precision import autocast, canonical_precision
 
 Image.MAX_IMAGE_PIXELS = None  # large photos are the point; PIL's decompression-bomb guard stops at 89 MP
+
+
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "config" / "inference"
+
+
+def load_preset(name: str | None) -> dict:
+    """The inference settings of preset ``name`` (``config/inference/<name>.yaml``); ``{}`` for None.
+
+    Keys are :class:`InferenceSettings` fields (null values keep the dataset's ``test`` setting).
+
+    Raises:
+        ValueError: unknown preset (the available ones are listed) or an unknown key (named).
+    """
+    if not name:
+        return {}
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(
+            f"unknown inference preset {name!r}; available: {sorted(p.stem for p in PRESETS_DIR.glob('*.yaml'))}"
+        )
+    preset = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(path)).items() if v is not None}
+    unknown = set(preset) - set(InferenceSettings.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"{path}: unknown inference settings {sorted(unknown)}")
+    return preset
 
 
 def list_images(inputs: Iterable[str | Path]) -> list[Path]:
@@ -75,8 +106,10 @@ def settings_for(
     base: InferenceSettings, mode: str, h: int, w: int, max_whole_pixels: int, crop_size: Sequence[int]
 ) -> InferenceSettings:
     """The settings for an H x W image: ``mode`` ``whole``/``slide`` as given; ``auto`` keeps ``base`` up to
-    ``max_whole_pixels`` pixels and otherwise slides ``base.crop_size`` (or ``crop_size``) windows with
-    ``base.stride`` (or 2/3 of the window)."""
+    ``max_whole_pixels`` pixels (counted at the test scale of ``base.resize``) and otherwise slides
+    ``base.crop_size`` (or ``crop_size``) windows with ``base.stride`` (or 2/3 of the window)."""
+    if base.resize is not None:
+        h, w = keep_ratio_size(h, w, base.resize)
     if mode == "auto" and h * w <= max_whole_pixels:
         return base
     if mode == "whole":
@@ -120,11 +153,11 @@ class Predictor:
         x = normalize(image, d.mean, d.std)
         if self.cfg.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(self.cfg.get("precision", "32"), self.device):
+        with autocast(self.cfg.get("precision", "32-true"), self.device):
             if streams_labels(self.model, s):  # slide at scale 1: no full-size probability buffer
                 lab = predict_labels_streaming(self.model, x, s)[0]
             else:
-                lab = infer(self.model, x, s)[0].argmax(0)
+                lab = predict_labels(self.model, x, s)[0]
         del x
         return lab.to(torch.uint8 if d.num_classes <= 256 else torch.int32).cpu().numpy(), s
 
@@ -162,7 +195,7 @@ class Predictor:
             "overlay_png": f"{stem}_overlay.png",
             "inference": s.to_dict(),
             "device": str(self.device),
-            "precision": str(self.cfg.get("precision", "32")),
+            "precision": canonical_precision(self.cfg.get("precision", "32-true")),
             "class_fractions": {names[int(k)]: round(float(frac[k]), 6) for k in order if frac[k] > 0},
             "timing_s": {
                 "read": round(t1 - t0, 3),

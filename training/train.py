@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from training.datamodule import SegDataModule
 from training.determinism import EpochSeedCallback
-from training.finetune import FreezeEncoder, load_weights
+from training.finetune import FreezeEncoder, finetune_from
 from training.module import SegmentationModule
 from training.resume import BestMetricState, resume_checkpoint
 from utils.run_folder import RunFolder
@@ -74,7 +74,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     module = SegmentationModule(cfg)
     module.best_confmat_path = run.confusion_matrix
     if cfg.get("finetune_from") and ckpt_path is None:
-        load_weights(module.model, cfg.finetune_from)
+        finetune_from(module.model, cfg.finetune_from)
     trainer = build_trainer(cfg, run)
     if ckpt_path is not None and trainer.is_global_zero:
         log.info(f"Resuming from {ckpt_path}")

@@ -2,6 +2,8 @@
 
 * ``${repo_path:data}``  -> absolute path of ``data`` inside the repository (repo-relative defaults).
 * ``${run_name:EXP,OVERRIDES}`` -> ``EXP`` or ``EXP__OVERRIDES``: the run folder's name part.
+* ``${lightning_precision:VALUE}`` -> the Lightning precision name of ``VALUE`` (``bf16`` -> ``bf16-mixed``, see
+  :mod:`utils.precision`).
 """
 
 from __future__ import annotations
@@ -28,12 +30,20 @@ def _run_name(experiment, overrides=None) -> str:
     return name
 
 
+def _lightning_precision(value) -> str:
+    from utils.precision import canonical_precision  # torch only when a config asks for it
+
+    return canonical_precision(value)
+
+
 def register_resolvers() -> None:
     """Register the segbench resolvers once (idempotent)."""
     if not OmegaConf.has_resolver("repo_path"):
         OmegaConf.register_new_resolver("repo_path", lambda rel="": str(REPO_ROOT / str(rel)))
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", _run_name)
+    if not OmegaConf.has_resolver("lightning_precision"):
+        OmegaConf.register_new_resolver("lightning_precision", _lightning_precision)
 
 
 register_resolvers()

@@ -1,0 +1,43 @@
+"""One precision vocabulary for every entry point: Lightning's ``precision`` names.
+
+``32-true`` (float32), ``bf16-mixed`` and ``16-mixed`` (``torch.autocast`` with bfloat16 / float16, weights
+float32) are what the Lightning Trainer (main.py), validation.py, predict.py and benchmark.py accept and
+record. The spellings ``32``/``fp32``, ``bf16`` and ``16``/``fp16`` are aliases: they are mapped to the
+Lightning name (and the record shows the Lightning name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+#: Lightning precision name -> autocast dtype (None = plain float32)
+PRECISIONS: dict[str, torch.dtype | None] = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+#: accepted other spellings -> Lightning name
+ALIASES = {"32": "32-true", "fp32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed", "fp16": "16-mixed"}
+
+
+def canonical_precision(value) -> str:
+    """The Lightning name of ``value`` (``fp32`` -> ``32-true``, ``bf16`` -> ``bf16-mixed``, ``fp16`` ->
+    ``16-mixed``; ints 32/16 too).
+
+    Raises:
+        ValueError: an unknown value (the accepted names and aliases are listed).
+    """
+    key = str(value).strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in PRECISIONS:
+        raise ValueError(f"precision={value!r} is not supported; use one of {list(PRECISIONS)} (aliases: {ALIASES})")
+    return key
+
+
+def autocast(precision, device: torch.device | str):
+    """The autocast context Lightning uses for ``precision`` on ``device`` (``nullcontext`` for ``32-true``).
+
+    Raises:
+        ValueError: unknown precision (see :func:`canonical_precision`).
+    """
+    dtype = PRECISIONS[canonical_precision(precision)]
+    device_type = torch.device(device).type
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
