@@ -10,6 +10,7 @@ activations for one window batch. Other settings (several scales, whole mode) ho
 
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import sys
@@ -24,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageOps
 
 from datasets.base import IMAGE_EXTENSIONS
+from datasets.transforms import build_transforms
 from inference.engine import (
     InferenceSettings,
     keep_ratio_size,
@@ -95,11 +97,25 @@ def read_rgb(path: Path) -> np.ndarray:
         raise ValueError(f"cannot read image {path}: {e}") from e
 
 
+@functools.lru_cache(maxsize=8)
+def _normalize_lut(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """float32[3, 256]: the dataset's test-time normalisation of every uint8 value per channel."""
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)
+    return build_transforms(None, mean, std)(image=ramp)["image"][:, :, 0].numpy().copy()
+
+
 def normalize(image: np.ndarray, mean, std) -> torch.Tensor:
-    """uint8[H, W, 3] -> float32[1, 3, H, W] ``(x/255 - mean) / std`` (0..1-scale statistics), in place."""
-    x = torch.from_numpy(np.require(image, requirements="W")).permute(2, 0, 1).unsqueeze(0).float().div_(255)
-    x.sub_(torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-    return x.div_(torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1)).contiguous()
+    """uint8[H, W, 3] -> float32[1, 3, H, W] ``(x - 255 mean) / (255 std)`` (0..1-scale statistics).
+
+    The values are those of the dataset's test-time normalisation (:func:`datasets.transforms.build_transforms`,
+    albumentations ``Normalize``), tabulated once for the 256 uint8 values per channel, so a photo gives bit for
+    bit the input validation.py gives the same image; no temporary beyond the output and one uint8 plane.
+    """
+    lut = _normalize_lut(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    out = np.empty((1, 3, *image.shape[:2]), dtype=np.float32)
+    for c in range(3):
+        np.take(lut[c], np.ascontiguousarray(image[..., c]), out=out[0, c])
+    return torch.from_numpy(out)
 
 
 def settings_for(

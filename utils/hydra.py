@@ -13,6 +13,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from utils.precision import canonical_precision
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,12 +32,6 @@ def _run_name(experiment, overrides=None) -> str:
     return name
 
 
-def _lightning_precision(value) -> str:
-    from utils.precision import canonical_precision  # torch only when a config asks for it
-
-    return canonical_precision(value)
-
-
 def register_resolvers() -> None:
     """Register the segbench resolvers once (idempotent)."""
     if not OmegaConf.has_resolver("repo_path"):
@@ -43,7 +39,7 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", _run_name)
     if not OmegaConf.has_resolver("lightning_precision"):
-        OmegaConf.register_new_resolver("lightning_precision", _lightning_precision)
+        OmegaConf.register_new_resolver("lightning_precision", canonical_precision)
 
 
 register_resolvers()

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 
-import torch
-
-#: Lightning precision name -> autocast dtype (None = plain float32)
-PRECISIONS: dict[str, torch.dtype | None] = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+#: Lightning precision names -> autocast dtype name (None = plain float32); torch is imported only by autocast
+PRECISIONS: dict[str, str | None] = {"32-true": None, "bf16-mixed": "bfloat16", "16-mixed": "float16"}
 #: accepted other spellings -> Lightning name
 ALIASES = {"32": "32-true", "fp32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed", "fp16": "16-mixed"}
 
@@ -32,12 +30,15 @@ def canonical_precision(value) -> str:
     return key
 
 
-def autocast(precision, device: torch.device | str):
+def autocast(precision, device):
     """The autocast context Lightning uses for ``precision`` on ``device`` (``nullcontext`` for ``32-true``).
 
     Raises:
         ValueError: unknown precision (see :func:`canonical_precision`).
     """
+    import torch
+
     dtype = PRECISIONS[canonical_precision(precision)]
-    device_type = torch.device(device).type
-    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=getattr(torch, dtype))
