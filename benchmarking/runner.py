@@ -192,7 +192,9 @@ def photo_budget(model, cfg: DictConfig, device: torch.device, precision: str) -
     if mode != "auto":
         preset["mode"] = mode
     settings = InferenceSettings.from_config({**dict(cfg.dataset.get("test") or {}), **preset})
-    pcfg = OmegaConf.merge(cfg, {"precision": precision, "channels_last": False})
+    pcfg = cfg.copy()
+    OmegaConf.set_struct(pcfg, False)
+    pcfg.precision, pcfg.channels_last = precision, False
     predictor = Predictor(model, pcfg, settings, device, mode)
     sync = _sync_fn(device)
     images = {}

@@ -142,4 +142,4 @@ def test_evaluate_on_embedded_camvid(tmp_path):
 
 def test_evaluate_split_without_labels_fails(tmp_path):
     rec, _ = run_benchmark(bench_cfg(*FAKE, *FAST, "evaluate=true", "eval_split=nolabels"), tmp_path)
-    assert rec.status == "failed" and "no labels; labelled splits" in rec.error
+    assert rec.status == "failed" and "no labels for split 'nolabels' (labelled splits: [" in rec.error
