@@ -86,7 +86,7 @@ def test_data_root_override_moves_every_entry_point(forms, moved_root, tmp_path)
         args = predict.parse_args(["--ckpt", str(src), *extra, override, "x.png"])
         assert predict.load_predictor(args).cfg.dataset.root == f"{moved_root}/camvid", name
     run, _ = forms["run folder"]
-    overrides = [f"checkpoint={run}", "evaluate=true", override, *FAST_BENCH]
+    overrides = [f"checkpoint='{run}'", "evaluate=true", override, *FAST_BENCH]  # quoted: '=' in the folder name
     rec, _ = run_benchmark(compose_cfg(overrides, config_name="benchmark"), tmp_path / "b", overrides=overrides)
     assert rec.status == "ok", rec.error
     assert rec.eval_images == 2 and rec.eval_split == "val"
@@ -100,7 +100,7 @@ def test_benchmark_miou_equals_validation_miou(tiny_run, tmp_path):
     before = set(RunFolder(tiny_run).benchmark_dir.glob("*.json"))
     res = run_entry(
         "benchmark.py",
-        f"checkpoint={tiny_run}",
+        f"checkpoint='{tiny_run}'",  # quoted for Hydra: the run folder's name holds '=' and ','
         "evaluate=true",
         *FAST_BENCH,
         env={"SEGBENCH_LOGDIR": str(tmp_path / "logs")},
