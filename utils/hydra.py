@@ -2,6 +2,8 @@
 
 * ``${repo_path:data}``  -> absolute path of ``data`` inside the repository (repo-relative defaults).
 * ``${run_name:EXP,OVERRIDES}`` -> ``EXP`` or ``EXP__OVERRIDES``: the run folder's name part.
+* ``${sqlite_uri:PATH}`` -> ``sqlite:///<absolute PATH>``, creating PATH's folder (SQLite creates no folders):
+  the MLflow and Optuna stores under LOGDIR.
 """
 
 from __future__ import annotations
@@ -28,12 +30,21 @@ def _run_name(experiment, overrides=None) -> str:
     return name
 
 
+def _sqlite_uri(path) -> str:
+    """``sqlite:///<absolute path>`` of ``path`` (relative to the current directory); makes its parent folder."""
+    path = Path(str(path)).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
 def register_resolvers() -> None:
     """Register the segbench resolvers once (idempotent)."""
     if not OmegaConf.has_resolver("repo_path"):
         OmegaConf.register_new_resolver("repo_path", lambda rel="": str(REPO_ROOT / str(rel)))
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", _run_name)
+    if not OmegaConf.has_resolver("sqlite_uri"):
+        OmegaConf.register_new_resolver("sqlite_uri", _sqlite_uri)
 
 
 register_resolvers()
