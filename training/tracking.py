@@ -77,7 +77,9 @@ class MLFlowLogger(_MLFlowLogger):
         tracking_uri: any MLflow tracking URI; default (config) ``sqlite:///${LOGDIR}/mlflow.db``.
         artifact_location: where a NEW experiment stores artifacts (local paths become ``file://`` URIs);
             an existing experiment keeps its own.
-        experiment_name, run_name, tags: as Lightning's; ``run_name`` defaults to the run folder's last two parts.
+        experiment_name: MLflow experiment (created on first use).
+        run_name: default: the run folder's last two parts.
+        tags: extra run tags (``segbench.run_dir`` is always set).
         log_best_checkpoint: log ``checkpoints/best.ckpt`` (the monitored ModelCheckpoint's best) at the end.
 
     Raises:
@@ -131,7 +133,8 @@ class WandbLogger(_WandbLogger):
 
     Args:
         save_dir: the run folder; W&B writes ``<save_dir>/wandb/offline-run-*`` (sync later: ``wandb sync``).
-        project, name: W&B project and run name (default: the run folder's last two parts).
+        project: W&B project.
+        name: W&B run name (default: the run folder's last two parts).
         kwargs: passed to Lightning's ``WandbLogger`` / ``wandb.init``.
 
     Raises:
