@@ -41,6 +41,8 @@ from pathlib import Path
 import albumentations as A
 import numpy as np
 
+from datasets.base import DatasetError
+
 log = logging.getLogger("segbench")
 
 INDEX_VERSION = 1
@@ -73,8 +75,6 @@ class ClassPixelIndex:
         Raises:
             DatasetError: the split has no labels or a label is invalid (from ``load_label``).
         """
-        from datasets.base import DatasetError
-
         n_img, k = len(dataset.pairs), int(dataset.num_classes)
         counts = np.zeros((n_img, k), np.int64)
         start = np.zeros((n_img, k), np.int64)
