@@ -7,7 +7,8 @@ whatever the LightningModule logs (``train/loss``, ``val/mIoU``, ``val/aAcc``, `
 
 * the resolved config of the run folder's ``hparams.yaml``, flattened to ``a.b.c`` keys, as params
   (MLflow params / W&B config), plus ``run_dir`` (the run folder, also the MLflow tag ``segbench.run_dir``);
-* MLflow: ``checkpoints/best.ckpt`` as the artifact ``checkpoints/best.ckpt`` when training ends.
+* MLflow: ``checkpoints/best.ckpt`` as the artifact ``checkpoints/best.ckpt`` when training ends;
+* W&B: the run is finished when training ends (Lightning leaves it open), so a sweep's trials get a run each.
 
 ``save_dir`` is the run folder (filled in by :func:`training.train.build_trainer`). Defaults are in
 ``config/logger/mlflow.yaml`` and ``config/logger/wandb.yaml``.
@@ -147,3 +148,12 @@ class WandbLogger(_WandbLogger):
         run_dir = Path(save_dir)
         super().__init__(name=name or _run_name(run_dir), save_dir=str(run_dir), project=project, **kwargs)
         self.log_hyperparams(run_params(run_dir))
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        """End the W&B run: its records are flushed to disk, and the next run of the process (a sweep's next
+        trial) starts its own run instead of reusing this one (Lightning's logger leaves the run open)."""
+        super().finalize(status)
+        if self._experiment is not None:
+            self._experiment.finish(exit_code=0 if status == "success" else 1)
+            self._experiment = None
