@@ -96,6 +96,9 @@ def test_wandb_offline_run_files(tracked_run):
     miou = [float(h["val/mIoU"]) for h in history if "val/mIoU" in h]
     assert miou == pytest.approx(_tensorboard_scalars(run_dir, "val/mIoU"), abs=1e-7)
     assert max(miou) == pytest.approx(result["best_mIoU"], abs=1e-6)
+    import wandb
+
+    assert wandb.run is None and any(r.WhichOneof("record_type") == "exit" for r in records)  # run finished
     (run_record,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert run_record.project == "segbench" and run_record.display_name == f"{logdir.name}/run"
 
