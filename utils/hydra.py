@@ -4,6 +4,8 @@
 * ``${run_name:EXP,OVERRIDES}`` -> ``EXP`` or ``EXP__OVERRIDES``: the run folder's name part.
 * ``${lightning_precision:VALUE}`` -> the Lightning precision name of ``VALUE`` (``bf16`` -> ``bf16-mixed``, see
   :mod:`utils.precision`).
+* ``${sqlite_uri:PATH}`` -> ``sqlite:///<absolute PATH>``, creating PATH's folder (SQLite creates no folders):
+  the MLflow and Optuna stores under LOGDIR.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ def _run_name(experiment, overrides=None) -> str:
     return name
 
 
+def _sqlite_uri(path) -> str:
+    """``sqlite:///<absolute path>`` of ``path`` (relative to the current directory); makes its parent folder."""
+    path = Path(str(path)).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
 def register_resolvers() -> None:
     """Register the segbench resolvers once (idempotent)."""
     if not OmegaConf.has_resolver("repo_path"):
@@ -40,6 +49,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("run_name", _run_name)
     if not OmegaConf.has_resolver("lightning_precision"):
         OmegaConf.register_new_resolver("lightning_precision", canonical_precision)
+    if not OmegaConf.has_resolver("sqlite_uri"):
+        OmegaConf.register_new_resolver("sqlite_uri", _sqlite_uri)
 
 
 register_resolvers()
