@@ -124,8 +124,20 @@ def _trial_folders(sweep_dir: Path) -> list[Path]:
 
 
 def test_optuna_search_two_trials_then_resume(tmp_path):
+    # the shipped search space with tiny crops: a search-space file of the same group, found via hydra.searchpath
+    extra = tmp_path / "extra_configs" / "hparams_search"
+    extra.mkdir(parents=True)
+    (extra / "tiny_crops.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - lr_wd_crop_loss\n"
+        "hydra:\n  sweeper:\n    params:\n      dataset.crop_size: choice([64,96], [64,64])\n"
+    )
     tiny = [o for o in TINY_RUN if not o.startswith(("dataset.crop_size", "num_vis="))] + ["num_vis=0"]
-    args = ["hparams_search=lr_wd_crop_loss", f"LOGDIR={tmp_path}", *tiny]
+    args = [
+        "hparams_search=tiny_crops",
+        f"hydra.searchpath=[file://{tmp_path / 'extra_configs'}]",
+        f"LOGDIR={tmp_path}",
+        *tiny,
+    ]
     proc = run_entry("main.py", *args, "hydra.sweeper.n_trials=2")
     assert proc.returncode == 0, proc.stderr[-4000:]
     study_root = tmp_path / "hparams_search" / "camvid_smp_lr_wd_crop_loss"
@@ -141,7 +153,7 @@ def test_optuna_search_two_trials_then_resume(tmp_path):
         assert run.missing() == []  # an ordinary run folder
         cfg = run.load_config()
         assert cfg.lr == pytest.approx(trial.params["lr"]) and cfg.wd == pytest.approx(trial.params["wd"])
-        assert _cli(cfg.dataset.crop_size) == trial.params["dataset.crop_size"]  # e.g. "[352,480]"
+        assert _cli(cfg.dataset.crop_size) == trial.params["dataset.crop_size"]  # e.g. "[64,96]"
         assert _cli(cfg.lossfunction) == trial.params["lossfunction"]  # e.g. "[CE]"
         assert 1e-3 <= cfg.lr <= 0.1 and 1e-5 <= cfg.wd <= 1e-3
         # objective = best val mIoU of the run = mIoU of its best-epoch confusion matrix
