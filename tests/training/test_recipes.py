@@ -16,6 +16,7 @@ labelled validation pixels.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
 import re
@@ -204,6 +205,19 @@ UNUSED = re.compile(r"model\.net\.encoder\.(layer[34]|patch_embed[34]|block[34]|
 ZERO_GRAD = re.compile(r"model\.segmentor\.backbone\.layer\d\.\d\.(conv1|bn1|conv2)\.")
 
 
+HAVE_MMSEG = all(importlib.util.find_spec(m) is not None for m in ("mmseg", "mmengine", "mmcv"))
+
+
+def _needs_extra(name: str):
+    """``name`` as a test parameter; MMSeg ones skip with the reason when the optional extra is missing."""
+    if "mmseg" not in name or HAVE_MMSEG:
+        return name
+    return pytest.param(name, marks=pytest.mark.skip(reason="MMSeg extra: pip install -r requirements-mmseg.txt"))
+
+
+RECIPE_PARAMS = [_needs_extra(r) for r in sorted(RECIPES)]
+
+
 def _overrides(recipe: str) -> list[str]:
     """The command-line overrides that select ``recipe`` (a sweep point adds its two model overrides)."""
     if recipe in SWEEP:
@@ -223,7 +237,7 @@ def test_every_recipe_file_is_covered():
     assert sorted(SWEEP) == [f"smp_sweep:{a}-{e}" for a in ("FPN", "PSPNet", "Unet") for e in ("mit_b2", "resnet50")]
 
 
-@pytest.mark.parametrize("recipe", sorted(RECIPES))
+@pytest.mark.parametrize("recipe", RECIPE_PARAMS)
 def test_recipe_composes_to_its_documented_values(recipe):
     exp, cfg = RECIPES[recipe], compose_cfg(_overrides(recipe))
     assert cfg.experiment == recipe.split(":")[0] and cfg.dataset.name == exp["dataset"]
@@ -256,7 +270,7 @@ def test_recipe_composes_to_its_documented_values(recipe):
         assert list(cfg.augmentation.train[0].scale_limit) == [-0.5, 1.0]
 
 
-@pytest.mark.parametrize("recipe", sorted(RECIPES))
+@pytest.mark.parametrize("recipe", RECIPE_PARAMS)
 def test_recipe_builds_and_takes_one_step(recipe):
     exp, cfg = RECIPES[recipe], compose_cfg(_tiny(recipe))
     module = SegmentationModule(cfg)
@@ -327,7 +341,7 @@ FAMILIES = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", [_needs_extra(f) for f in sorted(FAMILIES)])
 def test_family_fast_dev_run(family, tmp_path):
     recipe = FAMILIES[family][0].split("=")[1]
     overrides = _tiny(recipe) + FAST_DEV_RUN
