@@ -276,13 +276,13 @@ def _mean(values):
 
 
 def experiments_table(rows: list[dict], metric: str = "mIoU", baseline: str | None = None) -> pd.DataFrame:
-    """One row per configuration (see module docstring); statistics over finished runs only.
+    """One row per configuration (sorted by label; see module docstring); statistics over finished runs only.
 
     Raises:
         ValueError: ``baseline`` is not one of the configurations (they are listed).
     """
     m = metric
-    configs = list(dict.fromkeys(r["config"] for r in rows))
+    configs = sorted({r["config"] for r in rows})
     if baseline is not None and baseline not in configs:
         raise ValueError(f"--baseline {baseline!r} is not a configuration; configurations: {configs}")
     out, samples = [], {}
