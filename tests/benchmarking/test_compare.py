@@ -24,6 +24,7 @@ from benchmarking.compare import (
     read_runs,
     welch_p,
 )
+from benchmarking.records import BenchmarkRecord, write_record
 from tests.conftest import TINY_RUN, run_entry
 from training.liveness import effective_status, process_start_ticks
 
@@ -94,7 +95,16 @@ def write_summary(root, name, overrides, seed, miou, status="finished", **extra)
 def fake_runs(tmp_path):
     root = tmp_path / "logs"
     for i, (seed, v) in enumerate(zip([1, 2, 3], A)):
-        write_summary(root, f"unet/{i}", ["model.arch=Unet", "num_workers=4"], seed, v / 100)
+        run = write_summary(root, f"unet/{i}", ["model.arch=Unet", "num_workers=4"], seed, v / 100)
+        # validation.py records (test split counts, val split does not) and a benchmark.py record of the run
+        for stamp, split, miou in (
+            ("2026-01-01_00-00-00", "test", 0.60 + i / 100),
+            ("2026-01-02_00-00-00", "val", 0.1),
+        ):
+            (run / "validation" / stamp).mkdir(parents=True)
+            (run / "validation" / stamp / "metrics.json").write_text(json.dumps({"split": split, "mIoU": miou}))
+        rec = BenchmarkRecord(name="Unet-resnet18", method="Unet", fps=20.0 + i, resolution="480x360")
+        write_record(rec, run / "benchmark")
     for i, (seed, v) in enumerate(zip([1, 2, 3, 4], B)):
         write_summary(root, f"fpn/{i}", ["model.arch=FPN", f"num_workers={i}"], seed, v / 100)
     write_summary(root, "fpn/failed", ["model.arch=FPN"], 5, 0.99, status="failed", error="RuntimeError: boom")
@@ -133,17 +143,20 @@ def test_grouping_and_statistics_from_summaries(fake_runs, tmp_path):
     assert fpn["mIoU_runs"] == "68.00, 69.50, 67.10, 68.80"  # seed order
     assert unet["mIoU_ci95"] == pytest.approx(describe(A)["ci95"])
     assert unet["best_run"] == "unet/2" and unet["time_s_mean"] == pytest.approx(102.0)
+    assert unet["test_mIoU_mean"] == pytest.approx(61.0) and unet["fps"] == pytest.approx(21.0)
+    assert math.isnan(fpn["test_mIoU_mean"]) and math.isnan(fpn["fps"])
     assert fpn["delta_mean"] == pytest.approx(np.mean(B) - np.mean(A))
     assert fpn["p_welch"] == pytest.approx(stats.ttest_ind(B, A, equal_var=False).pvalue)
     assert unet["delta_mean"] == 0.0
     runs = pd.read_csv(out / "runs.csv")
     assert dict(zip(runs.run, runs.status))["fpn/failed"] == "failed"
     assert runs.set_index("run").loc["fpn/failed", "error"] == "RuntimeError: boom"
+    assert runs.set_index("run").loc["unet/1", "test_record"] == "validation/2026-01-01_00-00-00/metrics.json"
     md = (out / "experiments.md").read_text()
     assert "| 71.20, 70.40, **72.90** |" in md  # seed order, best in bold
     per_class = pd.read_csv(out / "per_class_iou.csv").set_index("config")
     assert per_class.loc["model.arch=Unet", "Sky"] == pytest.approx(np.mean(A))
-    for stem in ("metric", "per_class_iou", "metric_vs_time"):
+    for stem in ("metric", "per_class_iou", "metric_vs_time", "metric_vs_fps"):
         assert (out / f"{stem}.png").stat().st_size > 1000 and (out / f"{stem}.svg").is_file()
 
 
