@@ -475,8 +475,7 @@ def plot_all(df: pd.DataFrame, rows: list[dict], per_class: pd.DataFrame, metric
             ax.errorbar(r[col], r[f"{m}_mean"], xerr=xerr, yerr=yerr, fmt="o", capsize=3, color=colours[r["config"]])
             ax.annotate(r["config"], (r[col], r[f"{m}_mean"]), textcoords="offset points", xytext=(5, 5), fontsize=7)
         front = e.iloc[pareto_front(list(zip(sign * e[col], e[f"{m}_mean"])))].sort_values(col)
-        where = "post" if sign > 0 else "pre"
-        ax.step(front[col], front[f"{m}_mean"], where=where, ls="--", color="black", lw=0.8, label="Pareto front")
+        ax.step(front[col], front[f"{m}_mean"], where="post", ls="--", color="black", lw=0.8, label="Pareto front")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{m} (%), mean ± 95 % CI")
         ax.grid(True, alpha=0.3)

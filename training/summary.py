@@ -15,7 +15,7 @@ train_loss = mean of the epoch's training-step losses, val_loss = CE of the ``ou
 ``epochs_done``, ``steps_done`` (optimizer steps), ``time`` (``total_s`` wall time from fit start, ``train_s``
 training batches only: data loading + forward/backward/step, no validation, both summed over resumed
 processes; ``s_per_step_median`` per training batch of this process; ``images_per_s`` = training images /
-``train_s``), ``memory`` (peak MiB: CUDA ``max_memory_allocated`` or the CPU process's peak RSS), ``params`` /
+``train_s``), ``memory`` (peak MiB since fit start: CUDA ``max_memory_allocated`` or the CPU process's peak RSS), ``params`` /
 ``trainable_params``, ``gflops`` (one eager forward at the training ``crop_size``, batch 1, counted by
 :func:`benchmarking.measure.count_flops`: 1 MAC = 2 FLOPs), ``checkpoint_mb`` (``best.ckpt``, MB = 1e6
 bytes), ``precision``, ``devices``, ``versions``, ``git`` (commit, dirty), ``started``/``ended``/``heartbeat``
@@ -24,6 +24,7 @@ bytes), ``precision``, ``devices``, ``versions``, ``git`` (commit, dirty), ``sta
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import importlib.metadata
 import json
@@ -121,11 +122,28 @@ def model_display_name(model_cfg: DictConfig, choice: str) -> str:
     return describe_model(model_cfg, choice, display)[0]
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start the peak-memory count of this run: CUDA peak stats, or the process's peak RSS (Linux ``VmHWM``,
+    reset through ``/proc/self/clear_refs``), so runs of one multirun process are measured separately."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def peak_memory_mib(device: torch.device) -> tuple[float | None, str]:
-    """(peak MiB, kind): CUDA ``max_memory_allocated`` of ``device``, else this process's peak RSS."""
+    """(peak MiB, kind) since :func:`reset_peak_memory`: CUDA ``max_memory_allocated`` of ``device``, else the
+    process's peak RSS (``VmHWM``; ``ru_maxrss`` of the whole process lifetime where that is unavailable)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "cpu_peak_rss"
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0, "cpu_peak_rss"
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "cpu_peak_rss_lifetime"
 
 
 class RunSummary(pl.Callback):
@@ -165,6 +183,7 @@ class RunSummary(pl.Callback):
         self._t_fit = time.perf_counter()
         if not trainer.is_global_zero:
             return
+        reset_peak_memory(pl_module.device)
         self.path = RunFolder(trainer.default_root_dir).summary
         self._static = self._describe(trainer, pl_module)
         self.write(trainer, pl_module, "running")
