@@ -31,7 +31,8 @@ class SegmentationModule(pl.LightningModule):
 
     Logs ``train/loss`` (+ one ``train/loss_<output>`` per output), ``val/mIoU``, ``val/aAcc``, ``val/mAcc``,
     ``val/IoU_<class>``, ``val/loss`` (unweighted CE of the ``out`` prediction at label size), the aggregations
-    ``val/mIoU_image``, ``val/fwIoU``, ``val/IoU_micro`` (:mod:`metrics.aggregations`) and, for TensorBoard, a grid of (image | label | prediction) each epoch.
+    ``val/mIoU_image``, ``val/fwIoU``, ``val/IoU_micro`` (:mod:`metrics.aggregations`) and, for TensorBoard, a
+    grid of (image | label | prediction) each epoch.
     ``self.best_confmat`` holds the int64 (K, K) confusion matrix of the best epoch.
     """
 
