@@ -4,8 +4,9 @@
     python benchmark.py -m model.arch=Unet,FPN backend=eager,channels_last        # Hydra multirun
     python benchmark.py aggregate [--root logs/] [--tables tables/] [--import-mmseg]
     python benchmark.py plot dataset=cityscapes resolution=2048x1024 [interesting=pareto|reproduced|A,B]
+    python benchmark.py compare [--root LOGDIR] [--tables DIR] [--by KEYS] [--metric NAME] [--baseline CONFIG]
 
-Thin entry point: ``aggregate`` and ``plot`` are dispatched before Hydra sees ``sys.argv``; the work is in
+Thin entry point: ``aggregate``, ``plot`` and ``compare`` are dispatched before Hydra sees ``sys.argv``; the work is in
 ``benchmarking/``.
 """
 
@@ -41,7 +42,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] in ("aggregate", "plot"):
+    if len(sys.argv) > 1 and sys.argv[1] in ("aggregate", "plot", "compare"):
         from benchmarking.cli import run_subcommand
 
         sys.exit(run_subcommand(sys.argv[1], sys.argv[2:]))

@@ -26,6 +26,7 @@ from datasets.transforms import build_transforms
 from inference.engine import InferenceSettings, predict_labels
 from inference.visualize import comparison, denormalize
 from metrics import SegmentationMetrics, metrics_from_confusion
+from metrics.aggregations import PerImageMIoU, aggregations
 from utils.precision import autocast, canonical_precision
 
 log = logging.getLogger("segbench")
@@ -34,7 +35,8 @@ log = logging.getLogger("segbench")
 @dataclass
 class Evaluation:
     """Result of :func:`evaluate`: int64 (K, K) confusion matrix (rows = ground truth), the metrics of
-    :func:`metrics.metrics_from_confusion`, image count, wall time (s) and up to ``keep`` samples
+    :func:`metrics.metrics_from_confusion` plus ``mIoU_image``, ``fwIoU``, ``IoU_micro``
+    (:mod:`metrics.aggregations`), image count, wall time (s) and up to ``keep`` samples
     ``(name, uint8[H,W,3] image, int64[H,W] target, int64[H,W] prediction)``."""
 
     confmat: torch.Tensor
@@ -68,6 +70,7 @@ def evaluate(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     metric = SegmentationMetrics(num_classes, ignore_index).to(device)
+    image_miou = PerImageMIoU(num_classes, ignore_index).to(device)
     samples, n, t0 = [], 0, time.perf_counter()
     for batch in loader:
         images, target = batch["image"].to(device), batch["mask"].to(device)
@@ -76,6 +79,7 @@ def evaluate(
         with autocast(precision, device):
             pred = predict_labels(model, images, settings, out_size=target.shape[-2:])
         metric.update(pred, target)
+        image_miou.update(pred, target)
         n += images.shape[0]
         for i in range(images.shape[0]):
             if len(samples) < keep:
@@ -88,7 +92,8 @@ def evaluate(
                     )
                 )
     confmat = metric.confusion().cpu()
-    return Evaluation(confmat, metrics_from_confusion(confmat), n, time.perf_counter() - t0, samples)
+    metrics = metrics_from_confusion(confmat) | aggregations(confmat, float(image_miou.compute()))
+    return Evaluation(confmat, metrics, n, time.perf_counter() - t0, samples)
 
 
 def _num(v: float) -> float | None:
@@ -102,6 +107,9 @@ def iou_table(metrics: dict, class_names) -> str:
         fmt = lambda v: "    n/a" if v is None or math.isnan(v) else f"{100 * v:7.2f}"
         rows.append(f"{name!s:<20} {fmt(iou)} {fmt(acc)}")
     rows.append(f"mIoU {100 * metrics['mIoU']:.2f}  aAcc {100 * metrics['aAcc']:.2f}  mAcc {100 * metrics['mAcc']:.2f}")
+    if "fwIoU" in metrics:
+        more = "  ".join(f"{k} {100 * metrics[k]:.2f}" for k in ("mIoU_image", "fwIoU", "IoU_micro") if k in metrics)
+        rows.append(more)
     return "\n".join(rows)
 
 
@@ -200,6 +208,7 @@ def run_validation(
         "mIoU": _num(m["mIoU"]),
         "aAcc": _num(m["aAcc"]),
         "mAcc": _num(m["mAcc"]),
+        **{key: _num(m.get(key)) for key in ("mIoU_image", "fwIoU", "IoU_micro")},
         "IoU": {n: _num(v) for n, v in zip(names, m["IoU"])},
         "Acc": {n: _num(v) for n, v in zip(names, m["Acc"])},
         "dataset": str(d.name),

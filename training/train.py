@@ -26,6 +26,7 @@ from training.ema import ema_callbacks
 from training.finetune import FreezeEncoder, finetune_from
 from training.module import SegmentationModule
 from training.resume import BestMetricState, resume_checkpoint
+from training.summary import RunSummary
 from utils.run_folder import RunFolder
 
 log = logging.getLogger("segbench")
@@ -45,6 +46,7 @@ def _instantiate_group(group: DictConfig | None, **fill) -> list:
 def segbench_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """Callbacks every run gets: best-metric state in checkpoints, per-epoch seeding, optional encoder freeze."""
     out = [BestMetricState(), EpochSeedCallback(int(cfg.seed))]
+    out.append(RunSummary(cfg))  # summary.json in the run folder (training/summary.py)
     if int(cfg.get("freeze_encoder_epochs") or 0) > 0:
         out.append(FreezeEncoder(int(cfg.freeze_encoder_epochs), float(cfg.get("unfreeze_lr_factor", 0.5))))
     out += ema_callbacks(cfg)  # ema.decay=0.999: validation and checkpoints on EMA weights (training/ema.py)
