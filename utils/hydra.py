@@ -2,6 +2,8 @@
 
 * ``${repo_path:data}``  -> absolute path of ``data`` inside the repository (repo-relative defaults).
 * ``${run_name:EXP,OVERRIDES}`` -> ``EXP`` or ``EXP__OVERRIDES``: the run folder's name part.
+* ``${pretrained_norm:WEIGHTS,ENCODER}`` -> ``{mean, std}`` the encoder weights expect, or null
+  (:func:`models.pretrained.input_norm`).
 """
 
 from __future__ import annotations
@@ -28,12 +30,21 @@ def _run_name(experiment, overrides=None) -> str:
     return name
 
 
+def _pretrained_norm(weights=None, encoder=""):
+    from models.pretrained import input_norm  # lazy: resolvers load before any model code
+
+    norm = input_norm(weights, str(encoder))
+    return None if norm is None else OmegaConf.create(norm)  # a node: OmegaConf.resolve cannot store a dict
+
+
 def register_resolvers() -> None:
     """Register the segbench resolvers once (idempotent)."""
     if not OmegaConf.has_resolver("repo_path"):
         OmegaConf.register_new_resolver("repo_path", lambda rel="": str(REPO_ROOT / str(rel)))
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", _run_name)
+    if not OmegaConf.has_resolver("pretrained_norm"):
+        OmegaConf.register_new_resolver("pretrained_norm", _pretrained_norm)
 
 
 register_resolvers()
