@@ -147,3 +147,13 @@ def test_hub_weights_take_their_norm_from_timm_and_never_download_offline(tmp_pa
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert "REFUSED" in out.stdout, out.stderr[-2000:]
     assert not (tmp_path / "hf" / "hub" / "models--timm--resnet18.a1_in1k" / "blobs").exists()
+
+
+@pytest.mark.parametrize("experiment", ["camvid_embedded", "camvid_lite0_pretrained"])
+def test_pretrained_recipes_compose_and_build(experiment):
+    cfg = compose_config([f"experiment={experiment}"])
+    assert cfg.model.encoder_weights == LITE[0] and cfg.model.input_norm == {"mean": [0.5] * 3, "std": [0.5] * 3}
+    assert cfg.freeze_encoder_epochs == 2 and cfg.unfreeze_lr_factor == 0.5
+    assert cfg.lr_scheduler.scheduler._target_.endswith("OneCycleLR")
+    model = build_model(cfg.model)
+    assert model.pretrained_cfg["sha256"] == pretrained.registry()[LITE[0]]["sha256"]
