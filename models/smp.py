@@ -2,22 +2,26 @@
 
 ``model=smp model.arch=FPN model.encoder=resnet34`` builds any smp architecture with any smp/timm
 encoder, adapted to the segbench model contract (dict of logits, ``output_names = ("out",)``).
-Inputs whose height/width are not divisible by 32 are zero-padded at the bottom/right (after
-normalisation, i.e. with the dataset mean) and the logits cropped back, so any image size works
-(PAN's feature-pyramid attention additionally needs inputs of at least 128 px per side).
+Encoder weights come by registry name, path or hub tag (:mod:`models.pretrained`); the input normalisation
+those weights expect (``input_norm``, filled from the weights at compose time) is applied inside the model by
+:class:`models.normalization.InputConvention`, so every entry point feeds the encoder the same tensors.
+Inputs whose height/width are not divisible by 32 are zero-padded at the bottom/right (after normalisation)
+and the logits cropped back, so any image size works (PAN's feature-pyramid attention additionally needs
+inputs of at least 128 px per side).
 """
 
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Mapping
 
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.checkpoint import read_state_dict
+from models import pretrained
+from models.normalization import InputConvention
 
 SMP_ARCHITECTURES: dict[str, type] = {
     cls.__name__: cls
@@ -50,17 +54,27 @@ class SMPModel(nn.Module):
             DeepLabV3, DeepLabV3Plus, Linknet, MAnet, PAN, UPerNet, Segformer, DPT).
         encoder: smp encoder name (``resnet18``, ``mit_b2``, ...) or a timm encoder as ``tu-<timm name>``.
         num_classes: K, number of output channels.
-        encoder_weights: ``None`` (random init, default) or a local file with the encoder's state dict
-            (keys as in ``model.encoder.state_dict()``). Names such as ``"imagenet"`` would download
-            and are refused: nothing is fetched at run time.
+        encoder_weights: ``None`` (random init, default), a registry name (``config/pretrained/<name>.yaml``,
+            e.g. ``efficientnet_lite0_imagenet``), a local encoder state dict, or ``hub[:<weights>]`` (timm/smp
+            weights from the Hugging Face hub cache; honours ``HF_HUB_OFFLINE=1``). See :mod:`models.pretrained`.
         in_channels: input channels (3).
+        input_norm: ``{"mean", "std"}`` (3 floats each, RGB, 0..1 scale) the encoder weights expect, or None
+            to feed the dataset-normalised input unchanged. The config fills it from ``encoder_weights``
+            (``${pretrained_norm:...}``), so a saved run keeps it when the weights are not reloaded.
+        data_norm: ``{"mean", "std"}`` of the dataset normalising the input (``${dataset.mean}``, ...).
+        weights_dir: ``${environment.weights_dir}``, where registry files without a package live.
         **kwargs: passed to the smp architecture (e.g. ``decoder_channels``, ``encoder_depth``).
 
     Input float[N, in_channels, H, W] of any H, W; output ``{"out": float[N, K, H, W]}``.
 
+    Attributes:
+        pretrained_cfg: ``{"weights", "file", "sha256", "source", "licence", "mean", "std"}`` of the loaded
+            encoder weights, None for random init.
+
     Raises:
-        ValueError: unknown ``arch`` or ``encoder`` (the message lists the valid names), or an
-            ``encoder_weights`` value that is not an existing local file.
+        ValueError: unknown ``arch`` or ``encoder`` (the message lists the valid names); weights that do not
+            fit the encoder (one line naming the file, expected vs found tensors).
+        FileNotFoundError: a weights file or weights package is missing.
     """
 
     output_names = ("out",)
@@ -72,6 +86,9 @@ class SMPModel(nn.Module):
         num_classes: int,
         encoder_weights: str | None = None,
         in_channels: int = 3,
+        input_norm: Mapping | None = None,
+        data_norm: Mapping | None = None,
+        weights_dir: str | None = None,
         **kwargs,
     ):
         super().__init__()
@@ -80,33 +97,38 @@ class SMPModel(nn.Module):
         if not encoder.startswith("tu-") and encoder not in smp.encoders.get_encoder_names():
             raise ValueError(f"unknown smp encoder {encoder!r}; valid: {_encoder_names()} or 'tu-<timm model>'")
         self.arch, self.encoder_name, self.num_classes = arch, encoder, num_classes
+        kind = pretrained.classify(encoder_weights)
         self.net = SMP_ARCHITECTURES[arch](
-            encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=num_classes, **kwargs
+            encoder_name=encoder,
+            encoder_weights=pretrained.hub_weights(encoder_weights, encoder),
+            in_channels=in_channels,
+            classes=num_classes,
+            **kwargs,
         )
-        if encoder_weights is not None:
-            self.load_encoder_weights(encoder_weights)
+        self.pretrained_cfg = None
+        if kind in ("name", "path"):
+            self.pretrained_cfg = pretrained.load_encoder_weights(
+                self.net.encoder, encoder, encoder_weights, weights_dir
+            )
+        elif kind == "hub":
+            self.pretrained_cfg = {
+                "weights": encoder_weights,
+                **(pretrained.input_norm(encoder_weights, encoder) or {}),
+            }
+        if self.pretrained_cfg is not None and input_norm:
+            self.pretrained_cfg.update(mean=list(input_norm["mean"]), std=list(input_norm["std"]))
+        self.input_norm = nn.Identity()
+        if input_norm and data_norm:
+            self.input_norm = InputConvention(
+                data_norm["mean"], data_norm["std"], input_norm["mean"], input_norm["std"]
+            )
         # Pad to a multiple of 32 (or the encoder's output stride if larger): every smp decoder accepts it,
         # including DPT whose ViT features are merged at 1/32; dilated encoders just pad a little more.
         self.stride = max(32, int(getattr(self.net.encoder, "output_stride", 32)))
 
-    def load_encoder_weights(self, path: str) -> None:
-        """Load a local encoder state dict (``.pth``/``.pt``; a dict with ``state_dict`` is unwrapped).
-
-        Raises:
-            ValueError: ``path`` is not an existing file (pretrained names are not downloaded).
-        """
-        if not os.path.isfile(str(path)):
-            raise ValueError(
-                f"model.encoder_weights={path!r} is not a local file; segbench never downloads weights. "
-                f"Save the encoder's state dict (e.g. from timm/smp on a machine with network) and give its path."
-            )
-        state = read_state_dict(path)
-        # nn.Module.load_state_dict directly: some smp encoders override it and return None.
-        missing, _ = nn.Module.load_state_dict(self.net.encoder, state, strict=False)
-        if missing:
-            raise ValueError(f"{path}: {len(missing)} encoder keys missing, e.g. {missing[:5]}")
-
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """float[N,3,H,W] dataset-normalised -> ``{"out": logits float[N,K,H,W]}``."""
+        x = self.input_norm(x)
         h, w = x.shape[-2:]
         ph, pw = math.ceil(h / self.stride) * self.stride - h, math.ceil(w / self.stride) * self.stride - w
         if ph or pw:

@@ -4,8 +4,9 @@
   (e.g. a 19-class Cityscapes head into an 11-class CamVid model) and reporting missing/unexpected keys.
 * :class:`FreezeEncoder` — the fastai ``freeze()`` / ``unfreeze()`` schedule (Howard & Gugger 2020, as in the
   SMP/fastai sweep this project grew from): the encoder (``encoder`` of smp models, ``backbone`` of HRNet
-  ones) is frozen for ``freeze_encoder_epochs`` epochs, then unfrozen and the learning rate of every param
-  group is multiplied by ``unfreeze_lr_factor`` (default 0.5).
+  ones) is frozen for ``freeze_encoder_epochs`` epochs (weights without gradient, BatchNorm in eval mode so
+  its running statistics stay those of the pretrained weights), then unfrozen and the learning rate of every
+  param group is multiplied by ``unfreeze_lr_factor`` (default 0.5).
 """
 
 from __future__ import annotations
@@ -74,10 +75,14 @@ def scale_lr(optimizer: torch.optim.Optimizer, factor: float, schedulers=()) -> 
 class FreezeEncoder(pl.Callback):
     """Freeze the encoder for ``epochs`` epochs, then unfreeze it and scale the LR by ``lr_factor``.
 
-    Frozen means ``requires_grad=False`` on the encoder's parameters (BatchNorm statistics keep updating,
-    as fastai's ``freeze`` with ``train_bn``); the optimizer holds all parameters from the start, so the
-    LR schedule (poly, OneCycle) is one curve over the whole run, and the unfreeze multiplies it by
-    ``lr_factor`` once (state saved in checkpoints: a resumed run does not scale twice).
+    Frozen means ``requires_grad=False`` on the encoder's parameters and the encoder in eval mode (its
+    BatchNorm layers normalise with, and do not update, the pretrained running statistics; dropout off),
+    re-applied before every training batch because Lightning switches the whole model back to train mode
+    after each validation. The frozen encoder builds no autograd graph, so stage 1 also backpropagates
+    through the decoder only. The optimizer holds all parameters from the start (frozen ones have no
+    gradient, so AdamW/SGD skip them, weight decay included), the LR schedule (poly, OneCycle) is one curve
+    over the whole run, and the unfreeze multiplies it by ``lr_factor`` once (state saved in checkpoints: a
+    resumed run does not scale twice).
 
     Raises:
         ValueError: (at fit start) the model is wrapped in DDP without ``find_unused_parameters`` (frozen
@@ -108,8 +113,17 @@ class FreezeEncoder(pl.Callback):
             )
 
     def _set(self, pl_module: pl.LightningModule, trainable: bool) -> None:
-        for p in find_encoder(pl_module.model).parameters():
+        encoder = find_encoder(pl_module.model)
+        for p in encoder.parameters():
             p.requires_grad_(trainable)
+        encoder.train(trainable and pl_module.training)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        """Keep the frozen encoder in eval mode (validation hands the model back in train mode)."""
+        if trainer.current_epoch < self.epochs:
+            encoder = find_encoder(pl_module.model)
+            if encoder.training:
+                encoder.eval()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch < self.epochs:

@@ -6,6 +6,8 @@
   :mod:`utils.precision`).
 * ``${sqlite_uri:PATH}`` -> ``sqlite:///<absolute PATH>``, creating PATH's folder (SQLite creates no folders):
   the MLflow and Optuna stores under LOGDIR.
+* ``${pretrained_norm:WEIGHTS,ENCODER}`` -> ``{mean, std}`` the encoder weights expect, or null
+  (:func:`models.pretrained.input_norm`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ def _sqlite_uri(path) -> str:
     return f"sqlite:///{path}"
 
 
+def _pretrained_norm(weights=None, encoder=""):
+    from models.pretrained import input_norm  # lazy: resolvers load before any model code
+
+    norm = input_norm(weights, str(encoder))
+    return None if norm is None else OmegaConf.create(norm)  # a node: OmegaConf.resolve cannot store a dict
+
+
 def register_resolvers() -> None:
     """Register the segbench resolvers once (idempotent)."""
     if not OmegaConf.has_resolver("repo_path"):
@@ -51,6 +60,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("lightning_precision", canonical_precision)
     if not OmegaConf.has_resolver("sqlite_uri"):
         OmegaConf.register_new_resolver("sqlite_uri", _sqlite_uri)
+    if not OmegaConf.has_resolver("pretrained_norm"):
+        OmegaConf.register_new_resolver("pretrained_norm", _pretrained_norm)
 
 
 register_resolvers()

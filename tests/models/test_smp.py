@@ -35,7 +35,7 @@ def test_divisible_input_is_not_padded():
 
 
 def test_named_pretrained_weights_are_refused_and_local_files_load(tmp_path):
-    with pytest.raises(ValueError, match="never downloads"):
+    with pytest.raises(ValueError, match="nothing is downloaded"):
         SMPModel("Unet", "resnet18", num_classes=2, encoder_weights="imagenet")
     src = SMPModel("Unet", "resnet18", num_classes=2)
     torch.save(src.net.encoder.state_dict(), tmp_path / "enc.pth")

@@ -78,6 +78,43 @@ def test_finetune_from_loads_weights_only_and_freezes_then_unfreezes(tmp_path):
     assert ft["global_step"] == 4
 
 
+def test_frozen_stage_keeps_encoder_and_bn_statistics_then_onecycle_runs_at_half_lr(tmp_path):
+    """Two-stage fine-tune (fastai freeze/unfreeze): epoch 0 trains decoder + head only, the encoder's weights and
+    BatchNorm running statistics stay bit-identical (BN in eval, also after validation); epoch 1 trains
+    everything and the one OneCycle curve continues at half its value."""
+    steps_per_epoch, epochs = 3, 2
+    cfg = compose_cfg(
+        TINY_RUN
+        + PROBE
+        + [
+            f"epochs={epochs}",
+            f"trainer.limit_train_batches={steps_per_epoch}",
+            "lr_scheduler=onecycle",
+            "optimizer=adamw",
+            "lr=0.001",
+            "freeze_encoder_epochs=1",
+        ]
+    )
+    train(cfg, tmp_path / "run")
+    seen, enc0, bn0 = Record.seen, Record.start["encoder_sum"], Record.start["encoder_bn_sum"]
+    assert [r["encoder_trains"] for r in seen] == [False] * 3 + [True] * 3
+    assert [r["encoder_in_eval"] for r in seen] == [True] * 3 + [False] * 3
+    # frozen stage: encoder weights and BN statistics unchanged, the decoder moves
+    assert [r["encoder_sum"] for r in seen[:3]] == [enc0] * 3
+    assert [r["encoder_bn_sum"] for r in seen[:3]] == [bn0] * 3
+    assert len({r["decoder_sum"] for r in seen[:3]}) == 3
+    assert seen[3]["encoder_bn_sum"] != bn0 and seen[4]["encoder_sum"] != seen[3]["encoder_sum"]
+    # one OneCycle curve over all 6 steps; stage 2 at half of it
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps_per_epoch * epochs, pct_start=0.3)
+    expected = []
+    for i in range(steps_per_epoch * epochs):
+        opt.step()
+        ref.step()
+        expected.append(opt.param_groups[0]["lr"] * (0.5 if i >= steps_per_epoch else 1.0))
+    assert [r["lr"] for r in seen] == pytest.approx(expected, rel=1e-9)
+
+
 def test_finetune_from_skips_mismatched_head_and_reports(tmp_path):
     a = SMPModel("Unet", "resnet18", num_classes=19)
     b = SMPModel("Unet", "resnet18", num_classes=11)
