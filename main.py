@@ -1,6 +1,10 @@
 """Train a segmentation model: ``python main.py [model=...] [dataset=...] [key=value ...]``.
 
 Thin Hydra entry point; the work is in :func:`training.train.train`. See README.md for examples.
+
+Errors end in one line on stderr naming the culprit (traceback in the run's ``main.log``, see
+:mod:`utils.errors`); a run that fails before it has written any result leaves no run folder behind (its log is
+kept under ``<tmp>/segbench-logs/``); a failed ``+continue_from`` leaves the run folder as it was.
 """
 
 from __future__ import annotations
@@ -13,15 +17,47 @@ from omegaconf import DictConfig
 
 import utils.hydra  # noqa: F401  (registers the config resolvers)
 from training.resume import continue_from_argv
-from training.train import train
+from utils.errors import (
+    HydraErrors,
+    default_log_file,
+    file_handler_path,
+    one_line,
+    report,
+    task_started,
+    write_traceback,
+)
+from utils.run_folder import RunFolder, quote_path_overrides
 
 
 @hydra.main(config_path="config", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Train into the Hydra run folder; returns the best val mIoU (for Hydra sweepers)."""
-    return train(cfg, HydraConfig.get().runtime.output_dir)["best_mIoU"]
+    task_started()
+    out = HydraConfig.get().runtime.output_dir
+    try:
+        from training.train import train
+
+        return train(cfg, out)["best_mIoU"]
+    except Exception as e:
+        log_file = file_handler_path() or default_log_file("main.py")
+        fresh = RunFolder(out)
+        if not cfg.get("continue_from") and fresh.root.is_dir() and not fresh.has_results():
+            write_traceback(e, log_file)
+            kept = default_log_file("main.py")
+            fresh.discard(keep_log=kept)  # nothing trained: no run folder is left behind
+            log_file = kept
+            print(f"main.py: error: {one_line(e)} (traceback: {kept})", file=sys.stderr, flush=True)
+        else:
+            report("main.py", e, log_file)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = continue_from_argv(sys.argv[1:])  # +continue_from=<run folder>: resume into that folder
-    main()
+    with HydraErrors("main.py"):
+        try:
+            # +continue_from=<run folder>: resume into that folder; quote paths of older run folders (=,[])
+            argv = quote_path_overrides(sys.argv[1:], ("finetune_from",))
+            sys.argv[1:] = continue_from_argv(argv)
+        except (FileNotFoundError, ValueError) as err:
+            sys.exit(f"main.py: error: {err}")
+        main()

@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
 
 from benchmarking.backends import BACKENDS, PRECISIONS, autocast, build_runner
 from benchmarking.measure import (
@@ -42,12 +41,11 @@ from benchmarking.measure import (
 )
 from benchmarking.protocol import TimingProtocol, time_callable, timer_overhead_ms
 from benchmarking.records import BenchmarkRecord, write_record
+from datasets.image_io import IMAGE_EXTENSIONS, image_size, read_image
 from models.build import build_model
 from utils.run_folder import RunFolder
 
 log = logging.getLogger("segbench.benchmark")
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def parse_resolution(value) -> tuple[int, int]:
@@ -211,15 +209,14 @@ def photo_budget(model, cfg: DictConfig, device: torch.device, precision: str) -
     sync = _sync_fn(device)
 
     def load(p):
-        with Image.open(p) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        arr = read_image(p).astype(np.float32) / 255.0
         return ((torch.from_numpy(arr).permute(2, 0, 1)[None] - mean) / std).to(device)
 
     def predict(x):
         with autocast(precision, device):
             return predict_labels(model, x, settings)
 
-    sizes = {p: Image.open(p).size for p in files}
+    sizes = {p: image_size(p) for p in files}
     predict(load(min(files, key=lambda p: sizes[p][0] * sizes[p][1])))
     rows = []
     for p in files:

@@ -21,14 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from PIL import Image, ImageOps
+from PIL import Image
 
-from datasets.base import IMAGE_EXTENSIONS
+from datasets.image_io import IMAGE_EXTENSIONS, read_image
 from inference.engine import InferenceSettings, infer, predict_labels_streaming, streams_labels
 from inference.validate import autocast
 from inference.visualize import class_fractions, overlay_with_legend
-
-Image.MAX_IMAGE_PIXELS = None  # large photos are the point; PIL's decompression-bomb guard stops at 89 MP
 
 
 def list_images(inputs: Iterable[str | Path]) -> list[Path]:
@@ -52,16 +50,13 @@ def list_images(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """uint8[H, W, 3] RGB pixels of ``path`` with the EXIF orientation applied (grey/palette/RGBA -> RGB).
+    """uint8[H, W, 3] RGB pixels of ``path`` (:func:`datasets.image_io.read_image`: every PIL mode, EXIF
+    orientation, 16-bit grey scaled).
 
     Raises:
-        ValueError: unreadable file (named).
+        datasets.image_io.ImageReadError (a ValueError): unreadable file (named).
     """
-    try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from e
+    return read_image(path)
 
 
 def normalize(image: np.ndarray, mean, std) -> torch.Tensor:
