@@ -44,7 +44,7 @@ def main(cfg: DictConfig) -> float:
         if not cfg.get("continue_from") and fresh.root.is_dir() and not fresh.has_results():
             write_traceback(e, log_file)
             kept = default_log_file("main.py")
-            fresh.discard(keep_log=kept)  # nothing trained: no run folder is left behind
+            fresh.discard(keep_log=kept, prune_up_to=cfg.get("LOGDIR"))  # nothing trained: no run folder left
             log_file = kept
             print(f"main.py: error: {one_line(e)} (traceback: {kept})", file=sys.stderr, flush=True)
         else:
@@ -52,12 +52,18 @@ def main(cfg: DictConfig) -> float:
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def cli(argv: list[str]) -> None:
+    """``python main.py ARGV``: the command line rewritten for ``+continue_from`` and older run-folder paths, then
+    Hydra; exits with status 1 and one line on stderr on error."""
     with HydraErrors("main.py"):
         try:
             # +continue_from=<run folder>: resume into that folder; quote paths of older run folders (=,[])
-            argv = quote_path_overrides(sys.argv[1:], ("finetune_from",))
-            sys.argv[1:] = continue_from_argv(argv)
+            argv = continue_from_argv(quote_path_overrides(argv, ("finetune_from", "continue_from")))
         except (FileNotFoundError, ValueError) as err:
-            sys.exit(f"main.py: error: {err}")
+            sys.exit(f"main.py: error: {one_line(err)}")
+        sys.argv[1:] = argv
         main()
+
+
+if __name__ == "__main__":
+    cli(sys.argv[1:])

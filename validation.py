@@ -19,18 +19,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from pathlib import Path
 
 from inference.loading import apply_overrides, compose_config, config_from_checkpoint, load_run_config, pick_device
 from inference.validate import run_validation
+from utils.errors import OneLineArgumentParser, run_entry
 from utils.run_folder import RunFolder
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command line of validation.py (``split=<name>`` among the overrides is accepted like ``--split``)."""
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    p = OneLineArgumentParser(
+        prog="validation.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
     )
     p.add_argument("--valdir", help="run folder written by main.py")
     p.add_argument("--ckpt", help="best (default) | last | a checkpoint path (.ckpt, .pth, .pt)")
@@ -49,32 +54,42 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> dict:
-    """Run validation.py; returns the metrics record (see :func:`inference.validate.run_validation`)."""
+    """Run validation.py; returns the metrics record (see :func:`inference.validate.run_validation`).
+
+    A failed validation leaves no ``validation/<timestamp>/`` folder behind (nor a ``validation/`` it created).
+    """
     args = parse_args(argv)
-    if args.valdir:
-        run = RunFolder(args.valdir)
-        cfg = load_run_config(run.root, args.overrides)
-        ckpt = run.checkpoint(args.ckpt or "best")
-        out = Path(args.out) if args.out else run.new_validation_dir()
-    else:
-        ckpt = Path(args.ckpt)
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
-        if ckpt.suffix == ".ckpt":
-            cfg = apply_overrides(config_from_checkpoint(ckpt), args.overrides)
+    created: list[Path] = []
+    try:
+        if args.valdir:
+            run = RunFolder(args.valdir)
+            cfg = load_run_config(run.root, args.overrides)
+            ckpt = run.checkpoint(args.ckpt or "best")
+            root = run.validation_root
         else:
-            cfg = compose_config(args.overrides)
-        out = (
-            Path(args.out)
-            if args.out
-            else RunFolder(Path(cfg.LOGDIR) / str(cfg.dataset.name) / "pretrained" / ckpt.stem).new_validation_dir()
-        )
-    return run_validation(cfg, ckpt, args.split, out, pick_device(args.device), args.num_vis)
+            ckpt = Path(args.ckpt)
+            if not ckpt.is_file():
+                raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
+            if ckpt.suffix == ".ckpt":
+                cfg = apply_overrides(config_from_checkpoint(ckpt), args.overrides)
+            else:
+                cfg = compose_config(args.overrides)
+            root = RunFolder(Path(cfg.LOGDIR) / str(cfg.dataset.name) / "pretrained" / ckpt.stem).validation_root
+        if args.out:
+            out = Path(args.out)
+        else:
+            missing = root
+            while not missing.exists():  # the outermost folder this command creates is removed on failure
+                created, missing = [missing], missing.parent
+            out = RunFolder(root.parent).new_validation_dir()
+            created = created or [out]
+        return run_validation(cfg, ckpt, args.split, out, pick_device(args.device), args.num_vis)
+    except BaseException:
+        for path in created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    try:
-        main()
-    except (FileNotFoundError, ValueError, RuntimeError) as e:  # RunFolderError, DatasetError, bad settings
-        sys.exit(f"validation.py: error: {e}")
+    sys.exit(run_entry("validation.py", main))

@@ -95,7 +95,10 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     if path.suffix in (".pth", ".pt") and hasattr(model, "load_pretrained"):
         model.load_pretrained(str(path))
         return
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # truncated zip / pickle errors name no file
+        raise ValueError(f"cannot read checkpoint {path} (truncated or not a checkpoint): {str(e).splitlines()[0]}") from e
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if any(k.startswith("model.") for k in state):
         state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
@@ -356,8 +359,8 @@ def run_benchmark(
             rec.model, rec.dataset = model_choice, str(cfg.dataset.name)
         model = build_model(cfg.model, init_weights=weights is None)
         if weights is not None:
+            rec.weights = str(weights)  # named in the record also when loading fails
             load_weights(model, weights)
-            rec.weights = str(weights)
         measure(rec, cfg, model, device)
     except Exception as e:
         rec.status = "failed"

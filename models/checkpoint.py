@@ -20,15 +20,19 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a checkpoint file on the CPU and unwrap ``state_dict`` / ``model`` containers (tensors only).
 
     Raises:
-        FileNotFoundError: ``path`` does not exist. ValueError: the file holds no tensors.
+        FileNotFoundError: ``path`` does not exist. ValueError: the file cannot be read (truncated, not a
+        checkpoint) or holds no tensors (file named).
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # e.g. NVIDIA checkpoints also pickle numpy scalars (mean_iu)
-        log.warning(f"{path}: not loadable with weights_only=True; loading the full pickle (trust this file)")
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # e.g. NVIDIA checkpoints also pickle numpy scalars (mean_iu)
+            log.warning(f"{path}: not loadable with weights_only=True; loading the full pickle (trust this file)")
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as e:  # truncated/not a checkpoint
+        raise ValueError(f"cannot read checkpoint {path} (truncated or not a checkpoint): {str(e).splitlines()[0]}") from e
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

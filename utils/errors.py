@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import io
 import logging
@@ -115,6 +116,8 @@ class HydraErrors:
         failed = exc_type is SystemExit and exc.code not in (0, None)
         if buffered and failed:
             lines = [ln.strip() for ln in buffered.splitlines() if ln.strip()]
+            if "Config search path:" in lines:
+                lines = lines[: lines.index("Config search path:")]
             lines = [ln for ln in lines if "HYDRA_FULL_ERROR" not in ln and not ln.startswith(("full_key", "object_"))]
             print(f"{self.entry}: error: {'; '.join(lines)}", file=sys.stderr, flush=True)
         elif buffered:
@@ -126,3 +129,21 @@ def task_started() -> None:
     """Called first by a Hydra task function: see :class:`HydraErrors`."""
     if HydraErrors.current is not None:
         HydraErrors.current.started()
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose usage errors are one line (``<prog>: error: <message> (see --help)``)."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def run_entry(entry: str, main, argv=None) -> int:
+    """Run ``main(argv)`` of a plain (argparse) entry point: 0 on success; any exception -> :func:`report` and 1."""
+    try:
+        main(argv)
+    except Exception as e:
+        report(entry, e)
+        return 1
+    return 0

@@ -156,9 +156,10 @@ class RunFolder:
             or (self.root / "metrics.csv").exists()
         )
 
-    def discard(self, keep_log: str | os.PathLike | None = None) -> None:
-        """Remove a run folder that holds no results (a run that failed before its first step), moving its
-        ``main.log`` to ``keep_log`` first.
+    def discard(self, keep_log: str | os.PathLike | None = None, prune_up_to: str | os.PathLike | None = None) -> None:
+        """Remove a run folder that holds no results (a run that failed before its first step), copying its
+        ``main.log`` to ``keep_log`` first; parent folders left empty are removed up to (not including)
+        ``prune_up_to`` (LOGDIR).
 
         Raises:
             RuntimeError: the folder holds results (never removed).
@@ -168,6 +169,14 @@ class RunFolder:
         if keep_log is not None and self.log_file.is_file():
             shutil.copyfile(self.log_file, keep_log)
         shutil.rmtree(self.root, ignore_errors=True)
+        if prune_up_to is not None:
+            stop, parent = Path(prune_up_to).resolve(), self.root.parent
+            while parent != stop and stop in parent.parents:
+                try:
+                    parent.rmdir()  # only when empty
+                except OSError:
+                    break
+                parent = parent.parent
 
     # -------------------------------------------------------------- actions
     def create(self) -> RunFolder:
