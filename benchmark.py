@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,13 +24,15 @@ import utils.hydra  # noqa: F401  (registers the config resolvers)
 from utils.errors import HydraErrors, task_started
 from utils.run_folder import quote_path_overrides
 
+REPO = Path(__file__).resolve().parent  # absolute config path: also when imported (tests)
+
 log = logging.getLogger("segbench.benchmark")
 
 #: (record summary, record path) of every failed measurement of this process (a sweep runs them in-process)
 FAILED: list[tuple[str, str]] = []
 
 
-@hydra.main(config_path="config", config_name="benchmark", version_base="1.3")
+@hydra.main(config_path=str(REPO / "config"), config_name="benchmark", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Measure one configuration; the record goes to the run's ``benchmark/`` folder. Returns fps (or None)."""
     task_started()

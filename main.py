@@ -10,6 +10,7 @@ kept under ``<tmp>/segbench-logs/``); a failed ``+continue_from`` leaves the run
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -28,8 +29,10 @@ from utils.errors import (
 )
 from utils.run_folder import RunFolder, quote_path_overrides
 
+REPO = Path(__file__).resolve().parent  # absolute config path: also when imported (tests)
 
-@hydra.main(config_path="config", config_name="train", version_base="1.3")
+
+@hydra.main(config_path=str(REPO / "config"), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Train into the Hydra run folder; returns the best val mIoU (for Hydra sweepers)."""
     task_started()

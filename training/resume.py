@@ -101,10 +101,11 @@ def check_checkpoint(module: torch.nn.Module, path: Path) -> dict:
     if not isinstance(state, dict):
         raise ValueError(f"{path} is no Lightning checkpoint of main.py (no state_dict)")
     own = module.state_dict()
+    keys = sorted(set(own) | set(state), key=lambda k: (k not in state or k not in own, k))  # shape clashes first
     differ = [
         f"{k}: checkpoint {tuple(state[k].shape) if k in state else 'missing'} vs config "
         f"{tuple(own[k].shape) if k in own else 'missing'}"
-        for k in sorted(set(own) | set(state))
+        for k in keys
         if k not in state or k not in own or tuple(state[k].shape) != tuple(own[k].shape)
     ]
     if differ:

@@ -22,7 +22,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-MAX_MESSAGE = 600  # characters of the message kept on the line
+MAX_MESSAGE = 1000  # characters of the message kept on the line
 
 
 def one_line(exc: BaseException) -> str:
