@@ -16,7 +16,6 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-import utils.hydra  # noqa: F401  (registers the config resolvers)
 from training.resume import continue_from_argv
 from utils.errors import (
     HydraErrors,
@@ -27,6 +26,7 @@ from utils.errors import (
     task_started,
     write_traceback,
 )
+from utils.hydra import claimed_here  # also registers the config resolvers
 from utils.run_folder import RunFolder, quote_path_overrides
 
 REPO = Path(__file__).resolve().parent  # absolute config path: also when imported (tests)
@@ -44,7 +44,7 @@ def main(cfg: DictConfig) -> float:
     except Exception as e:
         log_file = file_handler_path() or default_log_file("main.py")
         fresh = RunFolder(out)
-        if not cfg.get("continue_from") and fresh.root.is_dir() and not fresh.has_results():
+        if claimed_here(out) and fresh.root.is_dir() and not fresh.has_results():
             write_traceback(e, log_file)
             kept = default_log_file("main.py")
             fresh.discard(keep_log=kept, prune_up_to=cfg.get("LOGDIR"))  # nothing trained: no run folder left

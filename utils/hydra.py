@@ -46,6 +46,12 @@ def _claim_run_dir(path) -> str:
     return _CLAIMED[key]
 
 
+def claimed_here(path) -> bool:
+    """True when ``path`` is a folder this process created through ``${claim_run_dir:...}`` (safe to remove when
+    the run fails before writing any result; a folder given as ``hydra.run.dir=`` never is)."""
+    return str(Path(path).resolve()) in {str(Path(p).resolve()) for p in _CLAIMED.values()}
+
+
 def register_resolvers() -> None:
     """Register the segbench resolvers once (idempotent)."""
     if not OmegaConf.has_resolver("repo_path"):

@@ -29,6 +29,7 @@ Names and creation:
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import re
 import shutil
@@ -168,6 +169,11 @@ class RunFolder:
             raise RuntimeError(f"{self.root} holds results; not removed")
         if keep_log is not None and self.log_file.is_file():
             shutil.copyfile(self.log_file, keep_log)
+        root_logger = logging.getLogger()
+        for h in list(root_logger.handlers):  # Hydra's main.log handler would re-create the folder
+            if isinstance(h, logging.FileHandler) and self.root in Path(h.baseFilename).parents:
+                h.close()
+                root_logger.removeHandler(h)
         shutil.rmtree(self.root, ignore_errors=True)
         if prune_up_to is not None:
             stop, parent = Path(prune_up_to).resolve(), self.root.parent
