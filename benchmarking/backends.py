@@ -8,14 +8,13 @@
 * ``onnxruntime``    export with ``torch.onnx.export`` and run an ONNX Runtime session (optional extra:
   ``pip install -r requirements-onnx.txt``; fp32 only).
 
-``precision=`` picks the autocast dtype: ``fp32`` (none), ``bf16``, ``fp16`` (``torch.autocast`` on the
-model's device).  A backend returns ``run(x: float[N,3,H,W]) -> float[N,K,h,w]`` logits (the model's
-``"out"``).
+``precision=`` picks the autocast dtype with Lightning's names (:mod:`utils.precision`): ``32-true`` (none),
+``bf16-mixed``, ``16-mixed`` (``torch.autocast`` on the model's device; ``fp32``/``bf16``/``fp16`` are aliases).
+A backend returns ``run(x: float[N,3,H,W]) -> float[N,K,h,w]`` logits (the model's ``"out"``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from utils.precision import autocast, canonical_precision
+
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 BACKENDS: dict[str, Callable[..., Runner]] = {}
 
 
@@ -37,18 +37,6 @@ def register_backend(name: str):
         return fn
 
     return deco
-
-
-def autocast(precision: str, device: torch.device):
-    """Context manager for ``precision`` on ``device`` (``nullcontext`` for fp32).
-
-    Raises:
-        ValueError: unknown precision (valid names listed).
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {sorted(PRECISIONS)}")
-    dtype = PRECISIONS[precision]
-    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def _out(y) -> torch.Tensor:
@@ -102,7 +90,7 @@ def onnxruntime(model: nn.Module, example: torch.Tensor, precision: str, device:
 
     Raises:
         ImportError: onnxruntime/onnx not installed (names ``requirements-onnx.txt``).
-        ValueError: precision other than fp32.
+        ValueError: precision other than 32-true.
     """
     try:
         import onnxruntime as ort
@@ -110,8 +98,8 @@ def onnxruntime(model: nn.Module, example: torch.Tensor, precision: str, device:
         raise ImportError(
             "backend=onnxruntime needs the optional extra: pip install -r requirements-onnx.txt (onnxruntime, onnx)"
         ) from e
-    if precision != "fp32":
-        raise ValueError(f"backend=onnxruntime supports precision=fp32 only, got {precision!r}")
+    if canonical_precision(precision) != "32-true":
+        raise ValueError(f"backend=onnxruntime supports precision=32-true only, got {precision!r}")
     path = Path(tempfile.mkdtemp(prefix="segbench_onnx_")) / "model.onnx"
     torch.onnx.export(
         _OutOnly(model.eval()),
@@ -142,6 +130,4 @@ def build_runner(model: nn.Module, example: torch.Tensor, backend: str, precisio
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {sorted(BACKENDS)}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {sorted(PRECISIONS)}")
-    return BACKENDS[backend](model, example, precision, device)
+    return BACKENDS[backend](model, example, canonical_precision(precision), device)

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from datasets import build_dataset
 from datasets.transforms import build_transforms
 from training.determinism import EpochSeededSampler, SeededTransformDataset
+
+
+class UnpaddedDistributedSampler(DistributedSampler):
+    """Rank ``r`` of ``W`` gets samples ``r, r + W, r + 2W, ...`` in order: every sample exactly once, no padding
+    (ranks may differ by one sample), so validation metrics summed over ranks count each image once.
+
+    A ``DistributedSampler`` subclass, so Lightning keeps it instead of inserting its own (padding) one; the
+    behaviour of Lightning's internal ``UnrepeatedDistributedSampler`` without importing a private module.
+    """
+
+    def __init__(self, dataset, num_replicas: int, rank: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        self.num_samples = len(range(rank, len(dataset), num_replicas))
+        self.total_size = len(dataset)
+
+    def __iter__(self):
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
 
 
 class SegDataModule(pl.LightningDataModule):
@@ -63,9 +79,5 @@ class SegDataModule(pl.LightningDataModule):
         sampler = None
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.world_size > 1:
-            # rank r sees samples r, r+W, ... (no padding: every val sample counted exactly once, see Lightning's
-            # UnrepeatedDistributedSampler); Lightning keeps a DistributedSampler subclass as it is.
-            sampler = UnrepeatedDistributedSampler(
-                self.val_set, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
-            )
+            sampler = UnpaddedDistributedSampler(self.val_set, trainer.world_size, trainer.global_rank)
         return self._loader(self.val_set, int(self.cfg.val_batch_size), shuffle=False, drop_last=False, sampler=sampler)

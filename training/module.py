@@ -51,7 +51,7 @@ class SegmentationModule(pl.LightningModule):
             params=OmegaConf.to_container(self.cfg.get("loss_params", OmegaConf.create({}))),
         )
         self.val_metrics = SegmentationMetrics(d.num_classes, d.ignore_index)
-        self.val_settings = InferenceSettings(mode="whole")
+        self.val_settings = InferenceSettings(mode="whole", resize=(d.get("test") or {}).get("resize"))
         self.channels_last = bool(self.cfg.get("channels_last", False))
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

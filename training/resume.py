@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
+from models.checkpoint import read_checkpoint
 from utils.run_folder import RunFolder, RunFolderError
 
 log = logging.getLogger("segbench")
@@ -87,16 +88,13 @@ def check_checkpoint(module: torch.nn.Module, path: Path) -> dict:
     """Read the Lightning checkpoint ``path`` and check that it fits ``module`` (same keys, same shapes).
 
     Returns:
-        the checkpoint dict (as ``torch.load`` gives it).
+        the checkpoint dict (as :func:`models.checkpoint.read_checkpoint` gives it).
 
     Raises:
         ValueError: the file cannot be read (truncated, not a checkpoint: file named), or its model tensors
             differ from the configured model (the first differing keys and both shapes named).
     """
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # truncated zip, pickle errors, EOF: each names no file
-        raise ValueError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
+    ckpt = read_checkpoint(path)
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"{path} is no Lightning checkpoint of main.py (no state_dict)")

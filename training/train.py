@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from training.datamodule import SegDataModule
 from training.determinism import EpochSeedCallback
-from training.finetune import FreezeEncoder, load_weights
+from training.finetune import FreezeEncoder, finetune_from
 from training.guards import NonFiniteGuard, check_split_labels
 from training.module import SegmentationModule
 from training.resume import BestMetricState, ReplanSchedule, adopt_staging, check_checkpoint, resume_checkpoint
@@ -87,7 +87,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     datamodule.setup("fit")
     check_split_labels(datamodule.val_set)
     if cfg.get("finetune_from") and ckpt_path is None:
-        load_weights(module.model, cfg.finetune_from)
+        finetune_from(module.model, cfg.finetune_from)
     # checks passed: from here on the run folder is written
     if continuing:
         adopt_staging(Path(run_dir), run)

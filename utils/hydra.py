@@ -5,6 +5,8 @@
   characters every entry point accepts unquoted (:func:`utils.run_folder.safe_name`).
 * ``${claim_run_dir:PATH}`` -> ``PATH`` created atomically, or ``PATH_1``, ``PATH_2``, ... when it exists
   (:func:`utils.run_folder.claim_folder`); the same PATH gives the same folder within one process.
+* ``${lightning_precision:VALUE}`` -> the Lightning precision name of ``VALUE`` (``bf16`` -> ``bf16-mixed``, see
+  :mod:`utils.precision`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from utils.precision import canonical_precision
 from utils.run_folder import claim_folder, safe_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +63,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("run_name", _run_name)
     if not OmegaConf.has_resolver("claim_run_dir"):
         OmegaConf.register_new_resolver("claim_run_dir", _claim_run_dir)
+    if not OmegaConf.has_resolver("lightning_precision"):
+        OmegaConf.register_new_resolver("lightning_precision", canonical_precision)
 
 
 register_resolvers()

@@ -33,7 +33,7 @@ def test_parse_resolution():
 def test_config_defaults_are_mmseg_protocol():
     cfg = bench_cfg()
     assert (cfg.warmup, cfg.iterations, cfg.batch_size, cfg.repeat) == (5, 195, 1, 1)
-    assert (cfg.precision, cfg.backend, cfg.budget.seconds, cfg.budget.memory_gib) == ("fp32", "eager", 3.0, 12.0)
+    assert (cfg.precision, cfg.backend, cfg.budget.seconds, cfg.budget.memory_gib) == ("32-true", "eager", 3.0, 12.0)
 
 
 def test_counts_flops_and_record(tmp_path):
@@ -51,16 +51,20 @@ def test_counts_flops_and_record(tmp_path):
     assert rec.flops_convention == "1 MAC = 2 FLOPs" and rec.flops_counter == "torch.utils.flop_counter"
     assert rec.fps > 0 and rec.latency_ms_p95 >= rec.latency_ms_p50 > 0
     assert rec.fps == pytest.approx(np.mean(rec.fps_runs))
-    assert rec.memory_kind.startswith("cpu_peak_rss") and rec.memory_mib >= 0
+    assert rec.memory_kind == "cpu_rss" and rec.memory_peak_mib >= rec.memory_forward_mib >= 0
     assert rec.overhead_ms >= 0 and rec.budget["checked_on"] == "timed input" and rec.budget["ok"]
     assert path.parent == tmp_path / "benchmark" and json.loads(path.read_text())["config"] == "x=1"
 
 
-@pytest.mark.parametrize("backend,precision", [("channels_last", "bf16"), ("eager", "fp16")])
-def test_backends_and_precisions_run(tmp_path, backend, precision):
-    rec, _ = run_benchmark(bench_cfg(*FAKE, *FAST, f"backend={backend}", f"precision={precision}"), tmp_path)
+@pytest.mark.parametrize(
+    "backend,precision,name",
+    [("channels_last", "bf16-mixed", "bf16-mixed"), ("eager", "fp16", "16-mixed"), ("eager", "bf16", "bf16-mixed")],
+)
+def test_backends_and_precisions_run(tmp_path, backend, precision, name):
+    rec, path = run_benchmark(bench_cfg(*FAKE, *FAST, f"backend={backend}", f"precision={precision}"), tmp_path)
     assert rec.status == "ok", rec.error
-    assert (rec.backend, rec.precision) == (backend, precision)
+    assert (rec.backend, rec.precision) == (backend, name)  # aliases are recorded by their Lightning name
+    assert json.loads(path.read_text())["precision"] == name
 
 
 @pytest.mark.parametrize(
@@ -138,4 +142,4 @@ def test_evaluate_on_embedded_camvid(tmp_path):
 
 def test_evaluate_split_without_labels_fails(tmp_path):
     rec, _ = run_benchmark(bench_cfg(*FAKE, *FAST, "evaluate=true", "eval_split=nolabels"), tmp_path)
-    assert rec.status == "failed" and "no labels; labelled splits" in rec.error
+    assert rec.status == "failed" and "no labels for split 'nolabels' (labelled splits: [" in rec.error

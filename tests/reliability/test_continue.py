@@ -108,7 +108,7 @@ def test_continue_from_truncated_last_ckpt_names_the_file(run_copy, capsys):
     last = RunFolder(run_copy).last_ckpt
     last.write_bytes(last.read_bytes()[:5000])
     line = _failed_continue(run_copy, [f"+continue_from={run_copy}", "epochs=2"], capsys)
-    assert f"cannot read checkpoint {last}" in line
+    assert f"checkpoint {last} cannot be read" in line
 
 
 def test_continue_without_last_ckpt(run_copy, capsys):

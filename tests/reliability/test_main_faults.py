@@ -140,7 +140,7 @@ def test_finetune_from_an_old_style_path_with_a_truncated_file(tmp_path, capsys)
     ckpt.write_bytes(b"PK\x03\x04 truncated")
     code = call_hydra_cli("main", [*RUN_ARGS, f"LOGDIR={tmp_path / 'logs'}", f"+finetune_from={ckpt}"])
     line = error_line(capsys.readouterr().err, "main.py")
-    assert code == 1 and f"cannot read checkpoint {ckpt}" in line
+    assert code == 1 and f"checkpoint {ckpt} cannot be read" in line
 
 
 def test_main_py_exit_status_and_one_line_as_a_process(tmp_path):
