@@ -36,12 +36,12 @@ def tree_hash(folder: Path) -> dict[str, str]:
 
 
 def _drop_file_handlers() -> None:
-    """Hydra leaves its ``main.log`` handler on the root logger: close it so later tests never write there."""
+    """Hydra leaves its handlers on the root logger (``main.log``, and a console handler bound to this test's
+    captured stdout): close them so later tests never write there."""
     root = logging.getLogger()
     for h in list(root.handlers):
-        if isinstance(h, logging.FileHandler):
-            h.close()
-            root.removeHandler(h)
+        h.close()
+        root.removeHandler(h)
 
 
 def call_hydra_cli(module_name: str, argv: list[str]) -> int:

@@ -46,8 +46,8 @@ def _run(entry, module, argv, capsys) -> tuple[int, str]:
     "argv,code,message",
     [
         (["--valdir", "{run}", "dataset.test.mod=slide"], 1, "unknown override key 'dataset.test.mod'"),
-        (["--valdir", "{tmp}/nope"], 1, "run folder {tmp}/nope does not exist"),
-        (["--valdir", "{tmp}"], 1, "{tmp} is not a segbench run folder: no hparams.yaml"),
+        (["--valdir", "{tmp}/nope"], 1, "{tmp}/nope is neither a run folder nor a checkpoint file"),
+        (["--valdir", "{tmp}"], 1, "no checkpoint {tmp}/checkpoints/best.ckpt"),
         (["--valdir", "{run}", "--ckpt", "nosuch.ckpt"], 1, "no checkpoint nosuch.ckpt"),
         (["--valdir", "{run}", "--split", "nosplit"], 1, "has no labels for split 'nosplit'"),
         (
@@ -57,7 +57,7 @@ def _run(entry, module, argv, capsys) -> tuple[int, str]:
         ),
         (["--valdir", "{run}", "dataset.test.mode=diagonal"], 1, "diagonal"),
         (["--valdir", "{run}", "nokeyvalue"], 1, "overrides must be key=value, got ['nokeyvalue']"),
-        (["--ckpt", "{tmp}/missing.pth", "model=smp"], 1, "checkpoint {tmp}/missing.pth does not exist"),
+        (["--ckpt", "{tmp}/missing.pth", "model=smp"], 1, "{tmp}/missing.pth is neither a run folder nor a checkpoint"),
         (["--valdir", "{run}", "--bogus"], 2, "unrecognized arguments: --bogus"),
         ([], 2, "give --valdir=<run folder> or --ckpt=<checkpoint file>"),
     ],
@@ -118,12 +118,12 @@ def test_predict_goes_on_past_unreadable_files_and_reads_16bit(photos, check_unc
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--ckpt", "{tmp}/nope", "{photo}"], "--ckpt {tmp}/nope is neither a run folder nor a checkpoint file"),
+        (["--ckpt", "{tmp}/nope", "{photo}"], "{tmp}/nope is neither a run folder nor a checkpoint file"),
         (["--ckpt", "{run}", "{photo}", "dataset.test.mod=slide"], "unknown override key 'dataset.test.mod'"),
         (["--ckpt", "{run}", "{tmp}/missing.png"], "input {tmp}/missing.png does not exist"),
         (["--ckpt", "{run}", "{tmp}"], "no images (.png"),
         (["--ckpt", "{run}", "--which", "nosuch", "{photo}"], "no checkpoint nosuch"),
-        (["--ckpt", "{run}/checkpoints/missing.ckpt", "{photo}"], "neither a run folder nor a checkpoint file"),
+        (["--ckpt", "{run}/checkpoints/missing.ckpt", "{photo}"], "checkpoints/missing.ckpt does not exist"),
     ],
 )
 def test_predict_bad_inputs(argv, message, check_unchanged, photos, tmp_path, capsys):
@@ -159,7 +159,7 @@ def test_benchmark_truncated_checkpoint_in_an_old_folder_fails_with_status_1(run
     [
         (["foo=1"], "Could not override 'foo'"),
         (["backend=nope"], "unknown backend 'nope'"),
-        (["precision=fp12"], "unknown precision 'fp12'"),
+        (["precision=fp12"], "precision='fp12' is not supported"),
         (["resolution=wide"], "resolution='wide': expected WIDTHxHEIGHT"),
         (["checkpoint={tmp}/nope.ckpt"], "checkpoint={tmp}/nope.ckpt: no such file or run folder"),
     ],
