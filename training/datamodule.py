@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, DistributedSampler
 
 from datasets import build_dataset
+from datasets.class_uniform import enable_class_uniform
 from datasets.transforms import build_transforms
 from training.determinism import EpochSeededSampler, SeededTransformDataset
 
@@ -38,12 +39,14 @@ class SegDataModule(pl.LightningDataModule):
     def __init__(self, cfg: DictConfig):
         super().__init__()
         self.cfg = cfg
-        self.train_set = self.val_set = None
+        self.train_set = self.val_set = self.train_plan = None
 
     def setup(self, stage: str | None = None) -> None:
         d = self.cfg.dataset
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = build_dataset(d, "train", build_transforms(self.cfg.augmentation.train, d.mean, d.std))
+            cache = f"{self.cfg.LOGDIR}/cache"  # class_uniform.pct > 0: crops centred on rare classes too
+            self.train_plan = enable_class_uniform(self.train_set, self.cfg.get("class_uniform"), fallback_dir=cache)
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = build_dataset(
                 d,
@@ -73,7 +76,8 @@ class SegDataModule(pl.LightningDataModule):
         sampler = EpochSeededSampler(
             self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=int(self.cfg.seed), epoch=epoch
         )
-        return self._loader(SeededTransformDataset(self.train_set), bs, shuffle=True, drop_last=True, sampler=sampler)
+        train = SeededTransformDataset(self.train_set, plan=self.train_plan)
+        return self._loader(train, bs, shuffle=True, drop_last=True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         sampler = None

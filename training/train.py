@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from training.datamodule import SegDataModule
 from training.determinism import EpochSeedCallback
+from training.ema import ema_callbacks
 from training.finetune import FreezeEncoder, finetune_from
 from training.guards import NonFiniteGuard, check_split_labels
 from training.module import SegmentationModule
@@ -49,6 +50,7 @@ def segbench_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     out.append(NonFiniteGuard())  # non-finite loss/weights stop the run; no such checkpoint is written
     if int(cfg.get("freeze_encoder_epochs") or 0) > 0:
         out.append(FreezeEncoder(int(cfg.freeze_encoder_epochs), float(cfg.get("unfreeze_lr_factor", 0.5))))
+    out += ema_callbacks(cfg)  # ema.decay=0.999: validation and checkpoints on EMA weights (training/ema.py)
     return out
 
 

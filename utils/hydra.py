@@ -7,6 +7,8 @@
   (:func:`utils.run_folder.claim_folder`); the same PATH gives the same folder within one process.
 * ``${lightning_precision:VALUE}`` -> the Lightning precision name of ``VALUE`` (``bf16`` -> ``bf16-mixed``, see
   :mod:`utils.precision`).
+* ``${sqlite_uri:PATH}`` -> ``sqlite:///<absolute PATH>``, creating PATH's folder (SQLite creates no folders):
+  the MLflow and Optuna stores under LOGDIR.
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ def claimed_here(path) -> bool:
     return str(Path(path).resolve()) in {str(Path(p).resolve()) for p in _CLAIMED.values()}
 
 
+def _sqlite_uri(path) -> str:
+    """``sqlite:///<absolute path>`` of ``path`` (relative to the current directory); makes its parent folder."""
+    path = Path(str(path)).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
 def register_resolvers() -> None:
     """Register the segbench resolvers once (idempotent)."""
     if not OmegaConf.has_resolver("repo_path"):
@@ -65,6 +74,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("claim_run_dir", _claim_run_dir)
     if not OmegaConf.has_resolver("lightning_precision"):
         OmegaConf.register_new_resolver("lightning_precision", canonical_precision)
+    if not OmegaConf.has_resolver("sqlite_uri"):
+        OmegaConf.register_new_resolver("sqlite_uri", _sqlite_uri)
 
 
 register_resolvers()
