@@ -6,27 +6,37 @@
     python benchmark.py plot dataset=cityscapes resolution=2048x1024 [interesting=pareto|reproduced|A,B]
     python benchmark.py compare [--root LOGDIR] [--tables DIR] [--by KEYS] [--metric NAME] [--baseline CONFIG]
 
-Thin entry point: ``aggregate``, ``plot`` and ``compare`` are dispatched before Hydra sees ``sys.argv``; the work is in
-``benchmarking/``.
+Thin entry point: ``aggregate``, ``plot`` and ``compare`` are dispatched before Hydra sees ``sys.argv``; the work
+is in ``benchmarking/``. The exit status is 1 when any measurement failed (a sweep writes every record first);
+errors are one line on stderr (unknown override keys included, see :mod:`utils.errors`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import utils.hydra  # noqa: F401  (registers the config resolvers)
+from utils.errors import HydraErrors, task_started
+from utils.run_folder import quote_path_overrides
+
+REPO = Path(__file__).resolve().parent  # absolute config path: also when imported (tests)
 
 log = logging.getLogger("segbench.benchmark")
 
+#: (record summary, record path) of every failed measurement of this process (a sweep runs them in-process)
+FAILED: list[tuple[str, str]] = []
 
-@hydra.main(config_path="config", config_name="benchmark", version_base="1.3")
+
+@hydra.main(config_path=str(REPO / "config"), config_name="benchmark", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Measure one configuration; the record goes to the run's ``benchmark/`` folder. Returns fps (or None)."""
+    task_started()
     from benchmarking.runner import run_benchmark, summary  # torch & co. only for measuring, not aggregate/plot
 
     hc = HydraConfig.get()
@@ -38,12 +48,25 @@ def main(cfg: DictConfig) -> float | None:
     )
     log.info(summary(rec))
     log.info(f"record: {path}")
+    if rec.status != "ok":
+        FAILED.append((f"{rec.name}: {rec.error}", str(path)))
     return rec.fps
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] in ("aggregate", "plot", "compare"):
+def cli(argv: list[str]) -> None:
+    """``python benchmark.py ARGV``; exits with status 1 (one line on stderr) when any measurement failed."""
+    if argv and argv[0] in ("aggregate", "plot", "compare"):
         from benchmarking.cli import run_subcommand
 
-        sys.exit(run_subcommand(sys.argv[1], sys.argv[2:]))
-    main()
+        sys.exit(run_subcommand(argv[0], argv[1:]))
+    FAILED.clear()
+    sys.argv[1:] = quote_path_overrides(argv, ("checkpoint", "photos"))  # older run folders hold =,[]
+    with HydraErrors("benchmark.py"):
+        main()
+    if FAILED:
+        first, path = FAILED[0]
+        sys.exit(f"benchmark.py: error: {len(FAILED)} measurement(s) failed; first: {first} (record: {path})")
+
+
+if __name__ == "__main__":
+    cli(sys.argv[1:])

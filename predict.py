@@ -29,13 +29,17 @@ from pathlib import Path
 from inference.engine import InferenceSettings
 from inference.loading import load_for_inference, pick_device
 from inference.predict import Predictor, list_images, load_preset
+from utils.errors import OneLineArgumentParser, one_line, run_entry
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command line of predict.py; positional arguments that are not existing paths and contain ``=`` are
     config overrides."""
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    p = OneLineArgumentParser(
+        prog="predict.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
     )
     p.add_argument("--ckpt", required=True, help="run folder (uses checkpoints/best.ckpt), a .ckpt, or a .pth/.pt")
     p.add_argument("--which", default="best", help="best | last: checkpoint of a run folder (default best)")
@@ -83,16 +87,29 @@ def load_predictor(args) -> Predictor:
     return Predictor(model, cfg, base, pick_device(args.device), mode, args.max_whole_pixels)
 
 
+class ImagesFailed(RuntimeError):
+    """Some images of the inputs could not be labelled (each listed with its error in ``summary.json``)."""
+
+
 def main(argv=None) -> list[dict]:
-    """Run predict.py; returns the per-image records."""
+    """Run predict.py; returns the per-image records.
+
+    An image that cannot be read or labelled does not stop the others: it is listed with its error under
+    ``failed`` in ``summary.json``, and :class:`ImagesFailed` is raised at the end (exit status 1).
+    """
     args = parse_args(argv)
     files = list_images(args.inputs)
     predictor = load_predictor(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    records, t0 = [], time.perf_counter()
+    records, failed, t0 = [], [], time.perf_counter()
     for i, f in enumerate(files, 1):
-        r = predictor.predict_file(f, out, alpha=args.alpha)
+        try:
+            r = predictor.predict_file(f, out, alpha=args.alpha)
+        except Exception as e:  # next image; listed in summary.json
+            failed.append({"image": str(f), "error": one_line(e)})
+            print(f"[{i}/{len(files)}] {f.name} FAILED: {one_line(e)}", file=sys.stderr, flush=True)
+            continue
         records.append(r)
         t = r["timing_s"]
         print(
@@ -109,15 +126,18 @@ def main(argv=None) -> list[dict]:
             | {"mode": r["inference"]["mode"]}
             for r in records
         ],
+        "failed": failed,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"{len(records)} images in {summary['seconds']:.1f} s -> {out}")
+    if failed:
+        raise ImagesFailed(
+            f"{len(failed)} of {len(files)} images failed (listed in {out / 'summary.json'}); first: "
+            f"{failed[0]['error']}"
+        )
     return records
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    try:
-        main()
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        sys.exit(f"predict.py: error: {e}")
+    sys.exit(run_entry("predict.py", main))

@@ -21,18 +21,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from pathlib import Path
 
 from inference.loading import load_for_inference, pick_device
 from inference.validate import run_validation
+from utils.errors import OneLineArgumentParser, run_entry
 from utils.run_folder import RunFolder
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command line of validation.py (``split=<name>`` among the overrides is accepted like ``--split``)."""
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    p = OneLineArgumentParser(
+        prog="validation.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
     )
     p.add_argument("--valdir", help="run folder written by main.py")
     p.add_argument("--ckpt", help="best (default) | last | a checkpoint path (.ckpt, .pth, .pt)")
@@ -51,25 +56,37 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> dict:
-    """Run validation.py; returns the metrics record (see :func:`inference.validate.run_validation`)."""
+    """Run validation.py; returns the metrics record (see :func:`inference.validate.run_validation`).
+
+    A failed validation leaves no ``validation/<timestamp>/`` folder behind (nor any parent folder it created).
+    """
     args = parse_args(argv)
     device = pick_device(args.device)
     source = args.valdir or args.ckpt
     which = args.ckpt or "best" if args.valdir else "best"
     model, cfg = load_for_inference(source, args.overrides, which=which)
-    if args.out:
-        out = Path(args.out)
-    elif cfg.loaded_from.run_dir:
-        out = RunFolder(cfg.loaded_from.run_dir).new_validation_dir()
-    else:
-        stem = Path(cfg.loaded_from.weights).stem
-        out = RunFolder(Path(cfg.LOGDIR) / str(cfg.dataset.name) / "pretrained" / stem).new_validation_dir()
-    return run_validation(cfg, model, args.split, out, device, args.num_vis)
+    created: list[Path] = []
+    try:
+        if args.out:
+            out = Path(args.out)
+        else:
+            if cfg.loaded_from.run_dir:
+                root = RunFolder(cfg.loaded_from.run_dir).validation_root
+            else:
+                stem = Path(cfg.loaded_from.weights).stem
+                root = RunFolder(Path(cfg.LOGDIR) / str(cfg.dataset.name) / "pretrained" / stem).validation_root
+            missing = root
+            while not missing.exists():  # the outermost folder this command creates is removed on failure
+                created, missing = [missing], missing.parent
+            out = RunFolder(root.parent).new_validation_dir()
+            created = created or [out]
+        return run_validation(cfg, model, args.split, out, device, args.num_vis)
+    except BaseException:
+        for path in created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    try:
-        main()
-    except (FileNotFoundError, ValueError, RuntimeError) as e:  # RunFolderError, DatasetError, bad settings
-        sys.exit(f"validation.py: error: {e}")
+    sys.exit(run_entry("validation.py", main))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
+
+from utils.errors import OneLineArgumentParser
 
 PLOT_KEYS = {"dataset": None, "resolution": None, "interesting": "pareto", "tables": "tables", "out": None}
 
@@ -13,7 +14,7 @@ PLOT_KEYS = {"dataset": None, "resolution": None, "interesting": "pareto", "tabl
 def _aggregate(argv: list[str]) -> int:
     from benchmarking.aggregate import aggregate, import_mmseg
 
-    p = argparse.ArgumentParser(
+    p = OneLineArgumentParser(
         prog="benchmark.py aggregate", description="Merge benchmark records and reported numbers into tables/*.csv"
     )
     p.add_argument("--root", default="logs", help="folder searched for */benchmark/*.json records (LOGDIR)")

@@ -35,7 +35,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
 
 from benchmarking.backends import BACKENDS, build_runner
 from benchmarking.measure import (
@@ -49,6 +48,7 @@ from benchmarking.measure import (
 )
 from benchmarking.protocol import TimingProtocol, time_callable, timer_overhead_ms
 from benchmarking.records import BenchmarkRecord, write_record
+from datasets.image_io import image_size
 from models.build import build_model
 from utils.precision import canonical_precision
 from utils.run_folder import RunFolder
@@ -207,8 +207,8 @@ def photo_budget(model, cfg: DictConfig, device: torch.device, precision: str) -
 
     sizes = {}
     for p in files:
-        with Image.open(p) as im:  # header only
-            sizes[p] = im.size[0] * im.size[1]
+        w, h = image_size(p)  # header only
+        sizes[p] = w * h
     predictor.labels(load(min(files, key=sizes.get)))
     rows = []
     for p in files:
@@ -355,6 +355,12 @@ def run_benchmark(
             torch.set_num_threads(int(cfg.threads))
         device = resolve_device(cfg.get("device"))
         rec.__dict__.update({k: v for k, v in hardware_info(device).items() if k in rec.__dict__})
+        if cfg.get("checkpoint"):  # named in the record, and filed in the run's benchmark/, also when loading fails
+            from inference.loading import find_run_folder
+
+            rec.weights = str(cfg.checkpoint)
+            found = find_run_folder(Path(str(cfg.checkpoint)).expanduser())
+            folder = found.benchmark_dir if found is not None and found.hparams.is_file() else folder
         model, cfg, model_choice, weights, run = load_model(cfg, model_choice, overrides)
         if run is not None:
             folder = run.benchmark_dir

@@ -24,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
+
+from datasets.image_io import IMAGE_EXTENSIONS, ImageReadError, read_image
+from datasets.image_io import read_label as read_label_file
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+__all__ = ["IMAGE_EXTENSIONS", "CorruptFileError", "DatasetError", "LayoutError", "SegmentationDataset", "lookup"]
 
 
 class DatasetError(ValueError):
@@ -228,16 +230,15 @@ class SegmentationDataset(Dataset):
         return len(self.pairs)
 
     def load_image(self, path: Path) -> np.ndarray:
-        """Read an RGB image as uint8 (H, W, 3).
+        """Read an RGB image as uint8 (H, W, 3) with :func:`datasets.image_io.read_image` (every PIL mode).
 
         Raises:
             CorruptFileError: unreadable or truncated file (named).
         """
         try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"))
-        except (OSError, ValueError, SyntaxError) as e:
-            raise CorruptFileError(f"cannot read image {path}: {e}") from e
+            return read_image(path)
+        except ImageReadError as e:
+            raise CorruptFileError(str(e)) from e
 
     def read_label(self, path: Path) -> np.ndarray:
         """Raw label values of ``path`` as int64 (H, W); subclasses with non-image labels override.
@@ -246,10 +247,9 @@ class SegmentationDataset(Dataset):
             CorruptFileError: unreadable file. DatasetError: a multi-channel (colour) label.
         """
         try:
-            with Image.open(path) as im:
-                raw = np.asarray(im).astype(np.int64)
-        except (OSError, ValueError, SyntaxError) as e:
-            raise CorruptFileError(f"cannot read label {path}: {e}") from e
+            raw = read_label_file(path)
+        except ImageReadError as e:
+            raise CorruptFileError(str(e)) from e
         if raw.ndim == 3:
             raise DatasetError(f"label {path} has {raw.shape[2]} channels; expected a single-channel label map")
         return raw

@@ -23,6 +23,7 @@ from cityscapesscripts.helpers.labels import labels as CS_LABELS
 from PIL import Image
 
 from datasets.base import CorruptFileError, DatasetError, LayoutError, SegmentationDataset, lookup
+from datasets.image_io import ImageReadError, read_label
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,9 @@ def convert_label_ids(src: Path, dst: Path, ignore_index: int = 255) -> None:
         CorruptFileError: ``src`` cannot be read. DatasetError: ``src`` has values that are no Cityscapes labelId.
     """
     try:
-        with Image.open(src) as im:
-            raw = np.asarray(im).astype(np.int64)
-    except (OSError, ValueError, SyntaxError) as e:
-        raise CorruptFileError(f"cannot read label {src}: {e}") from e
+        raw = read_label(src)
+    except ImageReadError as e:
+        raise CorruptFileError(str(e)) from e
     train = lookup(raw, label_id_to_train_id(ignore_index))
     if (train < 0).any():
         raise DatasetError(

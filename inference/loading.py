@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import utils.hydra  # noqa: F401  (registers the resolvers used by the configs)
@@ -34,13 +34,32 @@ REPO = Path(__file__).resolve().parents[1]
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """Merge ``key=value`` overrides (OmegaConf dotlist, values parsed as YAML) into ``cfg``.
 
+    Strict as main.py's Hydra command line: every key must exist in ``cfg``; ``+key=value`` adds a new key.
+
     Raises:
-        ValueError: an override without ``=`` (named).
+        ValueError: an override without ``=``, or an unknown key (named, with how to add it on purpose).
     """
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise ValueError(f"overrides must be key=value, got {bad}")
+    for o in overrides:
+        key = o.split("=", 1)[0]
+        if not key.startswith("+") and not _has_key(cfg, key):
+            raise ValueError(f"unknown override key {key!r} (not in the run's config); to add a key use +{o}")
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
+
+
+def _has_key(cfg: DictConfig, dotted: str) -> bool:
+    """True when the dotted key names an existing entry of ``cfg`` (list indices allowed)."""
+    node = cfg
+    for part in dotted.split("."):
+        if isinstance(node, DictConfig) and part in node:
+            node = node._get_node(part)
+        elif isinstance(node, ListConfig) and part.isdigit() and int(part) < len(node):
+            node = node._get_node(int(part))
+        else:
+            return False
+    return True
 
 
 def load_run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictConfig:

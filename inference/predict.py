@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image, ImageOps
+from PIL import Image
 
-from datasets.base import IMAGE_EXTENSIONS
+from datasets.image_io import IMAGE_EXTENSIONS, read_image
 from datasets.transforms import build_transforms
 from inference.engine import (
     InferenceSettings,
@@ -35,9 +35,6 @@ from inference.engine import (
 )
 from inference.visualize import class_fractions, overlay_with_legend
 from utils.precision import autocast, canonical_precision
-
-Image.MAX_IMAGE_PIXELS = None  # large photos are the point; PIL's decompression-bomb guard stops at 89 MP
-
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "config" / "inference"
 
@@ -85,16 +82,13 @@ def list_images(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """uint8[H, W, 3] RGB pixels of ``path`` with the EXIF orientation applied (grey/palette/RGBA -> RGB).
+    """uint8[H, W, 3] RGB pixels of ``path`` (:func:`datasets.image_io.read_image`: every PIL mode, EXIF
+    orientation, 16-bit grey scaled).
 
     Raises:
-        ValueError: unreadable file (named).
+        datasets.image_io.ImageReadError (a ValueError): unreadable file (named).
     """
-    try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from e
+    return read_image(path)
 
 
 @functools.lru_cache(maxsize=8)

@@ -72,6 +72,7 @@ class SegmentationModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         outputs = self(batch["image"])
         loss, parts = self.criterion(outputs, batch["mask"])
+        self.last_loss_parts = {k: v.detach() for k, v in parts.items()}  # named by training.guards on NaN/inf
         bs = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         if (

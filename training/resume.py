@@ -3,20 +3,39 @@
 * :func:`continue_from_argv` (called by main.py before Hydra runs) turns
   ``python main.py +continue_from=<run folder> [overrides]`` into the run's original overrides (from
   ``<run folder>/hydra/overrides.yaml``), then the new ones (same key: the new one wins), then
-  ``hydra.run.dir=<run folder>``, so Hydra writes into the SAME folder (``main.log`` is appended to).
+  ``hydra.run.dir=<staging folder>``: Hydra writes its ``hydra/`` files and ``main.log`` into a temporary
+  staging folder, never into the run folder itself.
 * :func:`resume_checkpoint` picks ``checkpoints/last.ckpt`` of the run folder when continuing, or when the
   folder already has one (a requeued/preempted SLURM job re-runs in its own folder and so resumes).
+* :func:`check_checkpoint` reads that checkpoint and compares every model tensor's shape with the model of
+  the (new) config; only then does :func:`adopt_staging` move the staged ``hydra/`` files into the run
+  folder and append the staged log to its ``main.log``. A continue that fails (truncated ``last.ckpt``,
+  another encoder, a bad val label) leaves every file of the run folder as it was.
+* :class:`ReplanSchedule` re-plans the LR schedule when the planned number of optimizer steps changed
+  (``epochs=<more>``); :class:`AppendingCSVLogger` appends to ``metrics.csv`` instead of deleting it.
 * :class:`BestMetricState` stores the best-epoch record of the module in checkpoints.
 """
 
 from __future__ import annotations
 
+import csv
+import logging
+import shutil
+import tempfile
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
+from models.checkpoint import read_checkpoint
 from utils.run_folder import RunFolder, RunFolderError
+
+log = logging.getLogger("segbench")
 
 #: overrides of the original run that a continuation drops (weights come from last.ckpt instead)
 _DROPPED_ON_CONTINUE = ("continue_from", "finetune_from")
@@ -38,7 +57,8 @@ def continue_from_argv(argv: list[str]) -> list[str]:
 
     Returns:
         original overrides of the run, merged with ``argv`` (``argv`` wins per key), then
-        ``+continue_from='<folder>'`` and ``hydra.run.dir='<folder>'`` (quoted: run folder names hold ``,=[]``).
+        ``+continue_from='<folder>'`` and ``hydra.run.dir='<staging>'`` (a new temporary folder; quoted: older
+        run folder names hold ``,=[]``).
 
     Raises:
         RunFolderError: the folder or its ``hydra/overrides.yaml`` is missing.
@@ -60,7 +80,144 @@ def continue_from_argv(argv: list[str]) -> list[str]:
             continue
         merged.pop(k, None)
         merged[k] = o
-    return list(merged.values()) + [f"+continue_from='{run.root}'", f"hydra.run.dir='{run.root}'"]
+    staging = tempfile.mkdtemp(prefix="segbench-continue-")
+    return list(merged.values()) + [f"+continue_from='{run.root}'", f"hydra.run.dir='{staging}'"]
+
+
+def check_checkpoint(module: torch.nn.Module, path: Path) -> dict:
+    """Read the Lightning checkpoint ``path`` and check that it fits ``module`` (same keys, same shapes).
+
+    Returns:
+        the checkpoint dict (as :func:`models.checkpoint.read_checkpoint` gives it).
+
+    Raises:
+        ValueError: the file cannot be read (truncated, not a checkpoint: file named), or its model tensors
+            differ from the configured model (the first differing keys and both shapes named).
+    """
+    ckpt = read_checkpoint(path)
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is no Lightning checkpoint of main.py (no state_dict)")
+    own = module.state_dict()
+    keys = sorted(set(own) | set(state), key=lambda k: (k not in state or k not in own, k))  # shape clashes first
+    differ = [
+        f"{k}: checkpoint {tuple(state[k].shape) if k in state else 'missing'} vs config "
+        f"{tuple(own[k].shape) if k in own else 'missing'}"
+        for k in keys
+        if k not in state or k not in own or tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if differ:
+        raise ValueError(
+            f"checkpoint {path} does not fit the configured model ({len(differ)} tensors differ, first: "
+            f"{'; '.join(differ[:2])}): continue with the run's model settings"
+        )
+    return ckpt
+
+
+def adopt_staging(staging: Path, run: RunFolder) -> None:
+    """Move what Hydra wrote into ``staging`` into the run folder: ``hydra/*`` replaces the run's files (the
+    continued run's config and overrides), ``main.log`` is appended to the run's ``main.log`` and this
+    process's log file handlers write there from now on."""
+    staging = Path(staging).resolve()
+    if staging == run.root or not staging.is_dir():
+        return
+    if (staging / "hydra").is_dir():
+        run.hydra_dir.mkdir(exist_ok=True)
+        for f in (staging / "hydra").iterdir():
+            shutil.copyfile(f, run.hydra_dir / f.name)
+    for h in logging.getLogger().handlers:
+        if isinstance(h, logging.FileHandler) and Path(h.baseFilename).parent == staging:
+            h.acquire()
+            try:
+                h.flush()
+                h.close()
+                with open(h.baseFilename, "rb") as src, open(run.log_file, "ab") as dst:
+                    shutil.copyfileobj(src, dst)
+                h.baseFilename = str(run.log_file)  # reopened in append mode on the next record
+            finally:
+                h.release()
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+class ReplanSchedule(pl.Callback):
+    """Re-plan a step-wise LR schedule whose planned length differs from the Trainer's (``epochs=<more>``).
+
+    The rule: after resuming at optimizer step ``s`` with ``T_new = trainer.estimated_stepping_batches`` planned
+    steps, the schedule is the one a run planned for ``T_new`` steps from the start has at step ``s``; it is
+    built by instantiating ``cfg.lr_scheduler.scheduler`` with ``T_new`` on a stand-in optimizer with the same
+    hyper-parameters and stepping it ``s`` times. Hence
+
+    * ``poly``: ``lr(s) = lr0 * (1 - s / T_new) ** power`` (``lr0`` = ``initial_lr`` of each param group);
+    * ``onecycle``: ``OneCycleLR`` with ``total_steps = T_new`` at step ``s`` (warm-up phase
+      ``pct_start * T_new`` steps; a run already past it continues on the annealing branch, also momentum).
+
+    Nothing changes when the plan is the same (a plain resume after preemption stays bit-identical) or when
+    ``s >= T_new`` (nothing left to train).
+    """
+
+    def __init__(self, cfg: DictConfig):
+        self.sched_cfg = cfg.get("lr_scheduler")
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.sched_cfg or not trainer.lr_scheduler_configs:
+            return
+        total = int(trainer.estimated_stepping_batches)
+        arg = str(self.sched_cfg.total_steps_arg)
+        for config in trainer.lr_scheduler_configs:
+            sched = config.scheduler
+            planned, step = getattr(sched, arg, None), int(sched.last_epoch)
+            if planned is None or int(planned) == total or step >= total:
+                continue
+            replan_scheduler(sched, self.sched_cfg, total, step)
+            log.info(
+                f"LR schedule re-planned for {total} steps (was {planned}) at step {step}: "
+                f"lr={[round(g['lr'], 8) for g in sched.optimizer.param_groups]}"
+            )
+
+
+def replan_scheduler(sched, sched_cfg: DictConfig, total: int, step: int) -> None:
+    """Set ``sched`` (and its optimizer's ``lr``/momentum) to a fresh ``sched_cfg.scheduler`` planned for ``total``
+    steps and advanced ``step`` steps (the rule of :class:`ReplanSchedule`)."""
+    opt = sched.optimizer
+    groups = [
+        {k: v for k, v in g.items() if k != "params"} | {"params": [torch.zeros(1, requires_grad=True)]}
+        for g in opt.param_groups
+    ]
+    for g in groups:
+        g["lr"] = g.get("initial_lr", g["lr"])
+    stand_in = type(opt)(groups, **opt.defaults)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": no training here
+        fresh = instantiate(sched_cfg.scheduler)(stand_in, **{str(sched_cfg.total_steps_arg): total})
+        for _ in range(step):
+            fresh.step()
+    for real, new in zip(opt.param_groups, stand_in.param_groups):
+        for key in ("lr", "initial_lr", "max_lr", "min_lr", "momentum", "betas"):
+            if key in new:
+                real[key] = new[key]
+    sched.load_state_dict(fresh.state_dict())
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning 2.6's CSV writer deletes an existing ``metrics.csv`` when it starts; this one keeps its rows
+    and its header (new columns rewrite the file with every old row kept, as Lightning does)."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+                self.metrics_keys = list(next(csv.reader(f), []))
+
+
+class AppendingCSVLogger(CSVLogger):
+    """``pytorch_lightning.loggers.CSVLogger`` that appends to an existing ``metrics.csv`` (continued runs read
+    as one run: earlier epochs' rows stay, new rows follow with the continued global step)."""
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 class BestMetricState(pl.Callback):
@@ -88,17 +245,9 @@ def resume_checkpoint(cfg: DictConfig, run: RunFolder) -> Path | None:
     """The checkpoint to resume from: ``run``'s ``last.ckpt`` if ``continue_from`` is set or it exists.
 
     Raises:
-        ValueError: ``continue_from`` names another folder than the run folder (main.py redirects Hydra's
-            run dir to it; callers of :func:`train` must pass the same folder).
         RunFolderError: ``continue_from`` is set but the folder has no ``checkpoints/last.ckpt``.
     """
-    continue_from = cfg.get("continue_from")
-    if continue_from:
-        if Path(continue_from).resolve() != run.root:
-            raise ValueError(
-                f"continue_from={continue_from} but the run folder is {run.root}: resume writes into "
-                f"the same folder (run main.py with +continue_from=<run folder>)"
-            )
+    if cfg.get("continue_from"):
         return run.checkpoint("last")
     if run.last_ckpt.is_file():  # the same job started again (SLURM requeue / preemption)
         return run.last_ckpt

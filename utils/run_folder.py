@@ -2,7 +2,7 @@
 
 Layout (``../shared/DESIGN.md``)::
 
-    LOGDIR/<dataset>/<model>/<experiment>[__<overrides>]/<YYYY-MM-DD_HH-MM-SS>/
+    LOGDIR/<dataset>/<model>/<experiment>[__<overrides>]/<YYYY-MM-DD_HH-MM-SS>[_<n>]/
         checkpoints/best.ckpt  checkpoints/last.ckpt
         hydra/config.yaml  hydra/overrides.yaml  hydra/hydra.yaml
         hparams.yaml           resolved config of the run (what validation.py reloads)
@@ -14,11 +14,27 @@ Layout (``../shared/DESIGN.md``)::
         benchmark/                written by benchmark.py
 
 Every entry point (main.py, validation.py, benchmark.py, predict.py) goes through :class:`RunFolder`.
+
+Names and creation:
+
+* ``<overrides>`` is made by :func:`safe_name` from Hydra's ``override_dirname`` (``key-value`` items joined
+  by ``_``, e.g. ``batch_size-4_lr-0.01``): only ``[A-Za-z0-9._-]``, so a printed path can be passed back
+  unquoted to every entry point (``benchmark.py checkpoint=<run>``, ``+finetune_from=<run>/checkpoints/best.ckpt``).
+  The full overrides stay in ``hydra/overrides.yaml``.
+* :func:`claim_folder` creates a folder atomically (``os.mkdir``); when the name exists (two identical
+  commands started in the same second) it takes ``<name>_1``, ``<name>_2``, ...
+* Folders named by older versions (``epochs=2,lr=0.1``) are still read: :func:`quote_path_overrides` quotes
+  such paths in a Hydra command line before Hydra parses it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import logging
+import os
+import re
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +43,56 @@ from omegaconf import DictConfig, OmegaConf
 
 class RunFolderError(FileNotFoundError):
     """A run folder (or one of its files) is missing; the message says what and how to get it."""
+
+
+#: characters a run-folder name may hold (Hydra's override grammar and shells take them unquoted)
+SAFE_CHARS = "A-Za-z0-9._-"
+_SUBSTITUTE = {"=": "-", ",": "-", ":": "-", "/": "_", " ": "_"}
+
+
+def safe_name(text: str) -> str:
+    """``text`` with only :data:`SAFE_CHARS`: ``[]()'"{}`` dropped, ``=``/``,``/``:`` -> ``-``, ``/``/space -> ``_``,
+    anything else -> ``-``; e.g. ``dataset.crop_size=[64,96]`` -> ``dataset.crop_size-64-96``."""
+    text = re.sub(r"[\[\](){}'\"]", "", str(text))
+    text = "".join(_SUBSTITUTE.get(c, c) for c in text)
+    return re.sub(f"[^{SAFE_CHARS}]", "-", text)
+
+
+def claim_folder(path: str | os.PathLike) -> Path:
+    """Create ``path`` atomically (parents as needed); if it exists, create ``<path>_1``, ``<path>_2``, ...
+
+    Two processes asking for the same path at the same time get two different folders (``os.mkdir`` either
+    creates or fails).
+
+    Returns:
+        the folder created (absolute).
+    """
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate, i = path, 0
+    while True:
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            i += 1
+            candidate = path.with_name(f"{path.name}_{i}")
+
+
+_GRAMMAR_SAFE = re.compile(r"[A-Za-z0-9._/+-]*")
+
+
+def quote_path_overrides(argv: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """Quote the value of ``key=value`` overrides whose key is in ``keys`` (``+``/``++`` prefixes allowed) when
+    the value holds characters Hydra's override grammar does not take unquoted (``=``, ``,``, ``[]`` of
+    older run-folder names); other arguments are returned unchanged."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+") in keys and value and value[0] not in "'\"" and not _GRAMMAR_SAFE.fullmatch(value):
+            arg = f"{key}='{value}'" if "'" not in value else f'{key}="{value}"'
+        out.append(arg)
+    return out
 
 
 @dataclass(frozen=True)
@@ -86,11 +152,42 @@ class RunFolder:
     def new_validation_dir(self, timestamp: str | None = None) -> Path:
         """Create and return ``validation/<YYYY-MM-DD_HH-MM-SS>/`` (suffixed if it already exists)."""
         stamp = timestamp or _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        path, i = self.validation_root / stamp, 1
-        while path.exists():
-            path, i = self.validation_root / f"{stamp}_{i}", i + 1
-        path.mkdir(parents=True)
-        return path
+        return claim_folder(self.validation_root / stamp)
+
+    def has_results(self) -> bool:
+        """True once training has written anything: a checkpoint, TensorBoard events or ``metrics.csv``."""
+        return bool(
+            (self.checkpoints.is_dir() and any(self.checkpoints.iterdir()))
+            or self.tensorboard_events()
+            or (self.root / "metrics.csv").exists()
+        )
+
+    def discard(self, keep_log: str | os.PathLike | None = None, prune_up_to: str | os.PathLike | None = None) -> None:
+        """Remove a run folder that holds no results (a run that failed before its first step), copying its
+        ``main.log`` to ``keep_log`` first; parent folders left empty are removed up to (not including)
+        ``prune_up_to`` (LOGDIR).
+
+        Raises:
+            RuntimeError: the folder holds results (never removed).
+        """
+        if self.has_results():
+            raise RuntimeError(f"{self.root} holds results; not removed")
+        if keep_log is not None and self.log_file.is_file():
+            shutil.copyfile(self.log_file, keep_log)
+        root_logger = logging.getLogger()
+        for h in list(root_logger.handlers):  # Hydra's main.log handler would re-create the folder
+            if isinstance(h, logging.FileHandler) and self.root in Path(h.baseFilename).parents:
+                h.close()
+                root_logger.removeHandler(h)
+        shutil.rmtree(self.root, ignore_errors=True)
+        if prune_up_to is not None:
+            stop, parent = Path(prune_up_to).resolve(), self.root.parent
+            while parent != stop and stop in parent.parents:
+                try:
+                    parent.rmdir()  # only when empty
+                except OSError:
+                    break
+                parent = parent.parent
 
     # -------------------------------------------------------------- actions
     def create(self) -> RunFolder:

@@ -34,7 +34,7 @@ def test_run_folder_has_every_promised_file(tiny_run):
     # LOGDIR/<dataset>/<model>/<experiment>__<overrides>/<date>/
     rel = run_dir.relative_to(logdir).parts
     assert rel[0] == "camvid" and rel[1] == "smp"
-    assert rel[2].startswith("default__") and "epochs=2" in rel[2] and "LOGDIR" not in rel[2]
+    assert rel[2].startswith("default__") and "epochs-2" in rel[2] and "LOGDIR" not in rel[2]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}", rel[3])
     cm = torch.load(run.confusion_matrix)
     assert cm.shape == (11, 11) and cm.dtype == torch.int64

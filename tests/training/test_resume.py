@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,7 +78,11 @@ def test_continue_from_argv_merges_original_overrides(tmp_path):
     (run.hydra_dir).mkdir(parents=True)
     (run.hydra_dir / "overrides.yaml").write_text("- epochs=2\n- lr=0.1\n- +finetune_from=/x.ckpt\n")
     argv = continue_from_argv([f"+continue_from={run.root}", "epochs=5"])
-    assert argv == ["lr=0.1", "epochs=5", f"+continue_from='{run.root}'", f"hydra.run.dir='{run.root}'"]
+    assert argv[:3] == ["lr=0.1", "epochs=5", f"+continue_from='{run.root}'"]
+    # Hydra writes into a staging folder: the run folder is written only once the checkpoint fits (training/resume.py)
+    staging = Path(argv[3].split("=", 1)[1].strip("'"))
+    assert argv[3].startswith("hydra.run.dir=") and staging.is_dir() and staging != run.root and len(argv) == 4
+    staging.rmdir()
     assert continue_from_argv(["epochs=5"]) == ["epochs=5"]
     with pytest.raises(RunFolderError, match="overrides.yaml"):
         continue_from_argv([f"+continue_from={tmp_path / 'nope'}"])
