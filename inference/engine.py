@@ -345,7 +345,8 @@ def predict_labels(
         r1 = min(out_h, r0 + rows)
         merged = None
         for flip, logits in views:
-            band = _rows_bilinear(logits, out_h, r0, r1)
+            # channels-last bands: the class reductions (softmax, argmax) then run over contiguous memory
+            band = _rows_bilinear(logits, out_h, r0, r1).contiguous(memory_format=torch.channels_last)
             band = F.interpolate(band, size=(r1 - r0, out_w), mode="bilinear", align_corners=False)
             band = band.flip(-1) if flip else band
             band = _softmax_(band) if len(views) > 1 else band

@@ -173,7 +173,8 @@ class Predictor:
 
     def predict_file(self, path: Path, out_dir: Path, alpha: float = 0.5) -> dict:
         """Label ``path``; write ``<stem>_label.png`` (trainIds), ``<stem>_overlay.png`` (with legend) and
-        ``<stem>.json`` (size, settings, per-class pixel fractions, timing in s, peak memory in MiB) into
+        ``<stem>.json`` (size, settings, per-class pixel fractions, timing in s (wall; ``inference_cpu``: the process's
+        CPU seconds over all threads), peak memory in MiB) into
         ``out_dir``; returns the JSON record. ``peak_rss_mib`` is the process peak so far (``getrusage``; it
         never decreases, so run one image per process to measure one image), ``peak_cuda_mib`` the
         image's peak CUDA allocation."""
@@ -182,11 +183,11 @@ class Predictor:
             torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
         image = read_rgb(path)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         labels, s = self.labels(image)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         rss_inference = peak_rss_mib()
         stem = path.stem
         Image.fromarray(labels).save(out_dir / f"{stem}_label.png")
@@ -210,6 +211,7 @@ class Predictor:
             "timing_s": {
                 "read": round(t1 - t0, 3),
                 "inference": round(t2 - t1, 3),
+                "inference_cpu": round(c2 - c1, 3),  # CPU seconds of this process, all threads
                 "write": round(t3 - t2, 3),
                 "total": round(t3 - t0, 3),
             },
