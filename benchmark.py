@@ -4,6 +4,7 @@
     python benchmark.py -m model.arch=Unet,FPN backend=eager,channels_last        # Hydra multirun
     python benchmark.py aggregate [--root logs/] [--tables tables/] [--import-mmseg]
     python benchmark.py plot dataset=cityscapes resolution=2048x1024 [interesting=pareto|reproduced|A,B]
+    python benchmark.py export checkpoint=<run folder> [formats=onnx,openvino,openvino_int8]   # ONNX + OpenVINO IR
 
 Thin entry point: ``aggregate`` and ``plot`` are dispatched before Hydra sees ``sys.argv``; the work is in
 ``benchmarking/``.
@@ -41,6 +42,10 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "export":
+        from benchmarking.export import run_export
+
+        sys.exit(run_export(sys.argv[2:]))
     if len(sys.argv) > 1 and sys.argv[1] in ("aggregate", "plot"):
         from benchmarking.cli import run_subcommand
 

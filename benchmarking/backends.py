@@ -228,14 +228,24 @@ def onnxruntime(
     Raises:
         ImportError: onnxruntime/onnx not installed (names ``requirements-onnx.txt``).
     """
-    ort = require("onnxruntime")
     options = options or BackendOptions()
     path = export_onnx(model, example, options.out() / "model.onnx")
+    return onnxruntime_runner(path, size_multiple(model), device, options.threads)
+
+
+def onnxruntime_runner(path: str | Path, multiple: int, device: torch.device, threads: int | None = None) -> Runner:
+    """Runner of an exported ``.onnx`` file (:func:`export_onnx`) in an ONNX Runtime session with ``threads``
+    intra-op threads (default ``torch.get_num_threads()``); inputs are padded to ``multiple``.
+
+    Raises:
+        ImportError: onnxruntime not installed (names ``requirements-onnx.txt``).
+    """
+    ort = require("onnxruntime")
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = options.threads or torch.get_num_threads()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
     session = ort.InferenceSession(str(path), opts, providers=providers)
-    return _padded_runner(lambda a: session.run(["out"], {"x": a})[0], size_multiple(model), device)
+    return _padded_runner(lambda a: session.run(["out"], {"x": a})[0], multiple, device)
 
 
 OV_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: layers left unquantised run in f32
@@ -310,21 +320,36 @@ def openvino(
         ImportError: openvino/nncf/onnx not installed (names ``requirements-openvino.txt``).
         ValueError: ``device`` is not the CPU; bf16 on a CPU without BF16 (its capabilities listed).
     """
-    ov = require("openvino")
     if device.type != "cpu":
         raise ValueError(f"backend=openvino runs on the CPU only, got device={device}")
-    if precision == "bf16" and "BF16" not in (caps := openvino_capabilities()):
-        raise ValueError(f"precision=bf16 with backend=openvino needs a CPU with BF16; this one has {caps}")
+    check_openvino_precision(precision)
     options = options or BackendOptions()
     xml = export_openvino(model, example, precision, options)
+    return openvino_runner(xml, precision, size_multiple(model), options.threads)
+
+
+def check_openvino_precision(precision: str) -> None:
+    """Raise ValueError when ``precision`` is bf16 and OpenVINO's CPU device lacks BF16 (capabilities listed)."""
+    if precision == "bf16" and "BF16" not in (caps := openvino_capabilities()):
+        raise ValueError(f"precision=bf16 with backend=openvino needs a CPU with BF16; this one has {caps}")
+
+
+def openvino_runner(xml: str | Path, precision: str, multiple: int, threads: int | None = None) -> Runner:
+    """Runner of an OpenVINO IR compiled for the CPU (``PERFORMANCE_HINT=LATENCY``, ``INFERENCE_NUM_THREADS``
+    = ``threads`` or the torch thread count, ``INFERENCE_PRECISION_HINT`` from :data:`OV_HINTS`); inputs are
+    padded to ``multiple``.
+
+    Raises:
+        ImportError: openvino not installed (names ``requirements-openvino.txt``).
+    """
+    ov = require("openvino")
     config = {
         "PERFORMANCE_HINT": "LATENCY",
-        "INFERENCE_NUM_THREADS": int(options.threads or torch.get_num_threads()),
+        "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
         "INFERENCE_PRECISION_HINT": OV_HINTS[precision],
     }
-    compiled_model = ov.Core().compile_model(str(xml), "CPU", config)
-    request = compiled_model.create_infer_request()
-    return _padded_runner(lambda a: request.infer({0: a})[0].copy(), size_multiple(model), device)
+    request = ov.Core().compile_model(str(xml), "CPU", config).create_infer_request()
+    return _padded_runner(lambda a: request.infer({0: a})[0].copy(), multiple, torch.device("cpu"))
 
 
 def check_precision(backend: str, precision: str) -> None:

@@ -11,6 +11,7 @@ Layout (``../shared/DESIGN.md``)::
         ConfusionMatrix.pt     int64 (K, K) confusion matrix of the best validation epoch
         validation/<timestamp>/   written by validation.py
         benchmark/                written by benchmark.py
+        export/<timestamp>/       ONNX + OpenVINO IR written by `benchmark.py export`
 
 Every entry point (main.py, validation.py, benchmark.py, predict.py) goes through :class:`RunFolder`.
 """
@@ -73,6 +74,10 @@ class RunFolder:
     @property
     def benchmark_dir(self) -> Path:
         return self.root / "benchmark"
+
+    @property
+    def export_root(self) -> Path:
+        return self.root / "export"
 
     def tensorboard_events(self) -> list[Path]:
         """TensorBoard event files written directly into the run folder."""
