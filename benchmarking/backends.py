@@ -399,3 +399,24 @@ class BackendModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"out": self.runner(x).float()}
+
+
+def backend_module(model: nn.Module, spec: str, cfg, device: torch.device) -> BackendModule:
+    """``model`` run by the backend ``spec`` = ``NAME[:PRECISION]`` (precision default fp32) as a segbench model,
+    for predict.py. int8 calibrates on ``calibration.images`` images of ``calibration.split`` of ``cfg.dataset``
+    (``config/benchmark.yaml``); the export goes to a temporary folder.
+
+    Raises:
+        ValueError: unknown backend/precision (valid names listed); ImportError: the extra is missing.
+    """
+    from omegaconf import OmegaConf
+
+    from benchmarking.parity import split_images
+
+    name, _, precision = spec.partition(":")
+    precision = precision or "fp32"
+    check_precision(name, precision)
+    c = OmegaConf.load(Path(__file__).resolve().parents[1] / "config" / "benchmark.yaml").calibration
+    options = BackendOptions(calibration=lambda: split_images(cfg, str(c.split), int(c.images)))
+    example = torch.randn(1, 3, 64, 64, device=device)
+    return BackendModule(build_runner(model.eval().to(device), example, name, precision, device, options), model)
