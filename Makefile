@@ -57,7 +57,7 @@ format: install-dev
 
 # The documentation site (docs/, mkdocs.yml) built with --strict into site/.
 docs: install-dev
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # A real single-node SLURM on this machine (Debian, root) for hydra/launcher=slurm_local_cpu and the SLURM tests.
 slurm-up:

@@ -17,8 +17,9 @@ def build_transforms(steps, mean, std, max_pixel_value: float = 255.0) -> A.Comp
 
     Args:
         steps: list of configs with ``_target_`` (albumentations classes) or None.
-        mean, std: per-channel statistics of the images in the order the model sees them, on the 0..1
-            scale (ImageNet: [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]).
+        mean: per-channel means of the images in the order the model sees them, on the 0..1 scale
+            (ImageNet: [0.485, 0.456, 0.406]).
+        std: per-channel standard deviations, same order and scale (ImageNet: [0.229, 0.224, 0.225]).
         max_pixel_value: value of the image's full scale (255 for uint8 images).
     """
     ops = [instantiate(s) for s in (steps or [])]

@@ -141,8 +141,9 @@ def run_validation(
         the ``metrics.json`` content.
 
     Raises:
-        ValueError: unlabelled split, bad test settings or precision; FileNotFoundError/RuntimeError from
-        loading the checkpoint.
+        ValueError: unlabelled split, bad test settings or precision.
+        FileNotFoundError: the checkpoint is missing.
+        RuntimeError: the checkpoint does not fit the model.
     """
     from inference.loading import load_weights, resolve_split
 

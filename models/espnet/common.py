@@ -35,8 +35,10 @@ class InputConvention(nn.Module):
     Both are the per-channel affine ``y_c = a_c * x_{perm(c)} + b_c`` computed once here.
 
     Args:
-        dataset_mean, dataset_std: 3 floats, the dataset config's ``mean``/``std`` (RGB, 0..1 scale).
-        mean, std: 3 floats, the checkpoint's statistics in ``channel_order`` on the ``value_range`` scale.
+        dataset_mean: 3 floats, the dataset config's ``mean`` (RGB, 0..1 scale).
+        dataset_std: 3 floats, the dataset config's ``std`` (RGB, 0..1 scale).
+        mean: 3 floats, the checkpoint's means in ``channel_order`` on the ``value_range`` scale.
+        std: 3 floats, the checkpoint's standard deviations in ``channel_order`` on the ``value_range`` scale.
         channel_order: ``"RGB"`` or ``"BGR"``.
         value_range: full-scale value of the pixels the statistics refer to (255 or 1).
         divisor: extra division after normalising (ESPNet: 255).

@@ -155,7 +155,8 @@ class ESPNet(nn.Module):
 
     Args:
         num_classes: K, the classes of the dataset (``${dataset.num_classes}``).
-        p, q: ESP modules at levels 2 and 3 (authors' checkpoints: p=2, q=3/5/8).
+        p: ESP modules at level 2 (authors' checkpoints: p=2).
+        q: ESP modules at level 3 (authors' checkpoints: q=3/5/8).
         decoder: True = ESPNet (full-resolution logits), False = ESPNet-C (logits at 1/8, resized by the
             loss and inference code).
         extra_classes: extra output channels of the checkpoint beyond K (the authors' Cityscapes/CamVid

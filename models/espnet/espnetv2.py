@@ -269,7 +269,8 @@ class ESPNetv2(nn.Module):
         extra_classes: checkpoint outputs beyond K (Cityscapes checkpoints: 20 = 19 + 1 "ignore"); computed,
             then dropped from ``"out"`` (dropped at argmax time).
         decoder_planes: base width of the decoder (EdgeNets: 16 for city/pascal, 32 for coco).
-        input_conventions, data_norm: see :class:`models.espnet.ESPNet` (ESPNetv2: RGB, ImageNet mean/std).
+        input_conventions: see :class:`models.espnet.ESPNet` (ESPNetv2: RGB, ImageNet mean/std).
+        data_norm: see :class:`models.espnet.ESPNet`.
         pretrained: optional checkpoint (path or name under ``<weights_dir>/espnetv2/``) loaded at build time.
         weights_dir: ``${environment.weights_dir}``.
 
