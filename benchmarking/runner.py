@@ -408,6 +408,7 @@ def run_benchmark(
             name, method = describe_model(cfg.model, model_choice, cfg.get("display"))
             rec.name, rec.method = str(cfg.get("name") or name), str(cfg.get("method") or method)
             rec.model, rec.dataset = model_choice, str(cfg.dataset.name)
+        torch.manual_seed(int(cfg.seed))  # random weights: the same model in every backend/precision of a sweep
         model = build_model(cfg.model, init_weights=weights is None)
         if weights is not None:
             load_weights(model, weights)

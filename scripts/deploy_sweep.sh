@@ -27,4 +27,4 @@ done
 echo "sweep end $(date +%Y-%m-%dT%H:%M:%S); load: $(uptime)"
 roots=("$OUT")
 case "$UNET" in checkpoint=*) roots+=("${UNET#checkpoint=}") ;; esac
-$PY scripts/deploy_table.py --since "$START" "${roots[@]}"
+$PY scripts/deploy_table.py --since "$START" --seeded "$START" "${roots[@]}"

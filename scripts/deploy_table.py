@@ -24,6 +24,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("roots", nargs="+")
     p.add_argument("--since", default="", help="only records with timestamp >= this (ISO, seconds)")
+    p.add_argument(
+        "--seeded",
+        default="",
+        help="records from this time on build random weights from `seed` (same model in every process); before it, "
+        "ΔmIoU of a torch backend with random weights is left empty (other weights than its eager row)",
+    )
     p.add_argument("--peak-tflops", type=float, default=0.7, help="reference peak in TFLOP/s")
     a = p.parse_args(argv)
     recs = [r for root in a.roots for _, r in load_records(root) if r.timestamp >= a.since]
@@ -41,7 +47,7 @@ def main(argv=None) -> int:
         speed = f"{r.fps / b.fps:.2f}x" if b and b.fps else ""
         if r.parity_delta_mIoU is not None:
             dm = f"{100 * r.parity_delta_mIoU:+.2f}"
-        elif b and b.mIoU is not None and r.mIoU is not None:
+        elif b and b.mIoU is not None and r.mIoU is not None and (r.weights != "random" or r.timestamp >= a.seeded):
             dm = f"{100 * (r.mIoU - b.mIoU):+.2f}"
         else:
             dm = ""
