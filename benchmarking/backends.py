@@ -387,7 +387,7 @@ class BackendModule(nn.Module):
 
     Args:
         runner: ``run(float32[N,3,H,W]) -> float[N,K,h,w]``.
-        output_names: ``("out",)``.
+        source: the module the runner was built from (its ``eval_scales``, if any, are kept).
     """
 
     output_names = ("out",)

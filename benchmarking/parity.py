@@ -47,7 +47,8 @@ def compare(
     """Parity of ``candidate`` against ``reference`` on ``images``.
 
     Args:
-        reference, candidate: ``run(float32[1,3,H,W]) -> float[1,K,h,w]`` logits of equal shape.
+        reference: ``run(float32[1,3,H,W]) -> float[1,K,h,w]`` logits (eager fp32).
+        candidate: the same for the backend under test (logits of equal shape).
         images: inputs, each float32[1, 3, H, W].
 
     Returns:
