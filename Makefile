@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: install install-mmseg install-deploy install-dev train test lint format docs clean-logs slurm-up slurm-down
+.PHONY: install install-mmseg install-tracking install-deploy install-dev train test lint format docs clean-logs slurm-up slurm-down
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ $(MMSEG_STAMP): requirements-mmseg.txt $(STAMP)
 	touch $(MMSEG_STAMP)
 
 install-mmseg: $(MMSEG_STAMP)
+
+# Optional tracking extra (logger=mlflow|wandb, hparams_search=...): ~100 s from a package mirror, installed for tests.
+TRACKING_STAMP := $(VENV)/.installed-tracking-$(shell cksum requirements-tracking.txt | cut -d' ' -f1)
+$(TRACKING_STAMP): requirements-tracking.txt $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-tracking.txt
+	touch $(TRACKING_STAMP)
+
+install-tracking: $(TRACKING_STAMP)
 
 # Optional deploy extra (backend=onnxruntime|openvino, benchmark.py export): ONNX Runtime, OpenVINO, NNCF (~1 min),
 # installed for the test suite.
@@ -43,7 +51,7 @@ train: install
 	$(PY) main.py experiment=camvid_embedded
 
 # The full test suite on CPU (what .ci/run calls); prints the 10 slowest tests.
-test: install install-mmseg install-deploy
+test: install install-mmseg install-tracking install-deploy
 	$(PY) -m pytest -q tests --durations=10
 
 # ruff lint + format check (what .ci/run calls before the tests); `make format` rewrites in place.

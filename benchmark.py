@@ -5,8 +5,9 @@
     python benchmark.py aggregate [--root logs/] [--tables tables/] [--import-mmseg]
     python benchmark.py plot dataset=cityscapes resolution=2048x1024 [interesting=pareto|reproduced|A,B]
     python benchmark.py export checkpoint=<run folder> [formats=onnx,openvino,openvino_int8]   # ONNX + OpenVINO IR
+    python benchmark.py compare [--root LOGDIR] [--tables DIR] [--by KEYS] [--metric NAME] [--baseline CONFIG]
 
-Thin entry point: ``aggregate`` and ``plot`` are dispatched before Hydra sees ``sys.argv``; the work is in
+Thin entry point: ``aggregate``, ``plot``, ``compare`` and ``export`` are dispatched before Hydra sees ``sys.argv``; the work is in
 ``benchmarking/``.
 """
 
@@ -46,7 +47,7 @@ if __name__ == "__main__":
         from benchmarking.export import run_export
 
         sys.exit(run_export(sys.argv[2:]))
-    if len(sys.argv) > 1 and sys.argv[1] in ("aggregate", "plot"):
+    if len(sys.argv) > 1 and sys.argv[1] in ("aggregate", "plot", "compare"):
         from benchmarking.cli import run_subcommand
 
         sys.exit(run_subcommand(sys.argv[1], sys.argv[2:]))

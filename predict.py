@@ -4,13 +4,17 @@
                       [--crop-size H W] [--stride H W] [--scales 0.5 1.0] [--flip] [--window-batch 4]
                       [--accumulate-on cpu] [--device cuda] [--backend openvino:int8] [key=value ...]
     python predict.py --ckpt <file.pth> model=<m> dataset=<d> <images ...>     # plain or author weights
+    python predict.py --ckpt <run> --preset production <photos ...>             # flat time per photo
 
 Per image ``DIR/<stem>_label.png`` (trainIds, 8-bit), ``DIR/<stem>_overlay.png`` (photo blended with the class
 colours, legend of the classes found: colour, name, pixel share) and ``DIR/<stem>.json`` (size, settings used,
 per-class pixel fractions, timing in seconds, peak memory in MiB); prints the per-image time and writes
-``DIR/summary.json``. Defaults: the dataset's test-time settings (``dataset.test``); ``--mode auto`` switches
-to ``slide`` for images above ``--max-whole-pixels`` (windows of ``dataset.test.crop_size``, else the
-training ``dataset.crop_size``; stride 2/3 of the window).
+``DIR/summary.json``. Defaults: the dataset's test-time settings (``dataset.test``, including its test scale
+``resize``), then ``--preset`` (``config/inference/<name>.yaml``), then the options; ``--mode auto`` switches
+to ``slide`` for images above ``--max-whole-pixels`` at the test scale (windows of ``dataset.test.crop_size``,
+else the training ``dataset.crop_size``; stride 2/3 of the window). ``--preset production`` resizes every
+photo to the dataset's test scale and runs one whole-image forward: the time per photo stays flat with its
+size (figures in docs/inference.md).
 """
 
 from __future__ import annotations
@@ -23,17 +27,8 @@ import time
 from pathlib import Path
 
 from inference.engine import InferenceSettings
-from inference.loading import (
-    apply_overrides,
-    compose_config,
-    config_from_checkpoint,
-    load_run_config,
-    load_weights,
-    pick_device,
-)
-from inference.predict import Predictor, list_images
-from models.build import build_model
-from utils.run_folder import RunFolder
+from inference.loading import load_for_inference, pick_device
+from inference.predict import Predictor, list_images, load_preset
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,7 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--which", default="best", help="best | last: checkpoint of a run folder (default best)")
     p.add_argument("inputs", nargs="+", help="image files or folders, and key=value overrides")
     p.add_argument("--out", default="outputs/predictions", help="output folder (default outputs/predictions)")
-    p.add_argument("--mode", default="auto", choices=["auto", "whole", "slide"])
+    p.add_argument("--preset", default=None, help="inference preset of config/inference/ (e.g. production)")
+    p.add_argument("--mode", default=None, choices=["auto", "whole", "slide"], help="default: the preset's, else auto")
+    p.add_argument("--resize", type=int, nargs="+", help="test scale LONG SHORT (keep ratio, MMSeg semantics)")
     p.add_argument("--max-whole-pixels", type=int, default=2048 * 1024, help="auto: slide above this (pixels)")
     p.add_argument("--crop-size", type=int, nargs="+", help="slide window H W (one value: square)")
     p.add_argument("--stride", type=int, nargs="+", help="slide stride H W (one value: square)")
@@ -71,34 +68,30 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load_predictor(args) -> Predictor:
-    """Config + weights from ``--ckpt`` (run folder, Lightning .ckpt, or .pth with model=/dataset=)."""
-    src = Path(args.ckpt)
-    if src.is_dir():
-        cfg, weights = load_run_config(src, args.overrides), RunFolder(src).checkpoint(args.which)
-    elif not src.is_file():
-        raise FileNotFoundError(f"--ckpt {src} is neither a run folder nor a checkpoint file")
-    elif src.suffix == ".ckpt":
-        cfg, weights = apply_overrides(config_from_checkpoint(src), args.overrides), src
-    else:
-        cfg, weights = compose_config(args.overrides), src
-    model = build_model(cfg.model, init_weights=False)
-    load_weights(model, weights)
+    """Model and config from ``--ckpt`` (:func:`inference.loading.load_for_inference`), settings from the dataset's
+    ``test`` settings, then ``--preset``, then the command-line options."""
+    model, cfg = load_for_inference(args.ckpt, args.overrides, which=args.which)
+    preset = load_preset(args.preset)
+    mode = args.mode or preset.pop("mode", None) or "auto"
+    if mode in ("whole", "slide"):
+        preset["mode"] = mode
     pair = lambda v: None if v is None else (v * 2 if len(v) == 1 else v)
     base = InferenceSettings.from_config(
-        cfg.dataset.get("test"),
+        {**dict(cfg.dataset.get("test") or {}), **preset},
         crop_size=pair(args.crop_size),
         stride=pair(args.stride),
         scales=args.scales,
         flip=args.flip,
         window_batch=args.window_batch,
         accumulate_on=args.accumulate_on,
+        resize=pair(args.resize),
     )
     device = pick_device(args.device)
     if args.backend != "eager":
         from benchmarking.backends import backend_module
 
         model = backend_module(model, args.backend, cfg, device)
-    return Predictor(model, cfg, base, device, args.mode, args.max_whole_pixels)
+    return Predictor(model, cfg, base, device, mode, args.max_whole_pixels)
 
 
 def main(argv=None) -> list[dict]:

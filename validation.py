@@ -3,15 +3,17 @@
     python validation.py --valdir=<run folder> [--ckpt best|last|<path>] [--split val|test] [key=value ...]
     python validation.py --ckpt <file.pth|.pt|.ckpt> model=<m> dataset=<d> [split=test] [--out DIR] [overrides ...]
 
-With ``--valdir`` the run's config is reloaded (``inference.loading.load_run_config``: the raw config of
-``hydra/config.yaml`` with the run's ``environment`` pinned, then the ``key=value`` overrides as an OmegaConf
-dotlist, then resolved), e.g. ``dataset.test.mode=slide dataset.test.crop_size=[360,480]
+Model and config come from :func:`inference.loading.load_for_inference` (as in predict.py and benchmark.py).
+With ``--valdir`` (or ``--ckpt`` naming a ``.ckpt`` inside a run folder) the run's config is reloaded (the raw
+config of ``hydra/config.yaml`` with the run's ``environment`` pinned, then the ``key=value`` overrides as an
+OmegaConf dotlist, then resolved), e.g. ``dataset.test.mode=slide dataset.test.crop_size=[360,480]
 dataset.test.stride=[240,320]`` or ``environment.data_root=../shared/data``. Results go to
 ``<run>/validation/<timestamp>/`` (see :func:`inference.validate.run_validation`).
 
-Without ``--valdir`` the overrides are Hydra overrides of ``config/train.yaml`` (group choices allowed);
-a model defining ``load_pretrained`` loads author weights, otherwise the file is a plain state dict (or a
-Lightning ``.ckpt``, whose stored config is used). Results go to ``--out`` or
+A ``.ckpt`` outside a run folder brings its stored config (overrides applied; ``environment.*`` overrides move
+its paths). For any other file the overrides are Hydra overrides of ``config/train.yaml`` (group choices
+allowed); a model defining ``load_pretrained`` loads author weights, otherwise the file is a plain state dict.
+Results go to ``--out``, the run's ``validation/<timestamp>/``, or
 ``LOGDIR/<dataset>/pretrained/<file stem>/validation/<timestamp>/``.
 """
 
@@ -22,7 +24,7 @@ import logging
 import sys
 from pathlib import Path
 
-from inference.loading import apply_overrides, compose_config, config_from_checkpoint, load_run_config, pick_device
+from inference.loading import load_for_inference, pick_device
 from inference.validate import run_validation
 from utils.run_folder import RunFolder
 
@@ -51,25 +53,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     """Run validation.py; returns the metrics record (see :func:`inference.validate.run_validation`)."""
     args = parse_args(argv)
-    if args.valdir:
-        run = RunFolder(args.valdir)
-        cfg = load_run_config(run.root, args.overrides)
-        ckpt = run.checkpoint(args.ckpt or "best")
-        out = Path(args.out) if args.out else run.new_validation_dir()
+    device = pick_device(args.device)
+    source = args.valdir or args.ckpt
+    which = args.ckpt or "best" if args.valdir else "best"
+    model, cfg = load_for_inference(source, args.overrides, which=which)
+    if args.out:
+        out = Path(args.out)
+    elif cfg.loaded_from.run_dir:
+        out = RunFolder(cfg.loaded_from.run_dir).new_validation_dir()
     else:
-        ckpt = Path(args.ckpt)
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
-        if ckpt.suffix == ".ckpt":
-            cfg = apply_overrides(config_from_checkpoint(ckpt), args.overrides)
-        else:
-            cfg = compose_config(args.overrides)
-        out = (
-            Path(args.out)
-            if args.out
-            else RunFolder(Path(cfg.LOGDIR) / str(cfg.dataset.name) / "pretrained" / ckpt.stem).new_validation_dir()
-        )
-    return run_validation(cfg, ckpt, args.split, out, pick_device(args.device), args.num_vis)
+        stem = Path(cfg.loaded_from.weights).stem
+        out = RunFolder(Path(cfg.LOGDIR) / str(cfg.dataset.name) / "pretrained" / stem).new_validation_dir()
+    return run_validation(cfg, model, args.split, out, device, args.num_vis)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from benchmarking.records import BenchmarkRecord, atomic_write_text, load_records
+from utils.precision import canonical_precision
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ EXTRA_COLUMNS = [
     "latency_ms_p50",
     "latency_ms_p95",
     "flops_convention",
+    "memory_forward",
     "memory_kind",
     "budget",
     "parity",
@@ -63,6 +65,14 @@ EXTRA_COLUMNS = [
     "record",
 ]
 ALL_COLUMNS = COLUMNS + EXTRA_COLUMNS
+
+
+def _precision(value) -> str:
+    """The Lightning name of a reported precision (``fp32`` -> ``32-true``); other values as they are, lower case."""
+    try:
+        return canonical_precision(value)
+    except ValueError:
+        return str(value).lower()
 
 
 def record_row(rec: BenchmarkRecord, path: Path | str = "") -> dict:
@@ -89,7 +99,8 @@ def record_row(rec: BenchmarkRecord, path: Path | str = "") -> dict:
         "mIoU": None if rec.mIoU is None else 100.0 * rec.mIoU,
         "params": None if rec.params is None else rec.params / 1e6,
         "GFLOPs": rec.gflops,
-        "memory": rec.memory_mib,
+        "memory": rec.memory_peak_mib,
+        "memory_forward": rec.memory_forward_mib,
         "precision": rec.precision,
         "backend": rec.backend,
         "source": rec.source,
@@ -172,7 +183,7 @@ def rows_from_metafile(meta: dict, origin: str = "") -> list[dict]:
                     "hardware": inf.get("hardware", ""),
                     "dataset": _norm_dataset(r.get("Dataset", md.get("Training Data", ""))),
                     "mIoU": float(metrics["mIoU"]),
-                    "precision": str(inf.get("mode", "")).lower(),
+                    "precision": _precision(inf.get("mode", "")),
                     "backend": inf.get("backend", ""),
                     "source": "reported",
                     "status": "ok",

@@ -5,8 +5,9 @@
 * ``eager``          the module as is (``model.eval()``),
 * ``channels_last``  NHWC memory format for weights and input (oneDNN/cuDNN fast paths),
 * ``compile``        ``torch.compile(model)`` (Inductor; compilation happens during the warm-up calls),
-* ``onnxruntime``    ONNX export (:func:`export_onnx`) run by an ONNX Runtime session (fp32),
-* ``openvino``       the same ONNX graph converted to OpenVINO IR and compiled for the CPU: ``fp32``, ``bf16``
+* ``onnxruntime``    ONNX export (:func:`export_onnx`) run by an ONNX Runtime session (``32-true``),
+* ``openvino``       the same ONNX graph converted to OpenVINO IR and compiled for the CPU: ``32-true``,
+  ``bf16-mixed``
   (``INFERENCE_PRECISION_HINT=bf16``, only on CPUs that list ``BF16`` in ``OPTIMIZATION_CAPABILITIES``) or
   ``int8`` (NNCF post-training quantisation on calibration images, :func:`quantize_int8`).
 
@@ -15,14 +16,15 @@ one fails in one line naming the requirements file (:func:`require`). Exported g
 multiple of the model's ``stride`` attribute (smp/ESPNet pad to it inside ``forward``; the runner pads and
 crops outside the graph the same way, with zeros after normalisation), so one file serves every image size.
 
-``precision=`` picks the autocast dtype of the torch backends: ``fp32`` (none), ``bf16``, ``fp16``
-(``torch.autocast`` on the model's device); ``int8`` exists for ``openvino`` only. A backend returns
+``precision=`` uses Lightning's names (:mod:`utils.precision`): for the torch backends ``32-true`` (no
+autocast), ``bf16-mixed``, ``16-mixed`` (``torch.autocast`` on the model's device; ``fp32``/``bf16``/``fp16``
+are aliases); the quantised ``int8`` (:data:`utils.precision.QUANTIZED`) exists for ``openvino`` only. Each
+backend declares its precisions (:data:`BACKEND_PRECISIONS`). A backend returns
 ``run(x: float32[N,3,H,W]) -> float[N,K,h,w]`` logits (the model's ``"out"``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import tempfile
 import warnings
@@ -34,19 +36,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.precision import PRECISIONS, autocast, canonical_precision
+
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": None}
 BACKENDS: dict[str, Callable[..., Runner]] = {}
 #: precisions each backend accepts (``register_backend(precisions=...)``)
 BACKEND_PRECISIONS: dict[str, tuple[str, ...]] = {}
-#: backends that run an exported graph instead of the module (their records carry parity vs eager fp32)
+#: backends that run an exported graph instead of the module (their records carry parity vs eager 32-true)
 EXPORTED: set[str] = set()
 #: optional packages -> the requirements file that installs them
 EXTRAS = {"onnxruntime": "requirements-onnx.txt", "onnx": "requirements-onnx.txt"}
 EXTRAS |= {"openvino": "requirements-openvino.txt", "nncf": "requirements-openvino.txt"}
 ONNX_OPSET = 17
-TORCH_PRECISIONS = ("fp32", "bf16", "fp16")
+TORCH_PRECISIONS = tuple(PRECISIONS)  # the autocast precisions of utils.precision
 
 
 @dataclass
@@ -98,18 +101,6 @@ def register_backend(name: str, precisions: tuple[str, ...] = TORCH_PRECISIONS, 
         return fn
 
     return deco
-
-
-def autocast(precision: str, device: torch.device):
-    """Context manager for ``precision`` on ``device`` (``nullcontext`` for fp32).
-
-    Raises:
-        ValueError: unknown precision (valid names listed).
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {sorted(PRECISIONS)}")
-    dtype = PRECISIONS[precision]
-    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def _out(y) -> torch.Tensor:
@@ -217,7 +208,7 @@ def _padded_runner(call: Callable, multiple: int, device: torch.device) -> Runne
     return run
 
 
-@register_backend("onnxruntime", precisions=("fp32",), exported=True)
+@register_backend("onnxruntime", precisions=("32-true",), exported=True)
 def onnxruntime(
     model: nn.Module, example: torch.Tensor, precision: str, device: torch.device, options: BackendOptions | None = None
 ) -> Runner:
@@ -248,7 +239,7 @@ def onnxruntime_runner(path: str | Path, multiple: int, device: torch.device, th
     return _padded_runner(lambda a: session.run(["out"], {"x": a})[0], multiple, device)
 
 
-OV_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: layers left unquantised run in f32
+OV_HINTS = {"32-true": "f32", "bf16-mixed": "bf16", "int8": "f32"}  # int8: layers left unquantised run in f32
 
 
 def openvino_capabilities() -> list[str]:
@@ -292,6 +283,7 @@ def export_openvino(
         ValueError: int8 without ``options.calibration``.
     """
     ov = require("openvino")
+    precision = canonical_precision(precision, quantized=True)
     options = options or BackendOptions()
     folder = options.out()
     onnx_path = folder / "model.onnx"
@@ -309,7 +301,7 @@ def export_openvino(
     return xml
 
 
-@register_backend("openvino", precisions=("fp32", "bf16", "int8"), exported=True)
+@register_backend("openvino", precisions=("32-true", "bf16-mixed", "int8"), exported=True)
 def openvino(
     model: nn.Module, example: torch.Tensor, precision: str, device: torch.device, options: BackendOptions | None = None
 ) -> Runner:
@@ -330,8 +322,10 @@ def openvino(
 
 def check_openvino_precision(precision: str) -> None:
     """Raise ValueError when ``precision`` is bf16 and OpenVINO's CPU device lacks BF16 (capabilities listed)."""
-    if precision == "bf16" and "BF16" not in (caps := openvino_capabilities()):
-        raise ValueError(f"precision=bf16 with backend=openvino needs a CPU with BF16; this one has {caps}")
+    if canonical_precision(precision, quantized=True) == "bf16-mixed" and "BF16" not in (
+        caps := openvino_capabilities()
+    ):
+        raise ValueError(f"precision=bf16-mixed with backend=openvino needs a CPU with BF16; this one has {caps}")
 
 
 def openvino_runner(xml: str | Path, precision: str, multiple: int, threads: int | None = None) -> Runner:
@@ -346,20 +340,25 @@ def openvino_runner(xml: str | Path, precision: str, multiple: int, threads: int
     config = {
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
-        "INFERENCE_PRECISION_HINT": OV_HINTS[precision],
+        "INFERENCE_PRECISION_HINT": OV_HINTS[canonical_precision(precision, quantized=True)],
     }
     request = ov.Core().compile_model(str(xml), "CPU", config).create_infer_request()
     return _padded_runner(lambda a: request.infer({0: a})[0].copy(), multiple, torch.device("cpu"))
 
 
-def check_precision(backend: str, precision: str) -> None:
-    """Raise ValueError naming the valid choices when ``backend``/``precision`` is unknown or unsupported."""
+def check_precision(backend: str, precision) -> str:
+    """The canonical name of ``precision`` (:func:`utils.precision.canonical_precision`; ``int8`` allowed) when
+    ``backend`` declares it.
+
+    Raises:
+        ValueError: unknown backend or precision, or one the backend does not declare (valid choices named).
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {sorted(BACKENDS)}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {sorted(PRECISIONS)}")
-    if precision not in BACKEND_PRECISIONS[backend]:
+    name = canonical_precision(precision, quantized=True)
+    if name not in BACKEND_PRECISIONS[backend]:
         raise ValueError(f"backend={backend} supports precision {list(BACKEND_PRECISIONS[backend])}, got {precision!r}")
+    return name
 
 
 def build_runner(
@@ -377,7 +376,7 @@ def build_runner(
             listed).
         ImportError: the backend's optional package is missing (the requirements file named).
     """
-    check_precision(backend, precision)
+    precision = check_precision(backend, precision)
     return BACKENDS[backend](model, example, precision, device, options)
 
 
@@ -402,7 +401,7 @@ class BackendModule(nn.Module):
 
 
 def backend_module(model: nn.Module, spec: str, cfg, device: torch.device) -> BackendModule:
-    """``model`` run by the backend ``spec`` = ``NAME[:PRECISION]`` (precision default fp32) as a segbench model,
+    """``model`` run by the backend ``spec`` = ``NAME[:PRECISION]`` (precision default ``32-true``) as a segbench model,
     for predict.py. int8 calibrates on ``calibration.images`` images of ``calibration.split`` of ``cfg.dataset``
     (``config/benchmark.yaml``); the export goes to a temporary folder.
 
@@ -414,8 +413,7 @@ def backend_module(model: nn.Module, spec: str, cfg, device: torch.device) -> Ba
     from benchmarking.parity import split_images
 
     name, _, precision = spec.partition(":")
-    precision = precision or "fp32"
-    check_precision(name, precision)
+    precision = check_precision(name, precision or "32-true")
     c = OmegaConf.load(Path(__file__).resolve().parents[1] / "config" / "benchmark.yaml").calibration
     options = BackendOptions(calibration=lambda: split_images(cfg, str(c.split), int(c.images)))
     example = torch.randn(1, 3, 64, 64, device=device)

@@ -1,4 +1,4 @@
-"""``benchmark.py aggregate`` and ``benchmark.py plot`` (dispatched before Hydra parses ``sys.argv``)."""
+"""``benchmark.py aggregate``, ``plot`` and ``compare`` (dispatched before Hydra parses ``sys.argv``)."""
 
 from __future__ import annotations
 
@@ -66,5 +66,7 @@ def _plot(argv: list[str]) -> int:
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:
-    """Run ``aggregate`` or ``plot`` with the remaining arguments; returns the exit code."""
-    return {"aggregate": _aggregate, "plot": _plot}[name](argv)
+    """Run ``aggregate``, ``plot`` or ``compare`` with the remaining arguments; returns the exit code."""
+    from benchmarking.compare import main as _compare
+
+    return {"aggregate": _aggregate, "plot": _plot, "compare": _compare}[name](argv)

@@ -14,7 +14,7 @@ run folder), written under a temporary name and renamed when complete, so a fail
 * ``openvino_int8/model.xml``    NNCF post-training quantisation on ``calibration.images`` images of
   ``calibration.split`` (with ``formats`` containing ``openvino_int8``);
 * ``export.json``                source weights, model and dataset config (mean, std, classes), input contract,
-  versions, and per file the parity against eager fp32 (:mod:`benchmarking.parity`) with the tolerance check.
+  versions, and per file the parity against eager 32-true (:mod:`benchmarking.parity`) with the tolerance check.
 
 Exit code 0 when every file is within ``parity.tolerance``, 1 when one exceeds it (files are kept, the
 violations printed), 2 on bad input (one line naming it).
@@ -30,9 +30,14 @@ import shutil
 import sys
 import tempfile
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
-FORMATS = {"onnx": ("onnxruntime", "fp32"), "openvino": ("openvino", "fp32"), "openvino_int8": ("openvino", "int8")}
+FORMATS = {
+    "onnx": ("onnxruntime", "32-true"),
+    "openvino": ("openvino", "32-true"),
+    "openvino_int8": ("openvino", "int8"),
+}
 DEFAULT_FORMATS = "onnx,openvino"
 log = logging.getLogger("segbench.export")
 
@@ -57,8 +62,11 @@ def compose_benchmark_config(overrides: list[str]):
     return cfg, choice
 
 
-def export_model(cfg, model_choice: str, formats: list[str], out: str | None = None) -> tuple[Path, dict]:
-    """Export the model of ``cfg`` (``checkpoint=`` run folder / file, or random weights) in ``formats``.
+def export_model(
+    cfg, model_choice: str, formats: list[str], out: str | None = None, overrides: Sequence[str] = ()
+) -> tuple[Path, dict]:
+    """Export the model of ``cfg`` (``checkpoint=`` run folder / file through the benchmark's loader
+    :func:`benchmarking.runner.load_model` with the command's ``overrides``, or random weights) in ``formats``.
 
     Returns:
         (the new export folder, the ``export.json`` content).
@@ -81,9 +89,8 @@ def export_model(cfg, model_choice: str, formats: list[str], out: str | None = N
         require,
         size_multiple,
     )
-    from benchmarking.parity import compare, split_images, violations
-    from benchmarking.runner import load_weights, parse_resolution, resolve_checkpoint
-    from models.build import build_model
+    from benchmarking.parity import compare, split_images, tolerance_for, violations
+    from benchmarking.runner import load_model, parse_resolution
 
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
@@ -96,10 +103,8 @@ def export_model(cfg, model_choice: str, formats: list[str], out: str | None = N
     h, w = parse_resolution(cfg.resolution)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
-    cfg, model_choice, weights, run = resolve_checkpoint(cfg, model_choice)
-    model = build_model(cfg.model, init_weights=weights is None).eval()
-    if weights is not None:
-        load_weights(model, weights)
+    model, cfg, model_choice, weights, run = load_model(cfg, model_choice, overrides)
+    model = model.eval()
     stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     if out:
         final = Path(out)
@@ -124,7 +129,7 @@ def export_model(cfg, model_choice: str, formats: list[str], out: str | None = N
         export_onnx(model, example, tmp / "model.onnx")
         files["onnx"] = tmp / "model.onnx"
         if "openvino" in formats:
-            files["openvino"] = export_openvino(model, example, "fp32", options)
+            files["openvino"] = export_openvino(model, example, "32-true", options)
         if "openvino_int8" in formats:
             files["openvino_int8"] = export_openvino(model, example, "int8", options)
         formats = [f for f in FORMATS if f in formats]
@@ -136,7 +141,7 @@ def export_model(cfg, model_choice: str, formats: list[str], out: str | None = N
             log.warning(f"parity on a random {w}x{h} input: split {split!r} unreadable ({e})")
             images, on = [example], f"random {w}x{h} input"
         cpu, multiple = torch.device("cpu"), size_multiple(model)
-        reference = eager(model, example, "fp32", cpu)
+        reference = eager(model, example, "32-true", cpu)
         parity = {}
         for f in formats:
             backend, precision = FORMATS[f]
@@ -146,7 +151,7 @@ def export_model(cfg, model_choice: str, formats: list[str], out: str | None = N
                 check_openvino_precision(precision)
                 runner = openvino_runner(files[f], precision, multiple, options.threads)
             res = compare(reference, runner, images)
-            v = violations(res, (p.get("tolerance") or {}).get(precision))
+            v = violations(res, tolerance_for(p.get("tolerance"), precision))
             parity[f] = {"file": str(files[f].relative_to(tmp)), "backend": backend, "precision": precision}
             parity[f] |= res | {"on": f"{on} ({len(images)} images)", "violations": v, "ok": not v}
         info = {
@@ -173,7 +178,7 @@ def export_model(cfg, model_choice: str, formats: list[str], out: str | None = N
                 if "openvino_int8" in formats
                 else None
             ),
-            "parity_reference": "eager fp32",
+            "parity_reference": "eager 32-true",
             "parity": parity,
             "versions": _versions(),
             "model": _plain(cfg.model),
@@ -222,7 +227,7 @@ def run_export(argv: list[str]) -> int:
             overrides.append(arg)
     try:
         cfg, choice = compose_benchmark_config(overrides)
-        folder, info = export_model(cfg, choice, [f.strip() for f in formats.split(",") if f.strip()], out)
+        folder, info = export_model(cfg, choice, [f.strip() for f in formats.split(",") if f.strip()], out, overrides)
     except Exception as e:
         from benchmarking.runner import error_text
 
@@ -235,7 +240,7 @@ def run_export(argv: list[str]) -> int:
         bad += not p["ok"]
         print(
             f"{folder / p['file']}: max |Δ logit| {p['max_abs_logit']:.3g} (max |logit| {p['max_abs_reference']:.3g}), "
-            f"label agreement {p['label_agreement']:.4f} vs eager fp32 on {p['on']}: {state}"
+            f"label agreement {p['label_agreement']:.4f} vs eager 32-true on {p['on']}: {state}"
         )
     print(folder / "export.json")
     return 1 if bad else 0

@@ -5,13 +5,15 @@
   resolution. Its convention: a multiply-accumulate counts as 2 FLOPs (conv, matmul, attention); ops
   without a formula (element-wise, interpolate, pooling, softmax) count 0. Many papers (fvcore,
   mmcv ``get_model_complexity_info``) report MACs as "FLOPs", i.e. half of this number.
-* Memory: on CUDA ``torch.cuda.max_memory_allocated`` (after ``reset_peak_memory_stats``; includes the
-  weights); on CPU the growth of the process's peak resident set size (Linux ``VmHWM``, reset through
-  ``/proc/self/clear_refs``; falls back to ``getrusage`` ``ru_maxrss``, which cannot be reset) over the
-  RSS at the start of the measured block, i.e. activations and workspaces, not the weights. glibc keeps freed
-  blocks and raises its mmap threshold after frees, which hides the peak of a later forward; the measured block
-  therefore runs with ``mallopt(M_MMAP_THRESHOLD, 64 KiB)`` after ``malloc_trim(0)`` (threshold set to glibc's
-  32 MiB ceiling afterwards), so the RSS follows the tensors.
+* Memory: two fields with one meaning each, on CPU and CUDA alike (:func:`peak_memory`):
+  ``peak_mib``, the peak total during the block, weights included, and ``forward_mib``, the peak growth
+  during the block over what was held at its start (activations, workspaces, outputs). CUDA: the caching
+  allocator's ``max_memory_allocated`` (after ``reset_peak_memory_stats``) and ``memory_allocated`` at the
+  start (tensors only; the CUDA context is not counted). CPU: the process's resident set, peak ``VmHWM``
+  (reset through ``/proc/self/clear_refs``) and ``VmRSS`` at the start (the interpreter and libraries are
+  part of the total); where the peak cannot be reset (not Linux) ``getrusage`` ``ru_maxrss`` is used and the
+  kind says so. Freed heap blocks stay resident in glibc and would hide the growth of a later forward, so
+  the block starts with ``malloc_trim(0)`` (a one-off release of free memory, no lasting setting).
 """
 
 from __future__ import annotations
@@ -80,11 +82,8 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-
-
 def _glibc():
-    """glibc handle for ``mallopt``/``malloc_trim`` (None elsewhere)."""
+    """glibc handle for ``malloc_trim`` (None elsewhere)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         return libc if hasattr(libc, "malloc_trim") else None
@@ -94,46 +93,45 @@ def _glibc():
 
 @dataclass
 class PeakMemory:
-    """Result of :func:`peak_memory`: ``mib`` (float, MiB) and ``kind`` (what was measured)."""
+    """Result of :func:`peak_memory` (MiB): ``peak_mib`` peak total incl. weights, ``forward_mib`` peak growth
+    during the block, ``kind`` what was measured (``cuda_allocated``, ``cpu_rss``, ``cpu_rss_lifetime``)."""
 
-    mib: float = float("nan")
+    peak_mib: float = float("nan")
+    forward_mib: float = float("nan")
     kind: str = ""
 
 
 @contextmanager
 def peak_memory(device: torch.device):
-    """Measure the peak memory of the ``with`` block on ``device``; yields a :class:`PeakMemory`.
+    """Measure the memory of the ``with`` block on ``device``; yields a :class:`PeakMemory` filled on exit.
 
-    CUDA: ``torch.cuda.max_memory_allocated`` (``kind="cuda_max_allocated"``). CPU: peak RSS minus the
-    RSS at entry (``kind="cpu_peak_rss_delta"``; ``"cpu_peak_rss_delta_lifetime"`` when the peak could not
-    be reset and the process-lifetime ``ru_maxrss`` was used).
+    See the module docstring for the two fields. Nothing process-wide is changed (``malloc_trim`` only
+    returns free memory to the OS).
     """
+    device = torch.device(device)
     out = PeakMemory()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+        start = torch.cuda.memory_allocated(device)
         yield out
         torch.cuda.synchronize(device)
-        out.mib, out.kind = torch.cuda.max_memory_allocated(device) / MIB, "cuda_max_allocated"
+        peak = torch.cuda.max_memory_allocated(device)
+        out.peak_mib, out.forward_mib, out.kind = peak / MIB, (peak - start) / MIB, "cuda_allocated"
         return
     libc = _glibc()
-    if libc is not None:  # large blocks straight from/to the OS, cached heap released: RSS follows the tensors
-        libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
+    if libc is not None:
         libc.malloc_trim(0)
     reset = _reset_peak_rss()
-    start_kib = _status_kib("VmRSS") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    try:
-        yield out
-    finally:
-        if libc is not None:
-            libc.mallopt(_M_MMAP_THRESHOLD, 32 * MIB)  # glibc's dynamic-threshold ceiling on 64-bit
-    if reset and start_kib is not None:
-        peak = _status_kib("VmHWM") or start_kib
-        out.kind = "cpu_peak_rss_delta"
+    start_kib = _status_kib("VmRSS") if reset else None
+    if start_kib is None:
+        reset, start_kib = False, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    yield out
+    if reset:
+        peak_kib, out.kind = _status_kib("VmHWM") or start_kib, "cpu_rss"
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        out.kind = "cpu_peak_rss_delta_lifetime"
-    out.mib = max(peak - (start_kib or 0), 0) / 1024.0
+        peak_kib, out.kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "cpu_rss_lifetime"
+    out.peak_mib, out.forward_mib = peak_kib / 1024.0, max(peak_kib - start_kib, 0) / 1024.0
 
 
 def resolve_device(name: str | None) -> torch.device:

@@ -78,6 +78,20 @@ def compare(
     }
 
 
+def tolerance_for(tolerances: DictConfig | dict | None, precision: str) -> dict | None:
+    """The entry of ``parity.tolerance`` (``config/benchmark.yaml``) for ``precision``: keys and ``precision`` are
+    both mapped to one name by :func:`utils.precision.canonical_precision` (``fp32`` and ``32-true`` are the same
+    key; the config spells them ``fp32``/``bf16``/``int8`` because ``32-true`` cannot be a Hydra override key).
+
+    Raises:
+        ValueError: a key or ``precision`` that is no precision name (the accepted names listed).
+    """
+    from utils.precision import canonical_precision
+
+    by_name = {canonical_precision(k, quantized=True): v for k, v in (tolerances or {}).items()}
+    return by_name.get(canonical_precision(precision, quantized=True))
+
+
 def violations(parity: dict, tolerance: DictConfig | dict | None, delta_miou: float | None = None) -> list[str]:
     """Tolerances exceeded by ``parity`` (:func:`compare`) and ``delta_miou`` (0..1), one line each.
 

@@ -2,8 +2,8 @@
 
 A record holds what ``../shared/DESIGN.md`` promises (model, method, params, FLOPs with the counter
 named, resolution, batch, precision, backend, device, warm-up and timed iterations, fps, latency
-p50/p95 ms, peak memory MiB, mIoU if evaluated, status ok/failed with the error; parity vs eager fp32 for
-exported/quantised backends) plus provenance
+p50/p95 ms, memory MiB (peak total incl. weights; peak growth during the forward), mIoU if evaluated, status
+ok/failed with the error; parity vs eager 32-true for exported/quantised backends) plus provenance
 (config overrides, weights, torch version, threads).  Files are written atomically
 (:func:`atomic_write_text`), so a reader never sees half a record.
 """
@@ -36,7 +36,7 @@ class BenchmarkRecord:
     height: int = 0
     width: int = 0
     batch_size: int = 1
-    precision: str = "fp32"
+    precision: str = "32-true"  # Lightning names (utils/precision.py)
     backend: str = "eager"
     status: str = "ok"  # ok | failed
     error: str = ""
@@ -58,8 +58,9 @@ class BenchmarkRecord:
     gflops: float | None = None
     flops_counter: str = ""
     flops_convention: str = ""
-    memory_mib: float | None = None
-    memory_kind: str = ""
+    memory_peak_mib: float | None = None  # peak total during the timed forward, weights included
+    memory_forward_mib: float | None = None  # peak growth during the forward (activations, workspaces)
+    memory_kind: str = ""  # cuda_allocated (torch allocator) | cpu_rss (process resident set)
     mIoU: float | None = None
     eval_split: str | None = None
     eval_images: int | None = None

@@ -2,18 +2,25 @@
 
 Steps (``config/benchmark.yaml`` holds every default):
 
-1. build the model from ``cfg.model`` (or from the run folder's ``hparams.yaml`` when ``checkpoint=`` names
-   a run folder or one of its ``checkpoints/*.ckpt``) and load the weights;
-2. params (total/trainable) and FLOPs (``torch.utils.flop_counter``, eager fp32, batch 1) at ``resolution``;
-3. time ``backend`` x ``precision`` with the MMSeg protocol (:mod:`benchmarking.protocol`): a fixed random
+1. the model: ``checkpoint=`` (run folder, ``.ckpt`` or weights file) goes through the loader of validation.py
+   and predict.py (:func:`inference.loading.load_for_inference`; a run's config is re-resolved with this
+   command's ``environment.*``/``dataset.*``/``model.*``/``augmentation.*`` overrides); without a checkpoint,
+   ``cfg.model`` with random weights;
+2. params (total/trainable) and FLOPs (``torch.utils.flop_counter``, eager float32, batch 1) at ``resolution``;
+3. ``evaluate=true``: mIoU on ``eval_split`` by validation.py's evaluation (:func:`inference.validate.evaluate_config`:
+   same loader, ``dataset.test`` settings, the run's ``val_batch_size``) under this benchmark's ``precision``;
+4. ``photos=<dir>``: per-photo time and memory through predict.py's predictor
+   (:class:`inference.predict.Predictor`: EXIF orientation, auto/slide/streaming, ``photos_preset``) against
+   ``budget``;
+5. time ``backend`` x ``precision`` with the MMSeg protocol (:mod:`benchmarking.protocol`): a fixed random
    input of ``resolution`` is prepared outside the timer; inside the timer are the model forward, the
    bilinear resize of the logits to the input size and the argmax;
-4. peak memory of one more forward (:func:`benchmarking.measure.peak_memory`);
-5. optionally mIoU on a labelled split with the inference engine (``evaluate=true``) and the
-   per-image time/memory budget on real photos (``photos=<dir>``).
+6. memory of one more forward (:func:`benchmarking.measure.peak_memory`): ``memory_peak_mib`` (peak total incl.
+   the weights) and ``memory_forward_mib`` (peak growth during the forward).
 
 Any exception (OOM, missing weights, unknown encoder, unsupported op) becomes a record with
-``status="failed"`` and the error, so that a multirun sweep goes on.
+``status="failed"`` and the error, so that a multirun sweep goes on. Process-wide settings changed for a
+measurement (``torch.set_num_threads``) are restored afterwards, also after a failure.
 """
 
 from __future__ import annotations
@@ -21,24 +28,16 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from benchmarking.backends import (
-    EXPORTED,
-    BackendModule,
-    BackendOptions,
-    autocast,
-    build_runner,
-    check_precision,
-    eager,
-)
+from benchmarking.backends import EXPORTED, BackendModule, BackendOptions, build_runner, check_precision, eager
 from benchmarking.measure import (
     FLOPS_CONVENTION,
     FLOPS_COUNTER,
@@ -55,7 +54,8 @@ from utils.run_folder import RunFolder
 
 log = logging.getLogger("segbench.benchmark")
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: config roots of a training run that a benchmark override may change when ``checkpoint=`` names a run
+RUN_CONFIG_ROOTS = ("environment", "dataset", "model", "augmentation")
 
 
 def parse_resolution(value) -> tuple[int, int]:
@@ -89,62 +89,54 @@ def describe_model(model_cfg: DictConfig, model_choice: str, display: DictConfig
     return out[0] or "model", out[1] or "model"
 
 
-def load_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Load weights into ``model`` as validation.py does (cross-team agreement).
+def run_overrides(overrides: Sequence[str], group_choices: bool) -> list[str]:
+    """The overrides of a benchmark command that concern the training config (:data:`RUN_CONFIG_ROOTS`).
 
-    ``.pth``/``.pt`` with a model that defines ``load_pretrained`` -> ``model.load_pretrained(path)``;
-    otherwise a Lightning ``.ckpt`` (``state_dict`` with ``model.`` prefix) or a plain state dict, strictly.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist (named).
-        RuntimeError: key mismatch (from ``load_state_dict``).
+    ``group_choices``: keep ``model=<name>``/``dataset=<name>`` (composing ``config/train.yaml`` for a plain
+    weights file); a run folder or ``.ckpt`` brings its own choices, so only dotted keys are kept then.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if path.suffix in (".pth", ".pt") and hasattr(model, "load_pretrained"):
-        model.load_pretrained(str(path))
-        return
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    if any(k.startswith("model.") for k in state):
-        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
-    model.load_state_dict(state, strict=True)
+    out = []
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key.split(".", 1)[0] in RUN_CONFIG_ROOTS and ("." in key or group_choices):
+            out.append(o)
+    return out
 
 
-def resolve_checkpoint(cfg: DictConfig, model_choice: str) -> tuple[DictConfig, str, Path | None, RunFolder | None]:
-    """Config, model choice, weights file and run folder for ``cfg.checkpoint``.
+def load_model(cfg: DictConfig, model_choice: str, overrides: Sequence[str]):
+    """(model, config, model choice, weights path, run folder) for the benchmark config ``cfg``.
 
-    A run folder (or a ``.ckpt`` inside its ``checkpoints/``) brings its own ``model``/``dataset`` config from
-    ``hparams.yaml`` and receives the record in its ``benchmark/``; any other file is loaded into the model
-    of the composed config.
+    With ``cfg.checkpoint`` the model and the training config come from
+    :func:`inference.loading.load_for_inference` (the benchmark's keys are kept, ``model``, ``dataset``,
+    ``augmentation``, ``val_batch_size``, ``num_workers`` and ``environment`` are the run's); otherwise
+    ``cfg.model`` with random weights.
 
     Raises:
         FileNotFoundError: the checkpoint (or the run's best/last checkpoint) is missing.
     """
     ckpt = cfg.get("checkpoint")
     if not ckpt:
-        return cfg, model_choice, None, None
-    p = Path(str(ckpt)).expanduser()
-    run = None
-    if p.is_dir():
-        run = RunFolder(p)
-        weights = run.checkpoint(str(cfg.get("checkpoint_which") or "best"))
-    elif p.is_file():
-        weights = p
-        if p.parent.name == "checkpoints" and (p.parent.parent / "hparams.yaml").is_file():
-            run = RunFolder(p.parent.parent)
-    else:
+        torch.manual_seed(int(cfg.seed))  # random weights: the same model in every backend/precision of a sweep
+        return build_model(cfg.model, init_weights=True), cfg, model_choice, None, None
+    from inference.loading import find_run_folder, load_for_inference
+
+    src = Path(str(ckpt)).expanduser()
+    if not src.exists():
         raise FileNotFoundError(f"checkpoint={ckpt}: no such file or run folder")
+    own_config = find_run_folder(src) is not None or src.suffix == ".ckpt"
+    model, run_cfg = load_for_inference(
+        src, run_overrides(overrides, group_choices=not own_config), which=str(cfg.get("checkpoint_which") or "best")
+    )
+    merged = cfg.copy()
+    OmegaConf.set_struct(merged, False)
+    for key in (*RUN_CONFIG_ROOTS, "val_batch_size", "num_workers", "loaded_from"):
+        if key in run_cfg:
+            merged[key] = run_cfg[key]
+    run_dir = run_cfg.loaded_from.run_dir
+    run = RunFolder(run_dir) if run_dir else None
     if run is not None:
-        run_cfg = run.load_config()
-        cfg = cfg.copy()
-        OmegaConf.set_struct(cfg, False)
-        cfg.model, cfg.dataset = run_cfg.model, run_cfg.dataset
-        if "augmentation" in run_cfg:
-            cfg.augmentation = run_cfg.augmentation
         model_choice = run.root.parents[1].name
-    return cfg, model_choice, weights, run
+    return model, merged, model_choice, Path(run_cfg.loaded_from.weights), run
 
 
 def _sync_fn(device: torch.device):
@@ -152,101 +144,92 @@ def _sync_fn(device: torch.device):
 
 
 def evaluate_miou(model, cfg: DictConfig, device: torch.device, precision: str) -> tuple[float, str, int]:
-    """mIoU (0..1) of ``model`` on ``cfg.eval_split`` (default ``dataset.val_split``) with the inference engine.
+    """mIoU (0..1) of ``model`` on ``cfg.eval_split`` (default ``val``) by validation.py's evaluation
+    (:func:`inference.validate.evaluate_config`, float32 weights in the default memory format, ``precision``),
+    on at most ``cfg.eval_max_images`` images (all when null).
 
-    Uses ``dataset.test`` settings (:class:`inference.InferenceSettings`) and at most ``cfg.eval_max_images``
-    images (all when null).
+    Returns:
+        (mIoU, split name, images evaluated).
 
     Raises:
         ValueError: the split has no labels (the labelled splits are listed).
     """
-    from torch.utils.data import DataLoader
+    from inference.validate import evaluate_config
 
-    from datasets import build_dataset
-    from datasets.transforms import build_transforms
-    from inference import InferenceSettings, predict_labels
-    from metrics.confusion import SegmentationMetrics
-
-    d = cfg.dataset
-    split = str(cfg.get("eval_split") or d.get("val_split", "val"))
-    labelled = tuple(getattr(get_class(d._target_), "has_labels", ()))
-    if split not in labelled:
-        raise ValueError(
-            f"evaluate=true on dataset {d.name} split {split!r}: no labels; labelled splits: {list(labelled)}"
-        )
-    aug = cfg.get("augmentation")
-    ds = build_dataset(d, split, build_transforms(aug.test if aug is not None else None, d.mean, d.std))
-    settings = InferenceSettings.from_config(d.get("test"))
-    metric = SegmentationMetrics(int(d.num_classes), int(d.ignore_index)).to(device)
-    limit = cfg.get("eval_max_images")
-    n = 0
-    for batch in DataLoader(ds, batch_size=1, num_workers=0):
-        if limit is not None and n >= int(limit):
-            break
-        img, mask = batch["image"].to(device), batch["mask"].to(device)
-        with autocast(precision, device):
-            pred = predict_labels(model, img, settings, out_size=tuple(mask.shape[-2:]))
-        metric.update(pred, mask)
-        n += 1
-    return float(metric.compute()["mIoU"]), split, n
+    ev, split, _settings = evaluate_config(
+        model, cfg, str(cfg.get("eval_split") or "val"), device, precision, False, limit=cfg.get("eval_max_images")
+    )
+    return float(ev.metrics["mIoU"]), split, ev.num_images
 
 
 def photo_budget(model, cfg: DictConfig, device: torch.device, precision: str) -> dict:
-    """Per-image time and peak memory on the photos of ``cfg.photos`` against ``cfg.budget``.
+    """Per-photo time and peak memory on the photos of ``cfg.photos`` against ``cfg.budget``, measured through
+    predict.py's predictor (:class:`inference.predict.Predictor`, mode ``auto``, settings ``dataset.test`` then
+    ``cfg.photos_preset``).
 
-    Every photo (at most ``cfg.photos_limit``) is normalised with the dataset mean/std outside the timer and
-    predicted at its own size with the inference engine (``dataset.test`` settings) after one untimed
-    warm-up on the smallest photo.
+    Each photo is read (EXIF orientation applied) outside the timer; the timer covers normalisation,
+    inference and the label map at full size (``Predictor.labels``), after one untimed warm-up on the
+    smallest photo. Memory: :func:`benchmarking.measure.peak_memory` around the same call.
 
     Returns:
-        dict with ``checked_on="photos"``, ``images``, ``max_seconds``, ``median_seconds``, ``max_memory_mib``,
-        ``worst_time_image``, ``worst_memory_image``, ``violations`` (list of str) and ``ok`` (bool).
+        dict with ``checked_on="photos"``, ``images``, ``max_seconds``, ``median_seconds``, ``max_memory_mib``
+        (peak total), ``worst_time_image``, ``worst_memory_image``, ``per_image``, ``violations`` and ``ok``.
 
     Raises:
         FileNotFoundError: ``cfg.photos`` is not a folder or holds no image.
     """
-    from inference import InferenceSettings, predict_labels
+    from inference.engine import InferenceSettings
+    from inference.predict import Predictor, list_images, load_preset, read_rgb
 
     folder = Path(str(cfg.photos)).expanduser()
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if folder.is_dir() else []
-    if not files:
-        raise FileNotFoundError(f"photos={folder}: not a folder with images ({', '.join(IMAGE_EXTENSIONS)})")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"photos={folder}: not a folder")
+    files = list_images([folder])
     if cfg.get("photos_limit"):
         files = files[: int(cfg.photos_limit)]
-    mean = torch.tensor(list(cfg.dataset.mean)).view(1, 3, 1, 1)
-    std = torch.tensor(list(cfg.dataset.std)).view(1, 3, 1, 1)
-    settings = InferenceSettings.from_config(cfg.dataset.get("test"))
+    preset = load_preset(cfg.get("photos_preset"))
+    mode = preset.pop("mode", "auto")
+    if mode != "auto":
+        preset["mode"] = mode
+    settings = InferenceSettings.from_config({**dict(cfg.dataset.get("test") or {}), **preset})
+    pcfg = cfg.copy()
+    OmegaConf.set_struct(pcfg, False)
+    pcfg.precision, pcfg.channels_last = precision, False
+    predictor = Predictor(model, pcfg, settings, device, mode)
     sync = _sync_fn(device)
+    images = {}
 
     def load(p):
-        with Image.open(p) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-        return ((torch.from_numpy(arr).permute(2, 0, 1)[None] - mean) / std).to(device)
+        if p not in images:
+            images.clear()
+            images[p] = read_rgb(p)
+        return images[p]
 
-    def predict(x):
-        with autocast(precision, device):
-            return predict_labels(model, x, settings)
-
-    sizes = {p: Image.open(p).size for p in files}
-    predict(load(min(files, key=lambda p: sizes[p][0] * sizes[p][1])))
+    sizes = {}
+    for p in files:
+        with Image.open(p) as im:  # header only
+            sizes[p] = im.size[0] * im.size[1]
+    predictor.labels(load(min(files, key=sizes.get)))
     rows = []
     for p in files:
-        x = load(p)
+        image = load(p)
         with peak_memory(device) as mem:
             sync()
             t0 = time.perf_counter()
-            predict(x)
+            _labels, used = predictor.labels(image)
             sync()
             seconds = time.perf_counter() - t0
-        rows.append((p.name, sizes[p], seconds, mem.mib))
-        del x
+        rows.append((p.name, (image.shape[1], image.shape[0]), seconds, mem.peak_mib, mem.forward_mib, used.mode))
+        del _labels
     b = cfg.budget
     max_s, max_mib = float(b.seconds), float(b.memory_gib) * 1024
-    violations = [f"{n} ({w}x{h}): {s:.2f} s > {max_s:g} s" for n, (w, h), s, _ in rows if s > max_s]
-    violations += [f"{n} ({w}x{h}): {m:.0f} MiB > {b.memory_gib:g} GiB" for n, (w, h), _, m in rows if m > max_mib]
+    violations = [f"{n} ({w}x{h}): {s:.2f} s > {max_s:g} s" for n, (w, h), s, *_ in rows if s > max_s]
+    violations += [f"{n} ({w}x{h}): {m:.0f} MiB > {b.memory_gib:g} GiB" for n, (w, h), _, m, *_ in rows if m > max_mib]
     return {
         "checked_on": "photos",
         "folder": str(folder),
+        "preset": cfg.get("photos_preset"),
+        "inference": settings.to_dict(),
         "images": len(rows),
         "seconds": max_s,
         "memory_gib": float(b.memory_gib),
@@ -255,7 +238,18 @@ def photo_budget(model, cfg: DictConfig, device: torch.device, precision: str) -
         "max_memory_mib": max(r[3] for r in rows),
         "worst_time_image": max(rows, key=lambda r: r[2])[0],
         "worst_memory_image": max(rows, key=lambda r: r[3])[0],
-        "per_image": [{"image": n, "width": w, "height": h, "seconds": s, "memory_mib": m} for n, (w, h), s, m in rows],
+        "per_image": [
+            {
+                "image": n,
+                "width": w,
+                "height": h,
+                "seconds": s,
+                "memory_peak_mib": m,
+                "memory_forward_mib": f,
+                "mode": md,
+            }
+            for n, (w, h), s, m, f, md in rows
+        ],
         "violations": violations,
         "ok": not violations,
     }
@@ -267,8 +261,8 @@ def _timed_budget(rec: BenchmarkRecord, cfg: DictConfig) -> dict:
     v = []
     if sec > float(b.seconds):
         v.append(f"timed input {rec.resolution}: {sec:.2f} s/img > {float(b.seconds):g} s")
-    if rec.memory_mib is not None and rec.memory_mib > float(b.memory_gib) * 1024:
-        v.append(f"timed input {rec.resolution}: {rec.memory_mib:.0f} MiB > {float(b.memory_gib):g} GiB")
+    if rec.memory_peak_mib is not None and rec.memory_peak_mib > float(b.memory_gib) * 1024:
+        v.append(f"timed input {rec.resolution}: {rec.memory_peak_mib:.0f} MiB > {float(b.memory_gib):g} GiB")
     return {
         "checked_on": "timed input",
         "seconds": float(b.seconds),
@@ -299,7 +293,7 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
     if exported:
         measure_parity(rec, cfg, model, runner, device, x[:1])
         if cfg.get("photos"):
-            rec.budget = photo_budget(BackendModule(runner, model), cfg, device, "fp32")
+            rec.budget = photo_budget(BackendModule(runner, model), cfg, device, "32-true")
 
     @torch.no_grad()
     def step():
@@ -321,7 +315,7 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
     rec.overhead_pct = 100.0 * rec.overhead_ms / rec.latency_ms_p50 if rec.latency_ms_p50 else None
     with peak_memory(device) as mem:
         step()
-    rec.memory_mib, rec.memory_kind = mem.mib, mem.kind
+    rec.memory_peak_mib, rec.memory_forward_mib, rec.memory_kind = mem.peak_mib, mem.forward_mib, mem.kind
     if not rec.budget:
         rec.budget = _timed_budget(rec, cfg)
 
@@ -341,11 +335,11 @@ def backend_options(cfg: DictConfig, rec: BenchmarkRecord) -> BackendOptions:
 
 
 def measure_parity(rec: BenchmarkRecord, cfg: DictConfig, model, runner, device: torch.device, fallback) -> None:
-    """Fill the ``parity_*`` fields of ``rec``: ``runner`` vs eager fp32 on ``parity.images`` images of the
+    """Fill the ``parity_*`` fields of ``rec``: ``runner`` vs eager 32-true on ``parity.images`` images of the
     evaluation split (``fallback``, the timed input, when the split cannot be read), and with ``evaluate=true``
-    the backend's mIoU (through the inference engine) minus eager fp32's; checked against
+    the backend's mIoU (validation.py's evaluation) minus eager 32-true's; checked against
     ``parity.tolerance[precision]``."""
-    from benchmarking.parity import compare, split_images, violations
+    from benchmarking.parity import compare, split_images, tolerance_for, violations
 
     p = cfg.get("parity") or {}
     split = str(cfg.get("eval_split") or cfg.dataset.get("val_split", "val"))
@@ -355,63 +349,63 @@ def measure_parity(rec: BenchmarkRecord, cfg: DictConfig, model, runner, device:
         log.warning(f"parity on the timed input: split {split!r} unreadable ({error_text(e)})")
         images, rec.parity_images = [fallback], "timed input"
     rec.parity_images += f" ({len(images)} images)"
-    res = compare(eager(model, fallback, "fp32", device), runner, images)
-    rec.parity_reference = "eager fp32"
+    res = compare(eager(model, fallback, "32-true", device), runner, images)
+    rec.parity_reference = "eager 32-true"
     rec.parity_max_abs_logit, rec.parity_max_abs_reference = res["max_abs_logit"], res["max_abs_reference"]
     rec.parity_label_agreement = res["label_agreement"]
     if cfg.get("evaluate"):
-        ref, _, _ = evaluate_miou(model, cfg, device, "fp32")
-        rec.mIoU, rec.eval_split, rec.eval_images = evaluate_miou(BackendModule(runner, model), cfg, device, "fp32")
+        ref, _, _ = evaluate_miou(model, cfg, device, "32-true")
+        rec.mIoU, rec.eval_split, rec.eval_images = evaluate_miou(BackendModule(runner, model), cfg, device, "32-true")
         rec.parity_delta_mIoU = rec.mIoU - ref
-    rec.parity_violations = violations(res, (p.get("tolerance") or {}).get(rec.precision), rec.parity_delta_mIoU)
+    rec.parity_violations = violations(res, tolerance_for(p.get("tolerance"), rec.precision), rec.parity_delta_mIoU)
     rec.parity_ok = not rec.parity_violations
 
 
 def run_benchmark(
-    cfg: DictConfig, output_dir: str | Path, model_choice: str = "", overrides: str = ""
+    cfg: DictConfig, output_dir: str | Path, model_choice: str = "", overrides: str | Sequence[str] = ""
 ) -> tuple[BenchmarkRecord, Path]:
     """Measure one configuration and write its record; never raises for a failed measurement.
 
     Args:
         cfg: composed ``config/benchmark.yaml``.
         output_dir: this job's folder (Hydra run dir); the record goes to ``<output_dir>/benchmark/`` unless
-            ``cfg.checkpoint`` names a run folder, whose ``benchmark/`` receives it.
+            ``cfg.checkpoint`` belongs to a run folder, whose ``benchmark/`` receives it.
         model_choice: name of the ``model`` config group option (``smp``, ``hrnet`` ...).
-        overrides: the command-line overrides, kept as the record's ``config``.
+        overrides: the command-line overrides (list, or one space-separated string), kept as the record's
+            ``config``; those of :data:`RUN_CONFIG_ROOTS` also apply to a checkpoint's run config.
 
     Returns:
         (record, path of the JSON file). ``record.status`` is ``"failed"`` with ``record.error`` on error.
     """
+    overrides = overrides.split() if isinstance(overrides, str) else list(overrides)
     folder = RunFolder(output_dir).benchmark_dir
     name, method = describe_model(cfg.model, model_choice, cfg.get("display"))
     rec = BenchmarkRecord(
         name=str(cfg.get("name") or name),
         method=str(cfg.get("method") or method),
         model=model_choice,
-        config=overrides,
+        config=" ".join(overrides),
         dataset=str(cfg.dataset.name),
         batch_size=int(cfg.batch_size),
         precision=str(cfg.precision),
         backend=str(cfg.backend),
     )
+    threads = torch.get_num_threads()
     try:
-        check_precision(rec.backend, rec.precision)  # fail before building anything
+        rec.precision = check_precision(rec.backend, rec.precision)  # canonical name; fails before building anything
         h, w = parse_resolution(cfg.resolution)
         rec.resolution, rec.height, rec.width = f"{w}x{h}", h, w
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg.threads))
         device = resolve_device(cfg.get("device"))
         rec.__dict__.update({k: v for k, v in hardware_info(device).items() if k in rec.__dict__})
-        cfg, model_choice, weights, run = resolve_checkpoint(cfg, model_choice)
+        model, cfg, model_choice, weights, run = load_model(cfg, model_choice, overrides)
         if run is not None:
             folder = run.benchmark_dir
             name, method = describe_model(cfg.model, model_choice, cfg.get("display"))
             rec.name, rec.method = str(cfg.get("name") or name), str(cfg.get("method") or method)
             rec.model, rec.dataset = model_choice, str(cfg.dataset.name)
-        torch.manual_seed(int(cfg.seed))  # random weights: the same model in every backend/precision of a sweep
-        model = build_model(cfg.model, init_weights=weights is None)
         if weights is not None:
-            load_weights(model, weights)
             rec.weights = str(weights)
         measure(rec, cfg, model, device)
     except Exception as e:
@@ -419,6 +413,8 @@ def run_benchmark(
         rec.error = error_text(e)
         log.error(f"benchmark of {rec.name} failed: {rec.error}")
         log.debug(traceback.format_exc())
+    finally:
+        torch.set_num_threads(threads)
     path = write_record(rec, folder)
     return rec, path
 
@@ -438,7 +434,11 @@ def summary(rec: BenchmarkRecord) -> str:
     if rec.status != "ok":
         return f"{rec.name} [{rec.backend}/{rec.precision} {rec.resolution}] FAILED: {rec.error}"
     miou = f", mIoU {100 * rec.mIoU:.2f}" if rec.mIoU is not None else ""
-    mem = f"{rec.memory_mib:.0f} MiB" if rec.memory_mib is not None else "n/a"
+    mem = (
+        f"{rec.memory_peak_mib:.0f} MiB peak ({rec.memory_forward_mib:.0f} MiB during the forward)"
+        if rec.memory_peak_mib is not None
+        else "n/a"
+    )
     gf = f"{rec.gflops:.1f}" if rec.gflops is not None else "n/a"
     parity = ""
     if rec.parity_ok is not None:

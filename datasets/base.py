@@ -293,7 +293,9 @@ class SegmentationDataset(Dataset):
             )
         return image, mask
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, tuple[float, float]]) -> dict:
+        # (index, (x, y)): the transform gets keypoints=[(x, y)] to centre its crop on (datasets/class_uniform.py)
+        index, centre = index if isinstance(index, tuple) else (index, None)
         skipped = 0
         while True:
             try:
@@ -309,7 +311,8 @@ class SegmentationDataset(Dataset):
                 index = (index + 1) % len(self.pairs)
         img_path = self.pairs[index][0]
         if self.transform is not None:
-            out = self.transform(image=image, mask=mask.astype(np.uint8) if mask.max() < 256 else mask)
+            extra = {} if centre is None or skipped else {"keypoints": np.asarray([centre], dtype=np.float32)}
+            out = self.transform(image=image, mask=mask.astype(np.uint8) if mask.max() < 256 else mask, **extra)
             image, mask = out["image"], out["mask"]
         else:
             image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))

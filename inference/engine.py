@@ -5,6 +5,10 @@ One function (:func:`infer`) serves training-time validation, validation.py, ben
 Convention (MMSegmentation 0.x ``EncoderDecoder.inference`` / ``aug_test``, Contributors 2020,
 https://github.com/open-mmlab/mmsegmentation):
 
+* optional test scale ``resize = [long_max, short_max]`` (MMSeg's ``Resize(scale=..., keep_ratio=True)``, MMCV
+  ``rescale_size``): the image is resized by ``s = min(long_max / long_side, short_max / short_side)`` to
+  ``int(W*s + 0.5) x int(H*s + 0.5)`` (bilinear, ``align_corners=False``) before anything else; the result
+  is still given at the original size (see below), so ``scales`` are relative to the resized image;
 * a *view* is one (scale, flip) pair; the image is resized by ``scale`` (bilinear, ``align_corners=False``,
   size ``round(H*scale) x round(W*scale)``) and optionally flipped left-right;
 * ``slide`` mode: windows of ``crop_size`` every ``stride`` (last window aligned to the border, MMSeg's
@@ -12,6 +16,10 @@ https://github.com/open-mmlab/mmsegmentation):
 * each view's logits are resized to the output size (bilinear, ``align_corners=False``), turned into
   softmax probabilities, flipped back, and the probabilities of all views are averaged;
 * the label is the argmax of the average.
+
+:func:`predict_labels` on a resized image upsamples each view's logits band by band (rows of the output) and
+arg-maxes each band, so a 16-megapixel photo never holds the (1, K, H, W) probabilities; the per-image time
+is then the model at the test scale plus a pass over the output pixels.
 
 Memory: the (N, K, H_out, W_out) float32 accumulator is the only buffer that grows with the image. Windows
 stream through the model ``window_batch`` at a time; the overlap count is kept as two vectors (rows,
@@ -66,6 +74,8 @@ class InferenceSettings:
         window_batch: slide windows per forward pass (>= 1); per image, so a batch of N images runs
             ``N * window_batch`` windows per forward.
         accumulate_on: device of the full-size accumulator (``None`` = the device of the images, ``"cpu"``).
+        resize: test scale ``[long_max, short_max]`` in pixels (order free, MMSeg's ``scale``; see
+            :func:`keep_ratio_size`), or ``None`` for the image's own size.
 
     Raises:
         ValueError: unknown mode (valid names listed), slide without crop_size/stride, a stride larger than
@@ -79,6 +89,7 @@ class InferenceSettings:
     flip: bool = False
     window_batch: int = 4
     accumulate_on: str | None = None
+    resize: Sequence[int] | None = None
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -104,6 +115,7 @@ class InferenceSettings:
         if int(self.window_batch) < 1:
             raise ValueError(f"inference window_batch must be >= 1, got {self.window_batch}")
         self.window_batch = int(self.window_batch)
+        self.resize = _pair(self.resize, "resize")
 
     @classmethod
     def from_config(cls, cfg=None, **overrides) -> InferenceSettings:
@@ -198,6 +210,54 @@ def _view_size(h: int, w: int, scale: float) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
+def keep_ratio_size(h: int, w: int, scale: Sequence[int]) -> tuple[int, int]:
+    """(H', W') of an H x W image resized to the test ``scale`` with its aspect ratio kept (MMCV ``rescale_size``).
+
+    ``s = min(max(scale) / max(H, W), min(scale) / min(H, W))``; ``H' = int(H*s + 0.5)``, ``W' = int(W*s + 0.5)``
+    (MMCV ``_scale_size`` rounds half up). E.g. ADE20K ``scale=(2048, 512)``: 683x512 (W x H) stays 683x512,
+    a 5312x2988 photo becomes 910x512.
+    """
+    long_max, short_max = max(scale), min(scale)
+    s = min(long_max / max(h, w), short_max / min(h, w))
+    return max(1, int(h * s + 0.5)), max(1, int(w * s + 0.5))
+
+
+def _resized(images: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
+    """``images`` at the test scale of ``settings.resize`` (unchanged without one, or when the size stays)."""
+    if settings.resize is None:
+        return images
+    h, w = images.shape[-2:]
+    size = keep_ratio_size(h, w, settings.resize)
+    return images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+
+
+def _views(model: nn.Module, images: torch.Tensor, s: InferenceSettings, acc_dev: torch.device):
+    """Yield ``(flip, float32 logits[N, K, h_v, w_v] on acc_dev)`` of every view of ``images`` (flipped logits are
+    not flipped back)."""
+    _n, _, h, w = images.shape
+    run_dev = _model_device(model, images.device)
+    scales = s.scales
+    if getattr(model, "eval_scales", None):
+        if list(scales) != [1.0]:
+            log.debug(
+                "model has eval_scales=%s: it runs its own multi-scale inference; engine scales %s ignored",
+                model.eval_scales,
+                scales,
+            )
+        scales = [1.0]
+    for scale in scales:
+        size = _view_size(h, w, scale)
+        x = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+        for flip in [False, True] if s.flip else [False]:
+            xv = torch.flip(x, dims=[-1]) if flip else x
+            if s.mode == "slide":
+                logits = slide_logits(model, xv, s, acc_dev)
+            else:
+                logits = _forward(model, xv.to(run_dev)).to(acc_dev, torch.float32)
+            del xv
+            yield flip, logits
+
+
 @torch.no_grad()
 def infer(
     model: nn.Module,
@@ -211,8 +271,8 @@ def infer(
         model: segbench model (``forward -> {"out": logits}``), in eval mode, on any device; ``images``
             (whole mode) or each batch of windows (slide mode) is moved to the model's device.
         images: float[N, 3, H, W] normalised images.
-        settings: :class:`InferenceSettings` (whole, scale 1, no flip by default).
-        out_size: (H_out, W_out) of the result; default (H, W).
+        settings: :class:`InferenceSettings` (whole, scale 1, no flip, no resize by default).
+        out_size: (H_out, W_out) of the result; default (H, W) (also with ``settings.resize``).
 
     Returns:
         float32[N, K, H_out, W_out] softmax probabilities averaged over views, on ``settings.accumulate_on``
@@ -222,58 +282,86 @@ def infer(
     _n, _, h, w = images.shape
     out_size = (int(out_size[0]), int(out_size[1])) if out_size is not None else (h, w)
     acc_dev = torch.device(s.accumulate_on) if s.accumulate_on else images.device
-    run_dev = _model_device(model, images.device)
-    scales = s.scales
-    if getattr(model, "eval_scales", None):
-        if list(scales) != [1.0]:
-            log.debug(
-                "model has eval_scales=%s: it runs its own multi-scale inference; engine scales %s ignored",
-                model.eval_scales,
-                scales,
-            )
-        scales = [1.0]
+    x = _resized(images, s)
     acc, n_views = None, 0
-    for scale in scales:
-        size = _view_size(h, w, scale)
-        x = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
-        for flip in [False, True] if s.flip else [False]:
-            xv = torch.flip(x, dims=[-1]) if flip else x
-            if s.mode == "slide":
-                logits = slide_logits(model, xv, s, acc_dev)
-            else:
-                logits = _forward(model, xv.to(run_dev)).to(acc_dev, torch.float32)
-            del xv
-            if tuple(logits.shape[-2:]) != out_size:
-                logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
-            elif s.mode == "whole" and logits.data_ptr() == images.data_ptr():
-                logits = logits.clone()  # an identity model: never write into the caller's images
-            probs = _softmax_(logits)
-            if acc is None and not flip:
-                acc = probs
-            else:
-                if acc is None:
-                    acc = torch.zeros_like(probs)
-                for k in range(probs.shape[1]):  # flip back channel by channel: one (N, H, W) temporary
-                    acc[:, k].add_(probs[:, k].flip(-1) if flip else probs[:, k])
-            del logits, probs
-            n_views += 1
+    for flip, logits in _views(model, x, s, acc_dev):
+        if tuple(logits.shape[-2:]) != out_size:
+            logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+        elif s.mode == "whole" and logits.data_ptr() == images.data_ptr():
+            logits = logits.clone()  # an identity model: never write into the caller's images
+        probs = _softmax_(logits)
+        if acc is None and not flip:
+            acc = probs
+        else:
+            if acc is None:
+                acc = torch.zeros_like(probs)
+            for k in range(probs.shape[1]):  # flip back channel by channel: one (N, H, W) temporary
+                acc[:, k].add_(probs[:, k].flip(-1) if flip else probs[:, k])
+        del logits, probs
+        n_views += 1
     return acc.div_(n_views) if n_views > 1 else acc
 
 
+def _rows_bilinear(x: torch.Tensor, out_h: int, r0: int, r1: int) -> torch.Tensor:
+    """Rows ``r0:r1`` of ``x`` (N, C, h, w) resized to ``out_h`` rows, bilinear with ``align_corners=False``
+    (PyTorch's source index ``max((dst + 0.5) * h / out_h - 0.5, 0)``); width unchanged."""
+    h = x.shape[-2]
+    src = ((torch.arange(r0, r1, dtype=torch.float32, device=x.device) + 0.5) * (h / out_h) - 0.5).clamp_(min=0)
+    i0 = src.long().clamp_(max=h - 1)
+    i1 = (i0 + 1).clamp_(max=h - 1)
+    lam = (src - i0).view(1, 1, -1, 1)
+    return x[:, :, i0].mul_(1 - lam).add_(x[:, :, i1] * lam)
+
+
+@torch.no_grad()
 def predict_labels(
     model: nn.Module,
     images: torch.Tensor,
     settings: InferenceSettings | None = None,
     out_size: Sequence[int] | None = None,
+    band_bytes: int = 64 * 2**20,
 ) -> torch.Tensor:
-    """Predicted trainIds int64[N, H_out, W_out] = argmax over classes of :func:`infer`."""
-    return infer(model, images, settings, out_size).argmax(1)
+    """Predicted trainIds int64[N, H_out, W_out] = argmax over classes of :func:`infer`.
+
+    When ``settings.resize`` changes the size, the same merge is done band by band: each view's logits
+    (at the test scale) are upsampled to ``band_bytes`` worth of output rows (bilinear, ``align_corners=False``),
+    turned into probabilities (skipped for a single view: softmax keeps the argmax), flipped back, summed and
+    arg-maxed; memory stays (N, K, h, w) per view plus one band, whatever the output size. Labels equal
+    ``infer(...).argmax(1)`` up to float rounding.
+    """
+    s = settings or InferenceSettings()
+    _n, _, h, w = images.shape
+    out_h, out_w = (int(out_size[0]), int(out_size[1])) if out_size is not None else (h, w)
+    x = _resized(images, s)
+    if x is images:
+        return infer(model, images, s, (out_h, out_w)).argmax(1)
+    acc_dev = torch.device(s.accumulate_on) if s.accumulate_on else images.device
+    views = list(_views(model, x, s, acc_dev))
+    del x
+    n, k = views[0][1].shape[:2]
+    labels = torch.empty((n, out_h, out_w), dtype=torch.int64, device=acc_dev)
+    rows = max(1, band_bytes // (4 * n * k * out_w))
+    for r0 in range(0, out_h, rows):
+        r1 = min(out_h, r0 + rows)
+        merged = None
+        for flip, logits in views:
+            band = _rows_bilinear(logits, out_h, r0, r1)
+            band = F.interpolate(band, size=(r1 - r0, out_w), mode="bilinear", align_corners=False)
+            band = band.flip(-1) if flip else band
+            band = _softmax_(band) if len(views) > 1 else band
+            merged = band if merged is None else merged.add_(band)
+        labels[:, r0:r1] = merged.argmax(1)
+    return labels
 
 
 def streams_labels(model: nn.Module, settings: InferenceSettings) -> bool:
     """True when :func:`predict_labels_streaming` applies: slide mode at the single scale 1.0 (or a model with
-    its own ``eval_scales``), flip allowed."""
-    return settings.mode == "slide" and (list(settings.scales) == [1.0] or bool(getattr(model, "eval_scales", None)))
+    its own ``eval_scales``), flip allowed, no test-scale ``resize``."""
+    return (
+        settings.mode == "slide"
+        and settings.resize is None
+        and (list(settings.scales) == [1.0] or bool(getattr(model, "eval_scales", None)))
+    )
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Configs and weights for validation.py / predict.py: a run folder, a Lightning ``.ckpt``, or a plain file.
+"""Loading a trained model for validation.py / predict.py / benchmark.py: :func:`load_for_inference`.
 
 Re-resolving a run's config (the clean way to change paths after training):
 ``hparams.yaml`` is the *resolved* config of the run; ``hydra/config.yaml`` the same config with its
@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import utils.hydra  # noqa: F401  (registers the resolvers used by the configs)
-from models.checkpoint import model_state, read_state_dict
+from models.build import build_model
+from models.checkpoint import load_weights, read_checkpoint
 from utils.run_folder import RunFolder
 
 log = logging.getLogger("segbench")
@@ -80,46 +81,113 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     return cfg
 
 
-def config_from_checkpoint(path: str | Path) -> DictConfig:
-    """The resolved training config stored in a Lightning ``.ckpt`` (``hyper_parameters.cfg``).
+def _reroot(node, old: str, new: str):
+    """``node`` with every string that starts with the path ``old`` moved to start with ``new`` instead."""
+    if isinstance(node, dict):
+        return {k: _reroot(v, old, new) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_reroot(v, old, new) for v in node]
+    if isinstance(node, str) and (node == old or node.startswith(old.rstrip("/") + "/")):
+        return new + node[len(old) :]
+    return node
+
+
+def config_from_checkpoint(path: str | Path, overrides: Sequence[str] = (), ckpt: object = None) -> DictConfig:
+    """The training config stored in a Lightning ``.ckpt`` (``hyper_parameters.cfg``) with ``overrides``.
+
+    The stored config is resolved (paths are final). An override of ``environment.<key>`` therefore also
+    moves every path that began with the stored ``environment.<key>`` (``environment.data_root=/other``
+    moves ``dataset.root``), as re-resolving ``hydra/config.yaml`` does for a run folder.
+
+    Args:
+        path: the ``.ckpt`` file; ``ckpt``: its content when already read (:func:`models.checkpoint.read_checkpoint`).
 
     Raises:
-        ValueError: the file holds no segbench config (not written by main.py).
+        ValueError: the file holds no segbench config (not written by main.py; the file is named).
     """
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = (ckpt.get("hyper_parameters") or {}).get("cfg") if isinstance(ckpt, dict) else None
-    if cfg is None:
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt
+    stored = (ckpt.get("hyper_parameters") or {}).get("cfg") if isinstance(ckpt, dict) else None
+    if stored is None:
         raise ValueError(
             f"{path} holds no segbench training config (hyper_parameters.cfg); give a run folder, "
             f"or the model and dataset as overrides (model=<name> dataset=<name>)"
         )
-    return OmegaConf.create(cfg)
+    cfg = apply_overrides(OmegaConf.create(stored), overrides)
+    OmegaConf.resolve(cfg)
+    data = OmegaConf.to_container(cfg)
+    for key, old in (stored.get("environment") or {}).items():
+        new = (data.get("environment") or {}).get(key)
+        if isinstance(old, str) and isinstance(new, str) and new != old:
+            data = _reroot(data, old, new)
+            data["environment"][key] = new
+    return OmegaConf.create(data)
 
 
-def load_weights(model: torch.nn.Module, path: str | Path) -> str:
-    """Load weights into ``model`` from ``path``; returns how (``lightning``, ``load_pretrained``, ``state_dict``).
+def find_run_folder(path: str | Path) -> RunFolder | None:
+    """The run folder of ``path``: ``path`` itself, or the run holding the checkpoint ``<run>/checkpoints/x.ckpt``."""
+    path = Path(path)
+    if path.is_dir():
+        return RunFolder(path)
+    if path.parent.name == "checkpoints" and (path.parent.parent / "hparams.yaml").is_file():
+        return RunFolder(path.parent.parent)
+    return None
 
-    * ``.ckpt``: a Lightning checkpoint of main.py: ``state_dict`` entries ``model.<key>``, loaded strictly;
-    * otherwise, if the model defines ``load_pretrained(path)`` (author checkpoints), that is called;
-    * otherwise a plain state dict (optionally under ``state_dict``/``model``; a ``model.`` prefix is
-      stripped) is loaded strictly.
+
+def load_for_inference(
+    source: str | Path,
+    overrides: Sequence[str] = (),
+    which: str = "best",
+    device: torch.device | str | None = None,
+) -> tuple[torch.nn.Module, DictConfig]:
+    """The model and config of ``source``: the one loader of validation.py, predict.py and benchmark.py.
+
+    ``source`` is
+
+    * a run folder of main.py: config re-resolved from ``hydra/config.yaml`` with ``overrides``
+      (:func:`load_run_config`), weights ``checkpoints/<which>.ckpt``;
+    * a ``.ckpt`` inside a run folder (``<run>/checkpoints/*.ckpt``): the same, with that checkpoint;
+    * another ``.ckpt`` of main.py: its stored config with ``overrides`` (:func:`config_from_checkpoint`);
+    * any other weights file (plain state dict, or an author checkpoint the model's ``load_pretrained``
+      reads): the config composed from ``config/train.yaml`` with ``overrides`` as Hydra overrides
+      (``model=<m> dataset=<d> ...``).
+
+    The weights are read once by :func:`models.checkpoint.load_weights` (strict). The model is in eval mode
+    (on ``device`` when given); ``cfg.loaded_from`` records ``weights`` (path), ``run_dir`` (or null) and
+    ``loaded_by`` (``state_dict`` | ``load_pretrained``).
+
+    Returns:
+        (model, resolved config).
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        RuntimeError: missing/unexpected keys (from ``load_state_dict``, names the keys).
+        FileNotFoundError: ``source`` (or the run's checkpoint) does not exist (named).
+        ValueError: bad overrides, unreadable file, no stored config, or weights that do not fit the model
+            (the file is named).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if path.suffix == ".ckpt":
-        model.load_state_dict(model_state(read_state_dict(path)))
-        return "lightning"
-    if callable(getattr(model, "load_pretrained", None)):
-        model.load_pretrained(str(path))
-        return "load_pretrained"
-    state = model_state(read_state_dict(path))
-    model.load_state_dict(state)
-    return "state_dict"
+    src = Path(source).expanduser()
+    run = find_run_folder(src)
+    ckpt = None
+    if run is not None:
+        weights = run.checkpoint(which) if src.is_dir() else src
+        cfg = load_run_config(run.root, overrides)
+    elif not src.is_file():
+        raise FileNotFoundError(f"{src} is neither a run folder nor a checkpoint file")
+    elif src.suffix == ".ckpt":
+        weights, ckpt = src, read_checkpoint(src)
+        cfg = config_from_checkpoint(src, overrides, ckpt)
+    else:
+        weights, cfg = src, compose_config(overrides)
+    model = build_model(cfg.model, init_weights=False)
+    report = load_weights(model, weights, strict=True)
+    OmegaConf.set_struct(cfg, False)
+    cfg.loaded_from = {
+        "weights": str(weights),
+        "run_dir": str(run.root) if run is not None else None,
+        "loaded_by": report["loaded_by"],
+    }
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model, cfg
 
 
 def resolve_split(dataset_cfg: DictConfig, split: str, need_labels: bool = True) -> str:

@@ -10,6 +10,7 @@ activations for one window batch. Other settings (several scales, whole mode) ho
 
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import sys
@@ -20,15 +21,47 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageOps
 
 from datasets.base import IMAGE_EXTENSIONS
-from inference.engine import InferenceSettings, infer, predict_labels_streaming, streams_labels
-from inference.validate import autocast
+from datasets.transforms import build_transforms
+from inference.engine import (
+    InferenceSettings,
+    keep_ratio_size,
+    predict_labels,
+    predict_labels_streaming,
+    streams_labels,
+)
 from inference.visualize import class_fractions, overlay_with_legend
+from utils.precision import autocast, canonical_precision
 
 Image.MAX_IMAGE_PIXELS = None  # large photos are the point; PIL's decompression-bomb guard stops at 89 MP
+
+
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "config" / "inference"
+
+
+def load_preset(name: str | None) -> dict:
+    """The inference settings of preset ``name`` (``config/inference/<name>.yaml``); ``{}`` for None.
+
+    Keys are :class:`InferenceSettings` fields (null values keep the dataset's ``test`` setting).
+
+    Raises:
+        ValueError: unknown preset (the available ones are listed) or an unknown key (named).
+    """
+    if not name:
+        return {}
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(
+            f"unknown inference preset {name!r}; available: {sorted(p.stem for p in PRESETS_DIR.glob('*.yaml'))}"
+        )
+    preset = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(path)).items() if v is not None}
+    unknown = set(preset) - set(InferenceSettings.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"{path}: unknown inference settings {sorted(unknown)}")
+    return preset
 
 
 def list_images(inputs: Iterable[str | Path]) -> list[Path]:
@@ -64,19 +97,35 @@ def read_rgb(path: Path) -> np.ndarray:
         raise ValueError(f"cannot read image {path}: {e}") from e
 
 
+@functools.lru_cache(maxsize=8)
+def _normalize_lut(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """float32[3, 256]: the dataset's test-time normalisation of every uint8 value per channel."""
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)
+    return build_transforms(None, mean, std)(image=ramp)["image"][:, :, 0].numpy().copy()
+
+
 def normalize(image: np.ndarray, mean, std) -> torch.Tensor:
-    """uint8[H, W, 3] -> float32[1, 3, H, W] ``(x/255 - mean) / std`` (0..1-scale statistics), in place."""
-    x = torch.from_numpy(np.require(image, requirements="W")).permute(2, 0, 1).unsqueeze(0).float().div_(255)
-    x.sub_(torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-    return x.div_(torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1)).contiguous()
+    """uint8[H, W, 3] -> float32[1, 3, H, W] ``(x - 255 mean) / (255 std)`` (0..1-scale statistics).
+
+    The values are those of the dataset's test-time normalisation (:func:`datasets.transforms.build_transforms`,
+    albumentations ``Normalize``), tabulated once for the 256 uint8 values per channel, so a photo gives bit for
+    bit the input validation.py gives the same image; no temporary beyond the output and one uint8 plane.
+    """
+    lut = _normalize_lut(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    out = np.empty((1, 3, *image.shape[:2]), dtype=np.float32)
+    for c in range(3):
+        np.take(lut[c], np.ascontiguousarray(image[..., c]), out=out[0, c])
+    return torch.from_numpy(out)
 
 
 def settings_for(
     base: InferenceSettings, mode: str, h: int, w: int, max_whole_pixels: int, crop_size: Sequence[int]
 ) -> InferenceSettings:
     """The settings for an H x W image: ``mode`` ``whole``/``slide`` as given; ``auto`` keeps ``base`` up to
-    ``max_whole_pixels`` pixels and otherwise slides ``base.crop_size`` (or ``crop_size``) windows with
-    ``base.stride`` (or 2/3 of the window)."""
+    ``max_whole_pixels`` pixels (counted at the test scale of ``base.resize``) and otherwise slides
+    ``base.crop_size`` (or ``crop_size``) windows with ``base.stride`` (or 2/3 of the window)."""
+    if base.resize is not None:
+        h, w = keep_ratio_size(h, w, base.resize)
     if mode == "auto" and h * w <= max_whole_pixels:
         return base
     if mode == "whole":
@@ -120,11 +169,11 @@ class Predictor:
         x = normalize(image, d.mean, d.std)
         if self.cfg.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(self.cfg.get("precision", "32"), self.device):
+        with autocast(self.cfg.get("precision", "32-true"), self.device):
             if streams_labels(self.model, s):  # slide at scale 1: no full-size probability buffer
                 lab = predict_labels_streaming(self.model, x, s)[0]
             else:
-                lab = infer(self.model, x, s)[0].argmax(0)
+                lab = predict_labels(self.model, x, s)[0]
         del x
         return lab.to(torch.uint8 if d.num_classes <= 256 else torch.int32).cpu().numpy(), s
 
@@ -162,7 +211,7 @@ class Predictor:
             "overlay_png": f"{stem}_overlay.png",
             "inference": s.to_dict(),
             "device": str(self.device),
-            "precision": str(self.cfg.get("precision", "32")),
+            "precision": canonical_precision(self.cfg.get("precision", "32-true")),
             "class_fractions": {names[int(k)]: round(float(frac[k]), 6) for k in order if frac[k] > 0},
             "timing_s": {
                 "read": round(t1 - t0, 3),

@@ -1,6 +1,7 @@
 """Evaluate a model on a labelled split with the inference engine and write ``validation/<timestamp>/``.
 
-Used by validation.py. Training-time validation (training/module.py) runs the same :func:`inference.infer`
+Used by validation.py and ``benchmark.py evaluate=true``. Training-time validation (training/module.py) runs the
+same :func:`inference.infer`
 in ``whole`` mode under the same precision (Lightning's ``bf16-mixed``/``16-mixed`` = ``torch.autocast``),
 memory format (``channels_last``) and ``val_batch_size``, so ``whole`` mode here reproduces its confusion
 matrix exactly.
@@ -8,7 +9,6 @@ matrix exactly.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -19,38 +19,24 @@ from pathlib import Path
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from datasets import build_dataset
 from datasets.transforms import build_transforms
-from inference.engine import InferenceSettings, infer
+from inference.engine import InferenceSettings, predict_labels
 from inference.visualize import comparison, denormalize
 from metrics import SegmentationMetrics, metrics_from_confusion
-from models.build import build_model
+from metrics.aggregations import PerImageMIoU, aggregations
+from utils.precision import autocast, canonical_precision
 
 log = logging.getLogger("segbench")
-
-#: Lightning ``precision`` values -> autocast dtype (None = plain float32).
-AUTOCAST_DTYPES = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
-
-
-def autocast(precision, device: torch.device):
-    """The autocast context Lightning uses for ``precision`` (``32``, ``bf16-mixed``, ``16-mixed``).
-
-    Raises:
-        ValueError: another precision value (the valid ones are listed).
-    """
-    key = str(precision)
-    if key not in AUTOCAST_DTYPES:
-        raise ValueError(f"precision {precision!r} is not supported for inference; valid: {list(AUTOCAST_DTYPES)}")
-    dtype = AUTOCAST_DTYPES[key]
-    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 @dataclass
 class Evaluation:
     """Result of :func:`evaluate`: int64 (K, K) confusion matrix (rows = ground truth), the metrics of
-    :func:`metrics.metrics_from_confusion`, image count, wall time (s) and up to ``keep`` samples
+    :func:`metrics.metrics_from_confusion` plus ``mIoU_image``, ``fwIoU``, ``IoU_micro``
+    (:mod:`metrics.aggregations`), image count, wall time (s) and up to ``keep`` samples
     ``(name, uint8[H,W,3] image, int64[H,W] target, int64[H,W] prediction)``."""
 
     confmat: torch.Tensor
@@ -68,7 +54,7 @@ def evaluate(
     num_classes: int,
     ignore_index: int = 255,
     device: torch.device | str = "cpu",
-    precision="32",
+    precision="32-true",
     channels_last: bool = False,
     keep: int = 0,
     mean=None,
@@ -84,14 +70,16 @@ def evaluate(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     metric = SegmentationMetrics(num_classes, ignore_index).to(device)
+    image_miou = PerImageMIoU(num_classes, ignore_index).to(device)
     samples, n, t0 = [], 0, time.perf_counter()
     for batch in loader:
         images, target = batch["image"].to(device), batch["mask"].to(device)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(precision, device):
-            pred = infer(model, images, settings, out_size=target.shape[-2:]).argmax(1)
+            pred = predict_labels(model, images, settings, out_size=target.shape[-2:])
         metric.update(pred, target)
+        image_miou.update(pred, target)
         n += images.shape[0]
         for i in range(images.shape[0]):
             if len(samples) < keep:
@@ -104,7 +92,8 @@ def evaluate(
                     )
                 )
     confmat = metric.confusion().cpu()
-    return Evaluation(confmat, metrics_from_confusion(confmat), n, time.perf_counter() - t0, samples)
+    metrics = metrics_from_confusion(confmat) | aggregations(confmat, float(image_miou.compute()))
+    return Evaluation(confmat, metrics, n, time.perf_counter() - t0, samples)
 
 
 def _num(v: float) -> float | None:
@@ -118,18 +107,81 @@ def iou_table(metrics: dict, class_names) -> str:
         fmt = lambda v: "    n/a" if v is None or math.isnan(v) else f"{100 * v:7.2f}"
         rows.append(f"{name!s:<20} {fmt(iou)} {fmt(acc)}")
     rows.append(f"mIoU {100 * metrics['mIoU']:.2f}  aAcc {100 * metrics['aAcc']:.2f}  mAcc {100 * metrics['mAcc']:.2f}")
+    if "fwIoU" in metrics:
+        more = "  ".join(f"{k} {100 * metrics[k]:.2f}" for k in ("mIoU_image", "fwIoU", "IoU_micro") if k in metrics)
+        rows.append(more)
     return "\n".join(rows)
+
+
+def eval_loader(cfg: DictConfig, split: str, limit: int | None = None) -> tuple[DataLoader, str]:
+    """The loader validation.py and ``benchmark.py evaluate=true`` read: ``split`` (``val``/``test``/a name,
+    see :func:`inference.loading.resolve_split`) with the test transforms, ``val_batch_size``, no shuffling;
+    the first ``limit`` images only when given.
+
+    Returns:
+        (loader, split name of the dataset).
+
+    Raises:
+        ValueError: unlabelled split (labelled ones listed).
+    """
+    from inference.loading import resolve_split
+
+    d = cfg.dataset
+    split_name = resolve_split(d, split)
+    dataset = build_dataset(d, split_name, build_transforms((cfg.get("augmentation") or {}).get("test"), d.mean, d.std))
+    if limit is not None:
+        dataset = Subset(dataset, range(min(int(limit), len(dataset))))
+    loader = DataLoader(
+        dataset,
+        batch_size=int(cfg.get("val_batch_size", 1)),
+        shuffle=False,
+        drop_last=False,
+        num_workers=int(cfg.get("num_workers", 0)),
+    )
+    return loader, split_name
+
+
+def evaluate_config(
+    model: torch.nn.Module,
+    cfg: DictConfig,
+    split: str,
+    device,
+    precision=None,
+    channels_last=None,
+    keep: int = 0,
+    limit: int | None = None,
+) -> tuple[Evaluation, str, InferenceSettings]:
+    """:func:`evaluate` of ``model`` on ``split`` (first ``limit`` images) with the settings of ``cfg``
+    (``dataset.test``, ``precision``, ``channels_last``; ``precision``/``channels_last`` given here win).
+    Returns (evaluation, split name, settings)."""
+    d = cfg.dataset
+    loader, split_name = eval_loader(cfg, split, limit)
+    settings = InferenceSettings.from_config(d.get("test"))
+    ev = evaluate(
+        model,
+        loader,
+        settings,
+        d.num_classes,
+        d.ignore_index,
+        device,
+        cfg.get("precision", "32-true") if precision is None else precision,
+        bool(cfg.get("channels_last", False)) if channels_last is None else channels_last,
+        keep=keep,
+        mean=d.mean,
+        std=d.std,
+    )
+    return ev, split_name, settings
 
 
 def run_validation(
     cfg: DictConfig,
-    checkpoint: str | Path,
+    model: torch.nn.Module,
     split: str,
     out_dir: str | Path,
     device: torch.device | str = "cpu",
     num_vis: int | None = None,
 ) -> dict:
-    """Evaluate the model of ``cfg`` with weights ``checkpoint`` on ``split`` using ``cfg.dataset.test``.
+    """Evaluate ``model`` (from :func:`inference.loading.load_for_inference`) on ``split`` using ``cfg.dataset.test``.
 
     Writes into ``out_dir``: ``metrics.json`` (mIoU, aAcc, mAcc, per-class IoU/Acc by name, split, checkpoint,
     inference settings, images, seconds), ``per_class.csv`` (class, IoU, Acc), ``ConfusionMatrix.pt`` (int64
@@ -142,39 +194,12 @@ def run_validation(
 
     Raises:
         ValueError: unlabelled split, bad test settings or precision.
-        FileNotFoundError: the checkpoint is missing.
-        RuntimeError: the checkpoint does not fit the model.
     """
-    from inference.loading import load_weights, resolve_split
-
     d = cfg.dataset
-    split_name = resolve_split(d, split)
-    settings = InferenceSettings.from_config(d.get("test"))
-    dataset = build_dataset(d, split_name, build_transforms((cfg.get("augmentation") or {}).get("test"), d.mean, d.std))
-    loader = DataLoader(
-        dataset,
-        batch_size=int(cfg.get("val_batch_size", 1)),
-        shuffle=False,
-        drop_last=False,
-        num_workers=int(cfg.get("num_workers", 0)),
-    )
-    model = build_model(cfg.model, init_weights=False)
-    how = load_weights(model, checkpoint)
+    src = cfg.get("loaded_from") or {}
     num_vis = int(cfg.get("num_vis", 4) if num_vis is None else num_vis)
-    log.info(f"Validating {checkpoint} ({how}) on {d.name}/{split_name} ({len(dataset)} images), {settings}")
-    ev = evaluate(
-        model,
-        loader,
-        settings,
-        d.num_classes,
-        d.ignore_index,
-        device,
-        cfg.get("precision", "32"),
-        bool(cfg.get("channels_last", False)),
-        keep=num_vis,
-        mean=d.mean,
-        std=d.std,
-    )
+    log.info(f"Validating {src.get('weights')} ({src.get('loaded_by')}) on {d.name}/{split}")
+    ev, split_name, settings = evaluate_config(model, cfg, split, device, keep=num_vis)
     names = [str(n) for n in (d.get("class_names") or range(d.num_classes))]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -183,14 +208,15 @@ def run_validation(
         "mIoU": _num(m["mIoU"]),
         "aAcc": _num(m["aAcc"]),
         "mAcc": _num(m["mAcc"]),
+        **{key: _num(m.get(key)) for key in ("mIoU_image", "fwIoU", "IoU_micro")},
         "IoU": {n: _num(v) for n, v in zip(names, m["IoU"])},
         "Acc": {n: _num(v) for n, v in zip(names, m["Acc"])},
         "dataset": str(d.name),
         "split": split_name,
-        "checkpoint": str(checkpoint),
-        "weights_loaded_by": how,
+        "checkpoint": src.get("weights"),
+        "weights_loaded_by": src.get("loaded_by"),
         "inference": settings.to_dict(),
-        "precision": str(cfg.get("precision", "32")),
+        "precision": canonical_precision(cfg.get("precision", "32-true")),
         "channels_last": bool(cfg.get("channels_last", False)),
         "device": str(device),
         "num_images": ev.num_images,

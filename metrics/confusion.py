@@ -59,9 +59,10 @@ class SegmentationMetrics(MulticlassConfusionMatrix):
     """Device-side confusion matrix with segmentation metrics, DDP-summed by torchmetrics.
 
     ``update(preds, target)`` takes predicted labels int64 (N, H, W) (or logits (N, K, H, W), which
-    are arg-maxed) and ground truth int64 (N, H, W) with ``ignore_index`` pixels; ``compute()``
-    returns :func:`metrics_from_confusion` of the summed matrix and ``confusion()`` the raw (K, K) int64
-    matrix.
+    are arg-maxed) and ground truth int64 (N, H, W) with ``ignore_index`` pixels. ``confusion()`` returns the
+    (K, K) int64 matrix summed over all updates and ranks: it is torchmetrics' public ``compute()`` of the
+    confusion matrix, which syncs the state across processes. ``metrics()`` returns
+    :func:`metrics_from_confusion` of that matrix.
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255, **kwargs):
@@ -78,10 +79,9 @@ class SegmentationMetrics(MulticlassConfusionMatrix):
         super().update(preds.reshape(-1), target.reshape(-1))
 
     def confusion(self) -> torch.Tensor:
-        """Return the (K, K) int64 confusion matrix summed over all updates (and ranks)."""
-        # super().compute() is the unwrapped method (torchmetrics syncs in the wrapper of self.compute only)
-        with self.sync_context(should_sync=self._to_sync and not self._is_synced):
-            return super().compute().long()
+        """The (K, K) int64 confusion matrix summed over all updates (and ranks); rows = ground truth."""
+        return self.compute().long()
 
-    def compute(self) -> dict[str, float | list[float]]:
+    def metrics(self) -> dict[str, float | list[float]]:
+        """mIoU, aAcc, mAcc, per-class IoU/Acc of :meth:`confusion` (see :func:`metrics_from_confusion`)."""
         return metrics_from_confusion(self.confusion())

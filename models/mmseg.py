@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.checkpoint import read_state_dict
+
 INSTALL_HINT = "pip install -r requirements-mmseg.txt"
 
 #: decode heads that produce mask classifications rather than per-pixel logits: run through ``encode_decode``
@@ -243,8 +245,7 @@ class MMSegModel(nn.Module):
                 f"MMSeg checkpoint {path} not found; download it yourself (e.g. from the "
                 f"MMSeg model zoo) into ${{environment.weights_dir}} and give its path"
             )
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        state = state.get("state_dict", state)
+        state = read_state_dict(path)
         own = self.segmentor.state_dict()
         fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         if not fit:

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.checkpoint import read_state_dict
+
 SMP_ARCHITECTURES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
@@ -98,8 +100,7 @@ class SMPModel(nn.Module):
                 f"model.encoder_weights={path!r} is not a local file; segbench never downloads weights. "
                 f"Save the encoder's state dict (e.g. from timm/smp on a machine with network) and give its path."
             )
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
+        state = read_state_dict(path)
         # nn.Module.load_state_dict directly: some smp encoders override it and return None.
         missing, _ = nn.Module.load_state_dict(self.net.encoder, state, strict=False)
         if missing:

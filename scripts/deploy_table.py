@@ -3,9 +3,9 @@
     python scripts/deploy_table.py [--since 2026-01-01T12:00:00] [--peak-tflops 0.7] ROOT [ROOT ...]
 
 One row per record written at or after ``--since`` below the roots: model, backend, precision, fps, latency
-p50/p95 ms, peak memory MiB (the record's ``memory_kind``), speed-up over eager fp32 of the same model, ΔmIoU in
-points against eager fp32 of the same model (exported backends: the record's own parity reference), label
-agreement and max |Δ logit| vs eager fp32, and the fraction of ``--peak-tflops`` reached (GFLOPs x fps, 1 MAC =
+p50/p95 ms, peak memory MiB (the record's ``memory_kind``), speed-up over eager 32-true of the same model, ΔmIoU in
+points against eager 32-true of the same model (exported backends: the record's own parity reference), label
+agreement and max |Δ logit| vs eager 32-true, and the fraction of ``--peak-tflops`` reached (GFLOPs x fps, 1 MAC =
 2 FLOPs).
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarking.records import load_records
+from utils.precision import canonical_precision
 
 
 def main(argv=None) -> int:
@@ -33,7 +34,11 @@ def main(argv=None) -> int:
     p.add_argument("--peak-tflops", type=float, default=0.7, help="reference peak in TFLOP/s")
     a = p.parse_args(argv)
     recs = [r for root in a.roots for _, r in load_records(root) if r.timestamp >= a.since]
-    base = {r.name: r for r in recs if r.status == "ok" and (r.backend, r.precision) == ("eager", "fp32")}
+    base = {
+        r.name: r
+        for r in recs
+        if r.status == "ok" and (r.backend, canonical_precision(r.precision, quantized=True)) == ("eager", "32-true")
+    }
     print(
         "| model | backend | precision | fps | speed-up | latency p50 / p95 ms | memory MiB | ΔmIoU (points) "
         "| label agreement | max abs Δ logit | % of peak |"
@@ -62,7 +67,7 @@ def main(argv=None) -> int:
         )
     if base:
         miou = ", ".join(f"{n} {100 * b.mIoU:.2f}" for n, b in base.items() if b.mIoU is not None)
-        print(f"\neager fp32 mIoU (%): {miou}")
+        print(f"\neager 32-true mIoU (%): {miou}")
     return 0
 
 

@@ -1,11 +1,19 @@
 """Every option of every config group composes and resolves (lightning-hydra-template style)."""
 
+import importlib.util
+import os
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
 from omegaconf import OmegaConf
 
-from tests.conftest import CONFIG_DIR, compose_cfg
+from benchmarking.runner import describe_model, run_benchmark
+from tests.conftest import CONFIG_DIR, REPO, compose_cfg
+from training.datamodule import SegDataModule
+from training.module import SegmentationModule
 
 # Groups whose options need optional extras or other top-level configs are composed in their own tests.
 GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name not in ("hydra",))
@@ -83,3 +91,81 @@ def test_no_absolute_paths_in_configs():
         for line in text.splitlines():
             value = line.split(":", 1)[-1].strip()
             assert not value.startswith(("/home", "/work", "/root", "/data", "/mnt", "/scratch")), f"{path}: {line}"
+
+
+def _make_train_overrides() -> list[str]:
+    """The overrides of `make train` as the Makefile spells them (``$(PY) main.py <overrides>``)."""
+    recipe = re.search(r"^train:.*\n\t\$\(PY\) main\.py (.*)$", (REPO / "Makefile").read_text(), re.MULTILINE)
+    assert recipe, "Makefile has no `train:` target running main.py"
+    return recipe.group(1).split()
+
+
+def test_make_train_composes_and_builds():
+    overrides = _make_train_overrides()
+    assert overrides == ["experiment=camvid_embedded"]
+    cfg = compose_cfg(overrides)
+    assert (cfg.model.arch, cfg.model.encoder, cfg.optimizer._target_) == ("Unet", "resnet18", "torch.optim.AdamW")
+    assert (cfg.trainer.precision, cfg.channels_last, list(cfg.dataset.crop_size)) == ("bf16-mixed", True, [256, 320])
+    assert Path(cfg.dataset.root) == REPO / "data" / "camvid" or "SEGBENCH_DATA" in os.environ
+    module = SegmentationModule(cfg)
+    assert module.output_names == ("out",) and module.criterion.names == ["CE"]
+    assert next(module.model.parameters()).is_contiguous(memory_format=torch.channels_last)
+    dm = SegDataModule(cfg)
+    dm.setup("fit")
+    if "SEGBENCH_DATA" not in os.environ:  # the embedded subset: 24 train / 12 val frames (data/camvid/*.txt)
+        assert (len(dm.train_set), len(dm.val_set)) == (24, 12)
+    sample = dm.train_set[0]
+    assert tuple(sample["image"].shape) == (3, 256, 320) and tuple(sample["mask"].shape) == (256, 320)
+
+
+MODEL_OPTIONS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
+# (table name, method) per model option with its defaults: config/benchmark.yaml `display`
+BENCH_NAMES = {
+    "espnet": ("ESPNet (p=2, q=8)", "ESPNet"),
+    "espnetv2": ("ESPNetv2 (s=2.0)", "ESPNetv2"),
+    "hrnet": ("HRNetV2-W48", "HRNet"),
+    "hrnet_ocr": ("HRNetV2-W48 + OCR", "OCR"),
+    "hrnet_ocr_aspp": ("HRNetV2-W48 + OCR + ASPP", "OCR"),
+    "hrnet_ocr_ms": ("HRNetV2-W48 + OCR + HMSA (MS-OCR)", "MS-OCR"),
+    "mmseg": ("segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py", "MMSeg"),
+    "smp": ("Unet-resnet18", "Unet"),
+}
+HAVE_MMSEG = all(importlib.util.find_spec(m) is not None for m in ("mmseg", "mmengine", "mmcv"))
+
+
+def test_every_model_option_has_a_benchmark_name():
+    assert sorted(BENCH_NAMES) == MODEL_OPTIONS
+    assert sorted(compose_cfg(config_name="benchmark").display) == MODEL_OPTIONS
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        pytest.param(o, marks=pytest.mark.skipif(not HAVE_MMSEG, reason="pip install -r requirements-mmseg.txt"))
+        if o == "mmseg"
+        else o
+        for o in MODEL_OPTIONS
+    ],
+)
+def test_benchmark_config_measures_every_model_option(option, tmp_path):
+    """benchmark.py's path: compose config/benchmark.yaml with `model=<option>`, model choice from Hydra's
+    runtime choices, then run_benchmark (64x64 input, one warm-up and one timed forward on CPU; HRNet at W18)."""
+    full = compose_cfg([f"model={option}"], config_name="benchmark", return_hydra_config=True)
+    choice = full.hydra.runtime.choices.model
+    assert choice == option and full.dataset.name == "camvid" and full.model.num_classes == 11
+    assert describe_model(full.model, choice, full.display) == BENCH_NAMES[option]  # the option's defaults
+    small = ["model.width=18"] if "width" in full.model else []
+    fast = ["resolution=64x64", "warmup=1", "iterations=1", "device=cpu", "count_flops=false", *small]
+    rec, path = run_benchmark(compose_cfg([f"model={option}", *fast], config_name="benchmark"), tmp_path, choice)
+    assert rec.status == "ok", rec.error
+    name, method = BENCH_NAMES[option]
+    assert (rec.name, rec.method) == (name.replace("-W48", "-W18") if small else name, method)
+    assert (rec.model, rec.dataset, rec.resolution, rec.iterations) == (option, "camvid", "64x64", 1)
+    assert path.parent == tmp_path / "benchmark"
+
+
+def test_benchmark_names_meet_the_reported_tables():
+    """Reproduced rows join their reported rows by name (the dotted line of the plots)."""
+    reported = set(pd.concat(pd.read_csv(p) for p in (REPO / "tables" / "reported").glob("*.csv"))["name"])
+    joined = {o for o, (name, _) in BENCH_NAMES.items() if name in reported}
+    assert joined == {"espnet", "espnetv2", "hrnet", "hrnet_ocr", "hrnet_ocr_ms"}

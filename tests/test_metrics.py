@@ -38,7 +38,7 @@ def test_metric_update_drops_ignore_and_accepts_logits():
     metric.update(logits, target)
     cm = metric.confusion()
     assert cm.tolist() == [[2, 0, 0], [0, 2, 0], [0, 2, 0]]
-    assert metric.compute()["aAcc"] == pytest.approx(4 / 6)
+    assert metric.metrics()["aAcc"] == pytest.approx(4 / 6)
 
 
 def test_non_square_matrix_is_rejected():

@@ -61,18 +61,21 @@ class EpochSeededSampler(DistributedSampler):
 class SeededTransformDataset(Dataset):
     """Wraps a dataset whose ``transform`` has ``set_random_seed`` (albumentations >= 2 ``Compose``).
 
-    ``ds[(seed, epoch, index)]`` seeds the transform with :func:`sample_seed` then returns ``base[index]``;
-    ``ds[index]`` is ``base[index]`` unchanged. ``len`` and attributes are those of ``base``.
+    ``ds[(seed, epoch, index)]`` seeds the transform with :func:`sample_seed` then returns ``base[index]``, or
+    ``base[plan.item(seed, epoch, index)]`` with a ``plan`` (class-uniform sampling,
+    :class:`datasets.class_uniform.ClassUniformPlan`); ``ds[index]`` is ``base[index]`` unchanged. ``len`` and
+    attributes are those of ``base``.
     """
 
-    def __init__(self, base: Dataset):
+    def __init__(self, base: Dataset, plan=None):
         self.base = base
+        self.plan = plan
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getattr__(self, name):
-        if name == "base":
+        if name in ("base", "plan"):
             raise AttributeError(name)
         return getattr(self.base, name)
 
@@ -82,7 +85,7 @@ class SeededTransformDataset(Dataset):
             transform = getattr(self.base, "transform", None)
             if transform is not None and hasattr(transform, "set_random_seed"):
                 transform.set_random_seed(sample_seed(seed, epoch, index))
-            key = index
+            key = index if self.plan is None else self.plan.item(seed, epoch, index)
         return self.base[key]
 
 

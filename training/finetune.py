@@ -1,6 +1,6 @@
 """Fine-tuning: weights-only initialisation (``+finetune_from``) and two-stage encoder freezing.
 
-* :func:`load_weights` — copy the tensors of a checkpoint into a model, skipping entries whose shape differs
+* :func:`finetune_from` — copy the tensors of a checkpoint into a model, skipping entries whose shape differs
   (e.g. a 19-class Cityscapes head into an 11-class CamVid model) and reporting missing/unexpected keys.
 * :class:`FreezeEncoder` — the fastai ``freeze()`` / ``unfreeze()`` schedule (Howard & Gugger 2020, as in the
   SMP/fastai sweep this project grew from): the encoder (``encoder`` of smp models, ``backbone`` of HRNet
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.strategies import DDPStrategy
+from torch.nn.parallel import DistributedDataParallel
 
-from models.checkpoint import model_state, read_state_dict
+from models.checkpoint import load_weights
 
 log = logging.getLogger("segbench")
 
@@ -27,46 +27,23 @@ ENCODER_NAMES = ("encoder", "backbone")
 _LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 
 
-def load_weights(model: torch.nn.Module, path: str | Path) -> dict[str, list[str]]:
-    """Initialise ``model`` from the weights in ``path`` (weights only: no optimizer, epoch or schedule).
-
-    ``path`` is a Lightning ``.ckpt`` of segbench (``state_dict`` with the ``model.`` prefix), a plain state
-    dict (``.pth``/``.pt``), or — when ``model`` defines ``load_pretrained`` and the file is not a ``.ckpt`` —
-    whatever that method understands (author checkpoints).
+def finetune_from(model: torch.nn.Module, path: str | Path) -> dict[str, list[str]]:
+    """``+finetune_from``: initialise ``model`` from the weights in ``path`` (weights only: no optimizer, epoch
+    or schedule), by :func:`models.checkpoint.load_weights` with ``strict=False``: tensors whose name and shape
+    fit are copied (e.g. a 19-class Cityscapes model into an 11-class CamVid one keeps its own head).
 
     Returns:
         ``{"loaded": [...], "missing": [...], "unexpected": [...], "shape_mismatch": [...]}`` key lists.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: no tensor of the file matches the model (wrong file for this model).
+        FileNotFoundError: ``path`` does not exist. ValueError: no tensor of the file fits the model.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"finetune_from: checkpoint {path} does not exist")
-    if path.suffix != ".ckpt" and hasattr(model, "load_pretrained"):
-        model.load_pretrained(str(path))
-        return {"loaded": list(model.state_dict()), "missing": [], "unexpected": [], "shape_mismatch": []}
-    source = model_state(read_state_dict(path))
-    target = model.state_dict()
-    mismatch = [k for k, v in source.items() if k in target and tuple(v.shape) != tuple(target[k].shape)]
-    usable = {k: v for k, v in source.items() if k in target and k not in mismatch}
-    if not usable:
-        raise ValueError(
-            f"finetune_from: no tensor of {path} matches {type(model).__name__} "
-            f"(first file keys {list(source)[:3]}, first model keys {list(target)[:3]})"
-        )
-    model.load_state_dict(usable, strict=False)
-    report = {
-        "loaded": sorted(usable),
-        "missing": sorted(set(target) - set(usable)),
-        "unexpected": sorted(set(source) - set(target)),
-        "shape_mismatch": sorted(mismatch),
-    }
+    report = load_weights(model, path, strict=False)
+    mismatch = report["shape_mismatch"]
     log.info(
-        f"finetune_from {path}: loaded {len(usable)}/{len(target)} tensors; "
-        f"shape mismatch (kept initialisation): {mismatch[:5]}{'...' if len(mismatch) > 5 else ''}; "
-        f"missing {len(report['missing'])}, unexpected {len(report['unexpected'])}"
+        f"finetune_from {path}: loaded {len(report['loaded'])}/{len(model.state_dict())} tensors "
+        f"({report['loaded_by']}); shape mismatch (kept initialisation): {mismatch[:5]}"
+        f"{'...' if len(mismatch) > 5 else ''}; missing {len(report['missing'])}, unexpected {len(report['unexpected'])}"
     )
     return report
 
@@ -103,7 +80,7 @@ class FreezeEncoder(pl.Callback):
     ``lr_factor`` once (state saved in checkpoints: a resumed run does not scale twice).
 
     Raises:
-        ValueError: (at fit start) the strategy is DDP without ``find_unused_parameters`` (frozen
+        ValueError: (at fit start) the model is wrapped in DDP without ``find_unused_parameters`` (frozen
             parameters get no gradient; use ``trainer.strategy=ddp_find_unused_parameters_true``).
     """
 
@@ -121,9 +98,10 @@ class FreezeEncoder(pl.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.unfrozen = bool(state_dict.get("unfrozen", False))
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        strategy = trainer.strategy
-        if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters"):
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after the strategy's setup the module is wrapped: torch's DistributedDataParallel exposes the setting
+        wrapped = trainer.strategy.model
+        if isinstance(wrapped, DistributedDataParallel) and not wrapped.find_unused_parameters:
             raise ValueError(
                 "freeze_encoder_epochs>0 under DDP needs trainer.strategy=ddp_find_unused_parameters_true "
                 "(frozen encoder parameters get no gradient)"

@@ -20,6 +20,7 @@ from inference import InferenceSettings, infer
 from inference.visualize import comparison_grid
 from losses import MultiOutputLoss
 from metrics import SegmentationMetrics, metrics_from_confusion
+from metrics.aggregations import PerImageMIoU, aggregations
 from models.build import build_model
 
 log = logging.getLogger("segbench")
@@ -29,7 +30,9 @@ class SegmentationModule(pl.LightningModule):
     """Semantic segmentation training/validation for any segbench model.
 
     Logs ``train/loss`` (+ one ``train/loss_<output>`` per output), ``val/mIoU``, ``val/aAcc``, ``val/mAcc``,
-    ``val/IoU_<class>`` and, for TensorBoard, a grid of (image | label | prediction) each epoch.
+    ``val/IoU_<class>``, ``val/loss`` (unweighted CE of the ``out`` prediction at label size), the aggregations
+    ``val/mIoU_image``, ``val/fwIoU``, ``val/IoU_micro`` (:mod:`metrics.aggregations`) and, for TensorBoard, a
+    grid of (image | label | prediction) each epoch.
     ``self.best_confmat`` holds the int64 (K, K) confusion matrix of the best epoch.
     """
 
@@ -51,7 +54,8 @@ class SegmentationModule(pl.LightningModule):
             params=OmegaConf.to_container(self.cfg.get("loss_params", OmegaConf.create({}))),
         )
         self.val_metrics = SegmentationMetrics(d.num_classes, d.ignore_index)
-        self.val_settings = InferenceSettings(mode="whole")
+        self.val_image_miou = PerImageMIoU(d.num_classes, d.ignore_index)
+        self.val_settings = InferenceSettings(mode="whole", resize=(d.get("test") or {}).get("resize"))
         self.channels_last = bool(self.cfg.get("channels_last", False))
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -93,6 +97,13 @@ class SegmentationModule(pl.LightningModule):
         probs = infer(self.model, images, self.val_settings, out_size=target.shape[-2:])
         pred = probs.argmax(1)
         self.val_metrics.update(pred, target)
+        self.val_image_miou.update(pred, target)
+        # CE of the `out` prediction: NLL of the log of its softmax at label size (= F.cross_entropy of the logits)
+        logp = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+        ignore = int(self.cfg.dataset.ignore_index)
+        if bool((target != ignore).any()):
+            ce = torch.nn.functional.nll_loss(logp, target, ignore_index=ignore)
+            self.log("val/loss", ce, on_epoch=True, batch_size=images.shape[0], sync_dist=True)
         if batch_idx == 0 and self.cfg.get("num_vis", 0) and self.global_rank == 0:
             self._log_images(images, target, pred)
 
@@ -100,10 +111,14 @@ class SegmentationModule(pl.LightningModule):
         confmat = self.val_metrics.confusion()
         self.val_metrics.reset()
         m = metrics_from_confusion(confmat)
+        m.update(aggregations(confmat, float(self.val_image_miou.compute())))
+        self.val_image_miou.reset()
         names = list(self.cfg.dataset.get("class_names") or range(len(m["IoU"])))
         self.log("val/mIoU", m["mIoU"], prog_bar=True, sync_dist=False)
         self.log("val/aAcc", m["aAcc"])
         self.log("val/mAcc", m["mAcc"])
+        for key in ("mIoU_image", "fwIoU", "IoU_micro"):
+            self.log(f"val/{key}", m[key])
         for name, iou in zip(names, m["IoU"]):
             if not math.isnan(iou):
                 self.log(f"val/IoU_{name}", iou)

@@ -22,9 +22,11 @@ from omegaconf import DictConfig
 
 from training.datamodule import SegDataModule
 from training.determinism import EpochSeedCallback
-from training.finetune import FreezeEncoder, load_weights
+from training.ema import ema_callbacks
+from training.finetune import FreezeEncoder, finetune_from
 from training.module import SegmentationModule
 from training.resume import BestMetricState, resume_checkpoint
+from training.summary import RunSummary
 from utils.run_folder import RunFolder
 
 log = logging.getLogger("segbench")
@@ -44,8 +46,10 @@ def _instantiate_group(group: DictConfig | None, **fill) -> list:
 def segbench_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """Callbacks every run gets: best-metric state in checkpoints, per-epoch seeding, optional encoder freeze."""
     out = [BestMetricState(), EpochSeedCallback(int(cfg.seed))]
+    out.append(RunSummary(cfg))  # summary.json in the run folder (training/summary.py)
     if int(cfg.get("freeze_encoder_epochs") or 0) > 0:
         out.append(FreezeEncoder(int(cfg.freeze_encoder_epochs), float(cfg.get("unfreeze_lr_factor", 0.5))))
+    out += ema_callbacks(cfg)  # ema.decay=0.999: validation and checkpoints on EMA weights (training/ema.py)
     return out
 
 
@@ -74,7 +78,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     module = SegmentationModule(cfg)
     module.best_confmat_path = run.confusion_matrix
     if cfg.get("finetune_from") and ckpt_path is None:
-        load_weights(module.model, cfg.finetune_from)
+        finetune_from(module.model, cfg.finetune_from)
     trainer = build_trainer(cfg, run)
     if ckpt_path is not None and trainer.is_global_zero:
         log.info(f"Resuming from {ckpt_path}")

@@ -9,6 +9,7 @@ Layout (``../shared/DESIGN.md``)::
         main.log               console log of main.py
         events.out.tfevents.*  TensorBoard (logger=tensorboard)
         ConfusionMatrix.pt     int64 (K, K) confusion matrix of the best validation epoch
+        summary.json           run summary, rewritten atomically each epoch and at the end (training/summary.py)
         validation/<timestamp>/   written by validation.py
         benchmark/                written by benchmark.py
         export/<timestamp>/       ONNX + OpenVINO IR written by `benchmark.py export`
@@ -66,6 +67,10 @@ class RunFolder:
     @property
     def confusion_matrix(self) -> Path:
         return self.root / "ConfusionMatrix.pt"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
 
     @property
     def validation_root(self) -> Path:

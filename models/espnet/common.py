@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.checkpoint import read_state_dict
+
 CHANNEL_ORDERS = ("RGB", "BGR")
 
 
@@ -155,9 +157,7 @@ def load_author_checkpoint(model: nn.Module, path: Path, key_map: Callable[[str]
     Raises:
         ValueError: missing/unexpected keys or shape mismatches (counts and the first names are listed).
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, Mapping) and "state_dict" in state:
-        state = state["state_dict"]
+    state = read_state_dict(path)
     renamed = {}
     for k, v in state.items():
         k = k[len("module.") :] if k.startswith("module.") else k

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from models.checkpoint import read_state_dict
 from models.espnet.common import build_input_convention, load_author_checkpoint, pad_to_multiple, resolve_weights
 
 BN_EPS = 1e-3
@@ -245,7 +246,7 @@ class ESPNet(nn.Module):
             ValueError: missing/unexpected keys or shape mismatches (e.g. wrong q, or 20 vs 12 outputs).
         """
         path = resolve_weights(path_or_name, self.weights_dir, "espnet")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_state_dict(path)
         prefixed = any(k.startswith(("encoder.", "module.encoder.")) for k in state)
         conv_w = state.get("conv.conv.weight")
         if self.decoder and conv_w is not None:

@@ -133,14 +133,18 @@ def test_bf16_where_the_cpu_has_it(model):
         res = compare(backends.eager(model, example, "fp32", CPU), run, [torch.randn(1, 3, 64, 96)])
         assert res["label_agreement"] >= 0.95
     else:
-        with pytest.raises(ValueError, match=r"precision=bf16 with backend=openvino needs a CPU with BF16; this one"):
+        with pytest.raises(
+            ValueError, match=r"precision=bf16-mixed with backend=openvino needs a CPU with BF16; this one"
+        ):
             build_runner(model, example, "openvino", "bf16", CPU)
 
 
 def test_unsupported_precision_is_named(model):
-    with pytest.raises(ValueError, match=r"backend=onnxruntime supports precision \['fp32'\], got 'int8'"):
+    with pytest.raises(ValueError, match=r"backend=onnxruntime supports precision \['32-true'\], got 'int8'"):
         build_runner(model, torch.randn(1, 3, 64, 96), "onnxruntime", "int8", CPU)
-    with pytest.raises(ValueError, match=r"backend=eager supports precision \['fp32', 'bf16', 'fp16'\], got 'int8'"):
+    with pytest.raises(
+        ValueError, match=r"backend=eager supports precision \['32-true', 'bf16-mixed', '16-mixed'\], got 'int8'"
+    ):
         build_runner(model, torch.randn(1, 3, 64, 96), "eager", "int8", CPU)
 
 
@@ -175,7 +179,7 @@ def test_benchmark_record_carries_parity_and_csv_marks_excess(tmp_path):
         bench_cfg(*common, "evaluate=true", "eval_max_images=2"), tmp_path / "a" / "run", model_choice="smp"
     )
     assert ok.status == "ok", ok.error
-    assert ok.parity_reference == "eager fp32" and ok.parity_images == "val (2 images)"
+    assert ok.parity_reference == "eager 32-true" and ok.parity_images == "val (2 images)"
     assert ok.parity_max_abs_logit <= FP32_TOL and ok.parity_label_agreement >= 1 - 1e-4
     assert abs(ok.parity_delta_mIoU) <= 1e-4 and ok.parity_ok and ok.parity_violations == []
     assert ok.eval_split == "val" and ok.eval_images == 2
@@ -190,7 +194,7 @@ def test_benchmark_record_carries_parity_and_csv_marks_excess(tmp_path):
     df = pd.read_csv(tmp_path / "tables" / "all.csv").set_index("backend")
     assert df.loc["eager", "parity"] != df.loc["eager", "parity"]  # empty (NaN) for eager backends
     rows = df.loc["onnxruntime"].set_index(df.loc["onnxruntime", "parity"].str.split(" ").str[0])
-    assert rows.loc["ok", "parity"] == "ok (vs eager fp32, val (2 images))"
+    assert rows.loc["ok", "parity"] == "ok (vs eager 32-true, val (2 images))"
     assert rows.loc["ok", "parity_label_agreement"] == pytest.approx(ok.parity_label_agreement)
     assert rows.loc["ok", "parity_delta_mIoU"] == pytest.approx(100 * ok.parity_delta_mIoU)  # points, as mIoU
     assert rows.loc["exceeded:", "parity"].startswith("exceeded: max |Δ logit| ")

@@ -7,11 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
 from benchmarking.runner import parse_resolution, run_benchmark
+from datasets import build_dataset
+from datasets.transforms import build_transforms
 from tests.benchmarking.fakes import CountingModel
 from tests.conftest import compose_cfg
 
@@ -33,7 +36,7 @@ def test_parse_resolution():
 def test_config_defaults_are_mmseg_protocol():
     cfg = bench_cfg()
     assert (cfg.warmup, cfg.iterations, cfg.batch_size, cfg.repeat) == (5, 195, 1, 1)
-    assert (cfg.precision, cfg.backend, cfg.budget.seconds, cfg.budget.memory_gib) == ("fp32", "eager", 3.0, 12.0)
+    assert (cfg.precision, cfg.backend, cfg.budget.seconds, cfg.budget.memory_gib) == ("32-true", "eager", 3.0, 12.0)
 
 
 def test_counts_flops_and_record(tmp_path):
@@ -49,18 +52,24 @@ def test_counts_flops_and_record(tmp_path):
     # conv 3x3, 3 -> K channels, stride 2: output 24x32; 1 MAC = 2 FLOPs (bias not counted)
     assert rec.flops == 2 * (3 * 9) * k * 24 * 32
     assert rec.flops_convention == "1 MAC = 2 FLOPs" and rec.flops_counter == "torch.utils.flop_counter"
-    assert rec.fps > 0 and rec.latency_ms_p95 >= rec.latency_ms_p50 > 0
-    assert rec.fps == pytest.approx(np.mean(rec.fps_runs))
-    assert rec.memory_kind.startswith("cpu_peak_rss") and rec.memory_mib >= 0
-    assert rec.overhead_ms >= 0 and rec.budget["checked_on"] == "timed input" and rec.budget["ok"]
+    assert rec.fps == pytest.approx(np.mean(rec.fps_runs)) and rec.latency_ms_p95 >= rec.latency_ms_p50
+    # fps of a repeat = iterations / its timed seconds; latency_ms_mean = mean of all 2 * 3 timed calls
+    assert sum(3 / f for f in rec.fps_runs) == pytest.approx(2 * 3 * rec.latency_ms_mean / 1000)
+    assert rec.memory_kind == "cpu_rss" and rec.memory_peak_mib >= rec.memory_forward_mib
+    assert rec.overhead_pct == pytest.approx(100 * rec.overhead_ms / rec.latency_ms_p50)
+    assert rec.budget["checked_on"] == "timed input" and rec.budget["ok"]
     assert path.parent == tmp_path / "benchmark" and json.loads(path.read_text())["config"] == "x=1"
 
 
-@pytest.mark.parametrize("backend,precision", [("channels_last", "bf16"), ("eager", "fp16")])
-def test_backends_and_precisions_run(tmp_path, backend, precision):
-    rec, _ = run_benchmark(bench_cfg(*FAKE, *FAST, f"backend={backend}", f"precision={precision}"), tmp_path)
+@pytest.mark.parametrize(
+    "backend,precision,name",
+    [("channels_last", "bf16-mixed", "bf16-mixed"), ("eager", "fp16", "16-mixed"), ("eager", "bf16", "bf16-mixed")],
+)
+def test_backends_and_precisions_run(tmp_path, backend, precision, name):
+    rec, path = run_benchmark(bench_cfg(*FAKE, *FAST, f"backend={backend}", f"precision={precision}"), tmp_path)
     assert rec.status == "ok", rec.error
-    assert (rec.backend, rec.precision) == (backend, precision)
+    assert (rec.backend, rec.precision) == (backend, name)  # aliases are recorded by their Lightning name
+    assert json.loads(path.read_text())["precision"] == name
 
 
 @pytest.mark.parametrize(
@@ -131,11 +140,27 @@ def test_budget_on_photos(tmp_path):
 
 
 def test_evaluate_on_embedded_camvid(tmp_path):
+    torch.manual_seed(0)  # the model's initial weights, rebuilt below
     rec, _ = run_benchmark(bench_cfg(*FAKE, *FAST, "evaluate=true", "eval_max_images=2"), tmp_path)
     assert rec.status == "ok", rec.error
-    assert rec.eval_split == "val" and rec.eval_images == 2 and 0.0 <= rec.mIoU <= 1.0
+    assert rec.eval_split == "val" and rec.eval_images == 2
+    # the same two images by hand: the model's argmax at label size, confusion by bincount, mean IoU of the
+    # classes present in label or prediction
+    torch.manual_seed(0)
+    cfg = bench_cfg(*FAKE)
+    model = instantiate(cfg.model).eval()
+    ds = build_dataset(cfg.dataset, "val", build_transforms(cfg.augmentation.test, cfg.dataset.mean, cfg.dataset.std))
+    k, confusion = 11, np.zeros((11, 11), np.int64)
+    for i in range(2):
+        img, mask = ds[i]["image"], ds[i]["mask"].numpy()
+        with torch.no_grad():
+            logits = F.interpolate(model(img[None])["out"], size=mask.shape, mode="bilinear", align_corners=False)
+        pred, keep = logits.argmax(1)[0].numpy(), mask != 255
+        confusion += np.bincount(k * mask[keep] + pred[keep], minlength=k * k).reshape(k, k)
+    inter, union = np.diag(confusion), confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
+    assert rec.mIoU == pytest.approx(float(np.mean(inter[union > 0] / union[union > 0])), abs=1e-6)
 
 
 def test_evaluate_split_without_labels_fails(tmp_path):
     rec, _ = run_benchmark(bench_cfg(*FAKE, *FAST, "evaluate=true", "eval_split=nolabels"), tmp_path)
-    assert rec.status == "failed" and "no labels; labelled splits" in rec.error
+    assert rec.status == "failed" and "no labels for split 'nolabels' (labelled splits: [" in rec.error

@@ -102,6 +102,7 @@ def test_predict_slide_one_window_equals_whole_and_flip_runs(tiny_run, shared_da
         "flip": True,
         "window_batch": 4,
         "accumulate_on": "cpu",
+        "resize": None,
     }
     assert np.asarray(Image.open(tmp_path / "slide" / "chelsea_label.png")).shape == (300, 451)
 
@@ -114,6 +115,29 @@ def test_auto_mode_slides_large_images():
     own = settings_for(InferenceSettings(mode="slide", crop_size=512, stride=300), "auto", 4000, 6000, 100, (1, 1))
     assert (own.crop_size, own.stride) == ((512, 512), (300, 300))
     assert settings_for(own, "whole", 4000, 6000, 100, (1, 1)).mode == "whole"
+
+
+def test_auto_mode_counts_pixels_at_the_test_scale():
+    base = InferenceSettings(resize=[1024, 512])
+    assert settings_for(base, "auto", 2988, 5312, 1024 * 512, (256, 320)) is base  # 910x512 after the resize
+    assert settings_for(base, "auto", 2988, 5312, 400 * 400, (256, 320)).mode == "slide"
+
+
+@pytest.mark.slow
+def test_production_preset_on_a_large_photo(tiny_run, shared_data, tmp_path):
+    """--preset production: the photo runs at the 1024x512 test scale (one whole forward), labels at full size."""
+    photos = sorted(
+        (shared_data / "photos").glob("*.jpg"), key=lambda p: -Image.open(p).size[0] * Image.open(p).size[1]
+    )
+    big = photos[0]
+    w, h = Image.open(big).size
+    [r] = predict.main(["--ckpt", str(tiny_run), str(big), "--out", str(tmp_path), "--preset", "production"])
+    assert r["inference"]["mode"] == "whole" and r["inference"]["resize"] == [1024, 512]
+    assert (r["width"], r["height"]) == (w, h) and w * h > 10_000_000
+    label = np.asarray(Image.open(tmp_path / f"{big.stem}_label.png"))
+    assert label.shape == (h, w) and label.max() < 11
+    with pytest.raises(ValueError, match=r"unknown inference preset 'fast'; available: \['production'\]"):
+        predict.main(["--ckpt", str(tiny_run), str(big), "--out", str(tmp_path), "--preset", "fast"])
 
 
 def test_list_images_and_errors(shared_data, tmp_path):

@@ -56,8 +56,11 @@ def test_list_of_losses_on_a_multi_output_model():
     assert torch.allclose(parts["out"], expected_out) and torch.allclose(parts["aux"], expected_aux)
     assert torch.allclose(total, expected_out + 0.4 * expected_aux)
     assert crit.losses[0].pool_way == "avg" and crit.losses[1].do_bg is True
+    heads = [model.out.weight, model.aux.weight]
+    expected = torch.autograd.grad(expected_out + 0.4 * expected_aux, heads, retain_graph=True)
     total.backward()
-    assert model.out.weight.grad.abs().sum() > 0 and model.aux.weight.grad.abs().sum() > 0
+    for weight, grad in zip(heads, expected):
+        assert grad.any() and torch.allclose(weight.grad, grad)
 
 
 def test_ms_ocr_style_four_outputs():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.checkpoint import model_state, read_state_dict
+from models.checkpoint import load_weights, read_state_dict
 
 
 @pytest.mark.parametrize(
@@ -22,9 +22,31 @@ def test_containers_are_unwrapped_to_tensors(tmp_path, wrap):
     assert out.keys() == state.keys() and torch.equal(out["a.weight"], state["a.weight"])
 
 
-def test_lightning_model_prefix_is_stripped_and_other_keys_dropped():
-    assert set(model_state({"model.net.w": torch.ones(1), "criterion.weight": torch.ones(1)})) == {"net.w"}
-    assert set(model_state({"net.w": torch.ones(1)})) == {"net.w"}
+@pytest.mark.parametrize(
+    "stored,expected",
+    [
+        ({"state_dict": {"model.net.w": torch.ones(1), "criterion.weight": torch.ones(1)}}, {"net.w"}),  # Lightning
+        ({"module.net.w": torch.ones(1)}, {"net.w"}),  # DataParallel / DistributedDataParallel
+        ({"model": {"module.net.w": torch.ones(1)}}, {"net.w"}),
+        ({"net.w": torch.ones(1)}, {"net.w"}),
+    ],
+)
+def test_prefixes_are_stripped_and_other_keys_dropped(tmp_path, stored, expected):
+    torch.save(stored, tmp_path / "c.pt")
+    assert set(read_state_dict(tmp_path / "c.pt")) == expected
+
+
+def test_strict_load_names_the_file_and_keys(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1))
+    torch.save({"0.weight": torch.ones(2, 3, 1, 1)}, tmp_path / "short.pth")
+    with pytest.raises(ValueError, match=r"short.pth does not fit Sequential: 1 missing keys \['0.bias'\]"):
+        load_weights(model, tmp_path / "short.pth")
+    torch.save({"0.weight": torch.ones(2, 3, 1, 1), "0.bias": torch.full((2,), 3.0)}, tmp_path / "ok.pth")
+    assert load_weights(model, tmp_path / "ok.pth")["loaded_by"] == "state_dict"
+    assert torch.equal(model[0].bias, torch.full((2,), 3.0))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pth cannot be read"):
+        read_state_dict(tmp_path / "junk.pth")
 
 
 def test_missing_and_empty_files_name_the_path(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -283,6 +284,13 @@ def test_espnet_camvid_experiment_finetunes_from_the_authors_checkpoint(shared_d
     )
     assert torch.equal(module.model.classifier.weight, ck["classifier.weight"])
     batch = {"image": torch.randn(1, 3, 64, 96), "mask": torch.randint(0, 11, (1, 64, 96))}
+    module.trainer = SimpleNamespace(estimated_stepping_batches=10)  # all configure_optimizers reads
+    opt = module.configure_optimizers()["optimizer"]
     loss = module.criterion(module(batch["image"]), batch["mask"])[0]
     loss.backward()
-    assert torch.isfinite(loss) and module.model.classifier.weight.grad is not None
+    w0, g = module.model.classifier.weight.detach().clone(), module.model.classifier.weight.grad
+    opt.step()
+    # the recipe's AdamW (lr 5e-4, weight decay 5e-4), first step: w1 = w0 (1 - lr wd) - lr g / (|g| + eps)
+    lr, wd = 5.0e-4, 5.0e-4
+    assert torch.isfinite(loss) and g.any()
+    assert torch.allclose(module.model.classifier.weight, w0 * (1 - lr * wd) - lr * g / (g.abs() + 1e-8), atol=1e-9)

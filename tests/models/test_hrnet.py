@@ -10,9 +10,11 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from metrics import metrics_from_confusion
 from models import HRNetMSOCR, HRNetOCR, HRNetOCRASPP, HRNetV2
 from models.hrnet import HRNetBackbone, load_hrnet_state, map_key
 from tests.conftest import TINY_RUN, compose_cfg, run_entry
+from training.datamodule import SegDataModule
 from utils.run_folder import RunFolder
 
 MODELS = {"hrnet": HRNetV2, "hrnet_ocr": HRNetOCR, "hrnet_ocr_aspp": HRNetOCRASPP, "hrnet_ocr_ms": HRNetMSOCR}
@@ -321,7 +323,11 @@ def test_each_model_trains_on_camvid(name, tmp_path):
 
     cfg = compose_cfg([f"model={name}", *SHORT_RUN])
     result = train(cfg, tmp_path / "run")
-    assert 0.0 <= result["best_mIoU"] <= 1.0
+    confmat = torch.load(RunFolder(tmp_path / "run").confusion_matrix)
+    assert result["best_mIoU"] == pytest.approx(metrics_from_confusion(confmat)["mIoU"], abs=1e-6)
+    dm = SegDataModule(cfg)
+    dm.setup("validate")  # limit_val_batches=1, val_batch_size=1: the first val frame, resized to 64x96
+    assert confmat.sum().item() == int((dm.val_set[0]["mask"] != 255).sum())
     ckpt = torch.load(RunFolder(tmp_path / "run").checkpoint("last"), map_location="cpu", weights_only=False)
     assert "model.backbone.stage4.2.fuse_layers.0.3.0.weight" in ckpt["state_dict"]
     assert sum(

@@ -11,7 +11,7 @@ import torch
 from models import SMPModel
 from tests.conftest import TINY_RUN, compose_cfg
 from tests.training.probes import Record
-from training.finetune import find_encoder, load_weights, scale_lr
+from training.finetune import find_encoder, finetune_from, scale_lr
 from training.train import train
 
 PROBE = ["+callbacks.record._target_=tests.training.probes.Record"]
@@ -78,19 +78,19 @@ def test_finetune_from_loads_weights_only_and_freezes_then_unfreezes(tmp_path):
     assert ft["global_step"] == 4
 
 
-def test_load_weights_skips_mismatched_head_and_reports(tmp_path):
+def test_finetune_from_skips_mismatched_head_and_reports(tmp_path):
     a = SMPModel("Unet", "resnet18", num_classes=19)
     b = SMPModel("Unet", "resnet18", num_classes=11)
     torch.save({"state_dict": {f"model.{k}": v for k, v in a.state_dict().items()}}, tmp_path / "a.ckpt")
-    report = load_weights(b, tmp_path / "a.ckpt")
+    report = finetune_from(b, tmp_path / "a.ckpt")
     assert report["shape_mismatch"] == ["net.segmentation_head.0.bias", "net.segmentation_head.0.weight"]
     assert report["unexpected"] == [] and len(report["loaded"]) == len(b.state_dict()) - 2
     assert torch.equal(b.net.encoder.conv1.weight, a.net.encoder.conv1.weight)
     with pytest.raises(FileNotFoundError, match="nope.ckpt"):
-        load_weights(b, tmp_path / "nope.ckpt")
+        finetune_from(b, tmp_path / "nope.ckpt")
     torch.save({"x": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="no tensor"):
-        load_weights(b, tmp_path / "other.pth")
+        finetune_from(b, tmp_path / "other.pth")
 
 
 def test_find_encoder_and_scale_lr():

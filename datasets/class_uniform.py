@@ -1,0 +1,311 @@
+"""Class-uniform sampling: a fraction of each epoch's crops is centred on a pixel of a uniformly drawn class.
+
+After Zhu et al., "Improving Semantic Segmentation via Video Propagation and Label Relaxation" (CVPR 2019) and
+NVIDIA semantic-segmentation's ``class_uniform_pct`` (used by MS-OCR, Tao et al. 2020): rare classes (CamVid
+SignSymbol, Pedestrian, Bicyclist) are seen in ``pct / C`` of the crops each instead of their pixel share.
+
+Per epoch ``e`` (``class_uniform.pct=p``, ``N`` train images, ``C`` classes present in the split):
+
+* ``round(p * N)`` of the epoch's ``N`` slots, chosen by a permutation seeded with ``(seed, e)``, are class-uniform;
+  the k-th of them gets class ``order[k % C]`` (``order`` a seeded permutation of the classes), so each class
+  gets ``floor`` or ``ceil`` of ``p * N / C`` slots: exactly uniform over classes, not only in expectation;
+* a class-uniform slot picks an image containing the class and one of its stored pixels uniformly, with a
+  generator seeded by ``(seed, e, slot)``; the other slots load their own image as before;
+* the crop (:class:`CentredCrop`, which replaces the pipeline's ``albumentations.RandomCrop``) is centred on that
+  pixel after the preceding transforms (scale, pad) moved it, shifted only to stay inside the image; the rest
+  of the pipeline (flip, ...) is unchanged.
+
+Everything is a function of ``(seed, epoch, slot)`` (training/determinism.py): reproducible, worker- and
+resume-independent. NVIDIA computes per-tile class centroids; here a class's pixels of an image are sampled
+uniformly (``points_per_class`` of them), so large objects are not reduced to one point.
+
+The per-image index (:class:`ClassPixelIndex`: pixels per class per image, and the stored pixels) is computed
+once and cached as ``<data root>/.segbench_cache/class_index_<split>_<key>.npz`` (or under ``fallback_dir`` when
+the data folder is read-only). Invalidation: ``key`` is a SHA-256 of the label files (path, size, mtime), the
+dataset class, its label-mapping code (:meth:`~datasets.base.SegmentationDataset.map_label` source), its scalar
+settings (``num_classes``, ``ignore_index``, ``reduce_zero_label``, ...), ``points_per_class`` and the index
+format version; any change gives another key, the index is rebuilt and stale files of the split are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+
+from datasets.base import DatasetError
+
+log = logging.getLogger("segbench")
+
+INDEX_VERSION = 1
+CACHE_DIR = ".segbench_cache"
+_PLAN_STREAM, _PICK_STREAM = 0xC1A55, 0x9C4  # SeedSequence entropy words: distinct streams per use
+
+
+@dataclass
+class ClassPixelIndex:
+    """Which classes each image holds, and where (a uniform sample of each class's pixels).
+
+    Attributes:
+        counts: int64 (N, K) pixels of class k in image n (``ignore_index`` excluded).
+        start: int64 (N, K) offset of image n / class k in ``points``; ``num`` int64 (N, K) stored pixels.
+        points: int32 (M, 2) pixel positions ``(x, y)`` (column, row) in the image's label map.
+    """
+
+    counts: np.ndarray
+    start: np.ndarray
+    num: np.ndarray
+    points: np.ndarray
+
+    @classmethod
+    def build(cls, dataset, points_per_class: int = 64) -> ClassPixelIndex:
+        """Read every label of ``dataset`` (a :class:`~datasets.base.SegmentationDataset`) once.
+
+        Up to ``points_per_class`` pixels of each class present in an image are kept, drawn without replacement
+        by a generator seeded with ``(image index, class)``.
+
+        Raises:
+            DatasetError: the split has no labels or a label is invalid (from ``load_label``).
+        """
+        n_img, k = len(dataset.pairs), int(dataset.num_classes)
+        counts = np.zeros((n_img, k), np.int64)
+        start = np.zeros((n_img, k), np.int64)
+        num = np.zeros((n_img, k), np.int64)
+        points: list[np.ndarray] = []
+        total = 0
+        for n, (_img, lab) in enumerate(dataset.pairs):
+            if lab is None:
+                raise DatasetError(f"class-uniform sampling needs labels; split {dataset.split!r} has none")
+            label2d = dataset.load_label(lab)
+            width, label = label2d.shape[1], label2d.ravel()
+            valid = np.flatnonzero(label != dataset.ignore_index)
+            classes = label[valid]
+            counts[n] = np.bincount(classes, minlength=k)[:k]
+            order = np.argsort(classes, kind="stable")
+            bounds = np.concatenate([[0], np.cumsum(counts[n])])
+            for c in np.flatnonzero(counts[n]):
+                pix = valid[order[bounds[c] : bounds[c + 1]]]
+                if len(pix) > points_per_class:
+                    rng = np.random.default_rng([n, int(c)])
+                    pix = np.sort(rng.choice(pix, points_per_class, replace=False))
+                start[n, c], num[n, c] = total, len(pix)
+                points.append(np.stack([pix % width, pix // width], 1).astype(np.int32))
+                total += len(pix)
+        pts = np.concatenate(points) if points else np.zeros((0, 2), np.int32)
+        return cls(counts=counts, start=start, num=num, points=pts)
+
+    def images_with(self, cls: int) -> np.ndarray:
+        """int64 indices of the images holding at least one pixel of class ``cls``."""
+        return np.flatnonzero(self.counts[:, cls] > 0)
+
+    def points_of(self, image: int, cls: int) -> np.ndarray:
+        """int32 (P, 2) stored ``(x, y)`` pixels of class ``cls`` in image ``image`` (P = 0 if absent)."""
+        s = int(self.start[image, cls])
+        return self.points[s : s + int(self.num[image, cls])]
+
+    def save(self, path: Path) -> None:
+        """Write atomically (temporary file + rename) as ``.npz``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+        os.close(fd)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, counts=self.counts, start=self.start, num=self.num, points=self.points)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the cache is shared like the data
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, path: Path) -> ClassPixelIndex:
+        """Read a file written by :meth:`save`."""
+        with np.load(path) as z:
+            return cls(counts=z["counts"], start=z["start"], num=z["num"], points=z["points"])
+
+
+def cache_key(dataset, points_per_class: int) -> str:
+    """SHA-256 (hex) of everything the index depends on (see the module docstring)."""
+    root = Path(dataset.root)
+    files = []
+    for _img, lab in dataset.pairs:
+        st = Path(lab).stat() if lab is not None else None
+        rel = os.path.relpath(lab, root) if lab is not None else None
+        files.append([rel, st.st_size if st else None, st.st_mtime_ns if st else None])
+    cls = type(dataset)
+    settings = {k: v for k, v in vars(dataset).items() if isinstance(v, (bool, int, float, str))}
+    settings["reduce_zero_label"] = bool(getattr(dataset, "reduce_zero_label", False))
+    blob = {
+        "version": INDEX_VERSION,
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "map_label": inspect.getsource(cls.map_label),
+        "settings": settings,
+        "points_per_class": int(points_per_class),
+        "files": files,
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def load_or_build_index(dataset, points_per_class: int = 64, fallback_dir: str | os.PathLike | None = None):
+    """The cached :class:`ClassPixelIndex` of ``dataset`` (built and saved on a miss).
+
+    Args:
+        dataset: a :class:`~datasets.base.SegmentationDataset` with labels.
+        points_per_class: stored pixels per (image, class).
+        fallback_dir: cache folder when ``<root>/.segbench_cache`` cannot be written (e.g. ``${LOGDIR}/cache``).
+
+    Returns:
+        ``(index, path)``: the index and the cache file it was read from or written to (None if unwritable).
+    """
+    key = cache_key(dataset, points_per_class)
+    name = f"class_index_{dataset.split}_{key[:16]}.npz"
+    root = Path(dataset.root)
+    # a data folder without any write bit is read-only by intent, even for root (who may write anyway)
+    dirs = [root / CACHE_DIR] if os.access(root, os.W_OK) and root.stat().st_mode & 0o222 else []
+    if fallback_dir is not None:
+        dirs.append(
+            Path(fallback_dir) / type(dataset).__name__ / hashlib.sha1(str(dataset.root).encode()).hexdigest()[:8]
+        )
+    for d in dirs:
+        if (d / name).is_file():
+            log.info(f"class-uniform index: {d / name}")
+            return ClassPixelIndex.load(d / name), d / name
+    log.info(f"class-uniform index: reading {len(dataset.pairs)} labels of split {dataset.split!r} once")
+    index = ClassPixelIndex.build(dataset, points_per_class)
+    for d in dirs:
+        try:
+            index.save(d / name)
+        except OSError as e:
+            log.info(f"class-uniform index: cannot write {d} ({e}); trying the next cache folder")
+            continue
+        for stale in d.glob(f"class_index_{dataset.split}_*.npz"):
+            if stale.name != name:
+                stale.unlink(missing_ok=True)
+        log.info(f"class-uniform index: wrote {d / name}")
+        return index, d / name
+    log.warning("class-uniform index: no cache folder is writable; the index is rebuilt by every run")
+    return index, None
+
+
+class CentredCrop(A.RandomCrop):
+    """``albumentations.RandomCrop`` that, given a keypoint, centres the crop on its pixel.
+
+    Without ``keypoints`` it is RandomCrop (same random draws). With ``keypoints`` (the first one, moved by the
+    preceding transforms) the window ``height x width`` starts at ``floor(k) - size // 2`` per axis, clamped to
+    the (padded) image, so the keypoint's pixel is the crop's centre unless that would leave the image.
+    """
+
+    def get_params_dependent_on_data(self, params: dict, data: dict) -> dict:
+        out = super().get_params_dependent_on_data(params, data)
+        keypoints = data.get("keypoints")
+        if keypoints is None or len(keypoints) == 0:
+            return out
+        h, w = params["shape"][:2]
+        x, y = float(keypoints[0][0]), float(keypoints[0][1])
+        pad = out.get("pad_params")
+        if pad is not None:
+            h, w = h + pad["pad_top"] + pad["pad_bottom"], w + pad["pad_left"] + pad["pad_right"]
+            x, y = x + pad["pad_left"], y + pad["pad_top"]
+        x0 = int(min(max(int(np.floor(x)) - self.width // 2, 0), w - self.width))
+        y0 = int(min(max(int(np.floor(y)) - self.height // 2, 0), h - self.height))
+        out["crop_coords"] = (x0, y0, x0 + self.width, y0 + self.height)
+        return out
+
+
+def with_centred_crop(transform: A.Compose) -> A.Compose:
+    """``transform`` with its ``albumentations.RandomCrop`` replaced by :class:`CentredCrop` and keypoints enabled.
+
+    Raises:
+        ValueError: the pipeline has no (or several) ``albumentations.RandomCrop`` (class-uniform sampling centres
+            that crop; names what the pipeline holds).
+    """
+    ops = list(transform.transforms)
+    crops = [i for i, t in enumerate(ops) if type(t) is A.RandomCrop]
+    if len(crops) != 1:
+        names = [type(t).__name__ for t in ops]
+        raise ValueError(
+            f"class_uniform.pct > 0 needs exactly one albumentations.RandomCrop in augmentation.train; it holds {names}"
+        )
+    old = ops[crops[0]]
+    ops[crops[0]] = CentredCrop(
+        height=old.height,
+        width=old.width,
+        pad_if_needed=old.pad_if_needed,
+        pad_position=old.pad_position,
+        border_mode=old.border_mode,
+        fill=old.fill,
+        fill_mask=old.fill_mask,
+        p=old.p,
+    )
+    return A.Compose(ops, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False))
+
+
+class ClassUniformPlan:
+    """Which image, and which pixel to centre on, each slot of an epoch gets (see the module docstring).
+
+    Args:
+        index: the split's :class:`ClassPixelIndex`.
+        pct: fraction in [0, 1] of each epoch's slots that are class-uniform.
+
+    Raises:
+        ValueError: ``pct`` outside [0, 1] (value named).
+    """
+
+    def __init__(self, index: ClassPixelIndex, pct: float):
+        if not 0.0 <= float(pct) <= 1.0:
+            raise ValueError(f"class_uniform.pct={pct}: expected a fraction in [0, 1] (NVIDIA's recipe uses 0.5)")
+        self.index, self.pct = index, float(pct)
+        self.classes = np.flatnonzero(index.counts.sum(0) > 0)  # classes present in the split
+        self._images = {int(c): index.images_with(int(c)) for c in self.classes}
+        self._epoch: tuple[int, int] | None = None
+        self._slot_class: np.ndarray | None = None
+
+    def slot_classes(self, seed: int, epoch: int) -> np.ndarray:
+        """int64 (N,) class of every slot of epoch ``epoch`` (-1: an ordinary slot)."""
+        if self._epoch != (seed, epoch):
+            n = len(self.index.counts)
+            rng = np.random.default_rng([int(seed), int(epoch), _PLAN_STREAM])
+            uniform = rng.permutation(n)[: round(self.pct * n)]
+            order = self.classes[rng.permutation(len(self.classes))]
+            out = np.full(n, -1, np.int64)
+            if len(order):
+                out[uniform] = order[np.arange(len(uniform)) % len(order)]
+            self._epoch, self._slot_class = (seed, epoch), out
+        return self._slot_class
+
+    def item(self, seed: int, epoch: int, slot: int):
+        """``slot`` itself (an ordinary slot) or ``(image index, (x + 0.5, y + 0.5))``: a pixel centre to crop at."""
+        cls = int(self.slot_classes(seed, epoch)[slot])
+        if cls < 0:
+            return slot
+        rng = np.random.default_rng([int(seed), int(epoch), int(slot), _PICK_STREAM])
+        image = int(rng.choice(self._images[cls]))
+        pts = self.index.points_of(image, cls)
+        x, y = pts[int(rng.integers(len(pts)))]
+        return image, (float(x) + 0.5, float(y) + 0.5)
+
+
+def enable_class_uniform(train_set, settings, fallback_dir=None) -> ClassUniformPlan | None:
+    """Switch ``train_set`` to class-uniform crops when ``settings.pct > 0``; returns the plan (None when off).
+
+    Replaces ``train_set.transform`` by :func:`with_centred_crop` of it and loads/builds the cached index.
+
+    Args:
+        train_set: the training :class:`~datasets.base.SegmentationDataset`.
+        settings: the ``class_uniform`` config node (``pct``, ``points_per_class``) or None.
+        fallback_dir: cache folder when the data folder is read-only.
+    """
+    pct = float((settings or {}).get("pct") or 0.0)
+    if pct == 0.0:
+        return None
+    index, _ = load_or_build_index(train_set, int(settings.get("points_per_class", 64)), fallback_dir)
+    plan = ClassUniformPlan(index, pct)
+    train_set.transform = with_centred_crop(train_set.transform)
+    return plan

@@ -1,0 +1,169 @@
+"""Experiment trackers and the Optuna search, read back through the trackers' own APIs (no network).
+
+* one tiny training with ``logger=[tensorboard,mlflow,wandb]``: MLflow through ``MlflowClient`` (metrics, params =
+  resolved config, run folder tag, best checkpoint artifact), W&B through its offline run file, both against the
+  TensorBoard events of the same run;
+* ``hparams_search=lr_wd_crop_loss`` with 2 trials: 2 run folders, the study in ``LOGDIR/optuna.db`` with the best
+  params, and a second invocation adding a trial to the same study (resume).
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from metrics import metrics_from_confusion
+from tests.conftest import TINY_RUN, compose_cfg, run_entry
+from training.train import train
+from utils.run_folder import RunFolder
+
+mlflow = pytest.importorskip("mlflow", reason="logger=mlflow needs: pip install -r requirements-tracking.txt")
+pytest.importorskip("wandb", reason="logger=wandb needs: pip install -r requirements-tracking.txt")
+optuna = pytest.importorskip("optuna", reason="hparams_search needs: pip install -r requirements-tracking.txt")
+
+from tests.training.wandb_records import item_key, read_records  # noqa: E402  (needs wandb)
+
+TWO_EPOCHS = [o for o in TINY_RUN if not o.startswith(("epochs=", "num_vis="))] + ["epochs=2", "num_vis=0"]
+
+
+@pytest.fixture(scope="module")
+def tracked_run(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("logs")
+    before = os.environ.pop("WANDB_MODE", None)
+    try:
+        cfg = compose_cfg([*TWO_EPOCHS, f"LOGDIR={logdir}", "logger=[tensorboard,mlflow,wandb]"])
+        result = train(cfg, logdir / "run")
+        mode = os.environ.get("WANDB_MODE")
+    finally:
+        os.environ.pop("WANDB_MODE", None)
+        if before is not None:
+            os.environ["WANDB_MODE"] = before
+    return logdir, Path(result["run_dir"]), result, mode
+
+
+def _tensorboard_scalars(run_dir: Path, tag: str) -> list[float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return [e.value for e in acc.Scalars(tag)]
+
+
+def _mlflow_run(logdir: Path):
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{logdir}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("segbench").experiment_id])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+def test_mlflow_run_read_back_through_mlflowclient(tracked_run, tmp_path):
+    logdir, run_dir, result, _ = tracked_run
+    client, run = _mlflow_run(logdir)
+    assert run.info.status == "FINISHED"
+    miou = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "val/mIoU"), key=lambda m: m.step)]
+    tb = _tensorboard_scalars(run_dir, "val/mIoU")
+    assert len(miou) == 2 and miou == pytest.approx(tb, abs=1e-7)  # same series as TensorBoard
+    assert max(miou) == pytest.approx(result["best_mIoU"], abs=1e-6)
+    # params: the resolved config flattened, and the run folder
+    p = run.data.params
+    assert p["lr"] == "0.01" and p["dataset.crop_size"] == "[64, 96]" and p["model.arch"] == "Unet"
+    assert p["ema.decay"] == "None" and p["run_dir"] == str(run_dir.resolve())
+    assert run.data.tags["segbench.run_dir"] == str(run_dir.resolve())
+    assert run.info.run_name == f"{logdir.name}/run"
+    # the best checkpoint as an artifact, byte-identical to checkpoints/best.ckpt
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/best.ckpt"]
+    got = client.download_artifacts(run.info.run_id, "checkpoints/best.ckpt", str(tmp_path))
+    assert filecmp.cmp(got, RunFolder(run_dir).best_ckpt, shallow=False)
+
+
+def test_wandb_offline_run_files(tracked_run):
+    logdir, run_dir, result, mode = tracked_run
+    assert mode == "offline"  # WANDB_MODE unset -> offline
+    files = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1
+    records = read_records(files[0])
+    config = {item_key(i): i.value_json for r in records if r.HasField("config") for i in r.config.update}
+    assert config["lr"] == "0.01" and config["model.arch"] == '"Unet"'
+    assert config["run_dir"] == f'"{run_dir.resolve()}"'
+    history = [
+        {item_key(i): i.value_json for i in r.history.item} for r in records if r.WhichOneof("record_type") == "history"
+    ]
+    miou = [float(h["val/mIoU"]) for h in history if "val/mIoU" in h]
+    assert miou == pytest.approx(_tensorboard_scalars(run_dir, "val/mIoU"), abs=1e-7)
+    assert max(miou) == pytest.approx(result["best_mIoU"], abs=1e-6)
+    import wandb
+
+    assert wandb.run is None and any(r.WhichOneof("record_type") == "exit" for r in records)  # run finished
+    (run_record,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert run_record.project == "segbench" and run_record.display_name == f"{logdir.name}/run"
+
+
+def test_missing_extra_names_the_requirements_file(monkeypatch, tmp_path):
+    import importlib.util
+
+    from training import tracking
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match=r"logger=mlflow needs .*pip install -r requirements-tracking.txt"):
+        tracking.MLFlowLogger(save_dir=str(tmp_path))
+
+
+def _cli(values) -> str:
+    """A list as the search space writes it on the command line: ``[352,480]``, ``[CE]``."""
+    return "[" + ",".join(str(v) for v in values) + "]"
+
+
+def _trial_folders(sweep_dir: Path) -> list[Path]:
+    return sorted((p for p in sweep_dir.iterdir() if (p / "hparams.yaml").is_file()), key=lambda p: int(p.name))
+
+
+def test_optuna_search_two_trials_then_resume(tmp_path):
+    # the shipped search space with tiny crops: a search-space file of the same group, found via hydra.searchpath
+    extra = tmp_path / "extra_configs" / "hparams_search"
+    extra.mkdir(parents=True)
+    (extra / "tiny_crops.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - lr_wd_crop_loss\n"
+        "hydra:\n  sweeper:\n    params:\n      dataset.crop_size: choice([64,96], [64,64])\n"
+    )
+    tiny = [o for o in TINY_RUN if not o.startswith(("dataset.crop_size", "num_vis="))] + ["num_vis=0"]
+    args = [
+        "hparams_search=tiny_crops",
+        f"hydra.searchpath=[file://{tmp_path / 'extra_configs'}]",
+        f"LOGDIR={tmp_path}",
+        *tiny,
+    ]
+    proc = run_entry("main.py", *args, "hydra.sweeper.n_trials=2")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    study_root = tmp_path / "hparams_search" / "camvid_smp_lr_wd_crop_loss"
+    (sweep_dir,) = list(study_root.iterdir())
+    folders = _trial_folders(sweep_dir)
+    assert [p.name for p in folders] == ["0", "1"]
+
+    study = optuna.load_study(study_name="camvid_smp_lr_wd_crop_loss", storage=f"sqlite:///{tmp_path}/optuna.db")
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    for trial, folder in zip(trials, folders):
+        run = RunFolder(folder)
+        assert run.missing() == []  # an ordinary run folder
+        cfg = run.load_config()
+        assert cfg.lr == pytest.approx(trial.params["lr"]) and cfg.wd == pytest.approx(trial.params["wd"])
+        assert _cli(cfg.dataset.crop_size) == trial.params["dataset.crop_size"]  # e.g. "[64,96]"
+        assert _cli(cfg.lossfunction) == trial.params["lossfunction"]  # e.g. "[CE]"
+        assert 1e-3 <= cfg.lr <= 0.1 and 1e-5 <= cfg.wd <= 1e-3
+        # objective = best val mIoU of the run = mIoU of its best-epoch confusion matrix
+        assert trial.value == pytest.approx(metrics_from_confusion(torch.load(run.confusion_matrix))["mIoU"], abs=1e-6)
+    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert results.best_value == pytest.approx(max(t.value for t in trials))
+    assert OmegaConf.to_container(results.best_params) == study.best_params
+
+    again = run_entry("main.py", *args, "hydra.sweeper.n_trials=1")
+    assert again.returncode == 0, again.stderr[-4000:]
+    study = optuna.load_study(study_name="camvid_smp_lr_wd_crop_loss", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert len(list(study_root.iterdir())) == 2
