@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: install install-mmseg install-tracking install-dev train test lint format docs clean-logs slurm-up slurm-down
+.PHONY: install install-mmseg install-tracking install-deploy install-dev train test lint format docs clean-logs slurm-up slurm-down
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ $(TRACKING_STAMP): requirements-tracking.txt $(STAMP)
 
 install-tracking: $(TRACKING_STAMP)
 
+# Optional deploy extra (backend=onnxruntime|openvino, benchmark.py export): ONNX Runtime, OpenVINO, NNCF (~1 min),
+# installed for the test suite.
+DEPLOY_STAMP := $(VENV)/.installed-deploy-$(shell cat requirements-onnx.txt requirements-openvino.txt | cksum | cut -d' ' -f1)
+$(DEPLOY_STAMP): requirements-onnx.txt requirements-openvino.txt $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-openvino.txt
+	touch $(DEPLOY_STAMP)
+
+install-deploy: $(DEPLOY_STAMP)
+
 # Lint/format/docs tools (ruff, MkDocs + Material + mkdocstrings).
 DEV_STAMP := $(VENV)/.installed-dev-$(shell cksum requirements-dev.txt | cut -d' ' -f1)
 $(DEV_STAMP): requirements-dev.txt $(STAMP)
@@ -42,7 +51,7 @@ train: install
 	$(PY) main.py experiment=camvid_embedded
 
 # The full test suite on CPU (what .ci/run calls); prints the 10 slowest tests.
-test: install install-mmseg install-tracking
+test: install install-mmseg install-tracking install-deploy
 	$(PY) -m pytest -q tests --durations=10
 
 # ruff lint + format check (what .ci/run calls before the tests); `make format` rewrites in place.

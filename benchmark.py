@@ -4,9 +4,10 @@
     python benchmark.py -m model.arch=Unet,FPN backend=eager,channels_last        # Hydra multirun
     python benchmark.py aggregate [--root logs/] [--tables tables/] [--import-mmseg]
     python benchmark.py plot dataset=cityscapes resolution=2048x1024 [interesting=pareto|reproduced|A,B]
+    python benchmark.py export checkpoint=<run folder> [formats=onnx,openvino,openvino_int8]   # ONNX + OpenVINO IR
     python benchmark.py compare [--root LOGDIR] [--tables DIR] [--by KEYS] [--metric NAME] [--baseline CONFIG]
 
-Thin entry point: ``aggregate``, ``plot`` and ``compare`` are dispatched before Hydra sees ``sys.argv``; the work
+Thin entry point: ``aggregate``, ``plot``, ``compare`` and ``export`` are dispatched before Hydra sees ``sys.argv``; the work
 is in ``benchmarking/``. The exit status is 1 when any measurement failed (a sweep writes every record first);
 errors are one line on stderr (unknown override keys included, see :mod:`utils.errors`).
 """
@@ -55,6 +56,10 @@ def main(cfg: DictConfig) -> float | None:
 
 def cli(argv: list[str]) -> None:
     """``python benchmark.py ARGV``; exits with status 1 (one line on stderr) when any measurement failed."""
+    if argv and argv[0] == "export":
+        from benchmarking.export import run_export
+
+        sys.exit(run_export(argv[1:]))
     if argv and argv[0] in ("aggregate", "plot", "compare"):
         from benchmarking.cli import run_subcommand
 

@@ -2,7 +2,7 @@
 
     python predict.py --ckpt <run folder | file.ckpt> <images or folders ...> [--out DIR] [--mode auto|whole|slide]
                       [--crop-size H W] [--stride H W] [--scales 0.5 1.0] [--flip] [--window-batch 4]
-                      [--accumulate-on cpu] [--device cuda] [key=value ...]
+                      [--accumulate-on cpu] [--device cuda] [--backend openvino:int8] [key=value ...]
     python predict.py --ckpt <file.pth> model=<m> dataset=<d> <images ...>     # plain or author weights
     python predict.py --ckpt <run> --preset production <photos ...>             # flat time per photo
 
@@ -56,6 +56,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--window-batch", type=int, help="slide windows per forward pass")
     p.add_argument("--accumulate-on", help="device of the probability accumulator, e.g. cpu")
     p.add_argument("--device", help="cpu | cuda | cuda:1 (default: cuda if available)")
+    p.add_argument(
+        "--backend",
+        default="eager",
+        help="NAME[:PRECISION] running the forward (benchmarking.backends): eager, onnxruntime, openvino, "
+        "openvino:bf16, openvino:int8 (NNCF, calibrated on config/benchmark.yaml calibration.images training images)",
+    )
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colours in the overlay")
     args = p.parse_intermixed_args(argv)
     args.overrides = [a for a in args.inputs if "=" in a and not Path(a).exists()]
@@ -84,7 +90,12 @@ def load_predictor(args) -> Predictor:
         accumulate_on=args.accumulate_on,
         resize=pair(args.resize),
     )
-    return Predictor(model, cfg, base, pick_device(args.device), mode, args.max_whole_pixels)
+    device = pick_device(args.device)
+    if args.backend != "eager":
+        from benchmarking.backends import backend_module
+
+        model = backend_module(model, args.backend, cfg, device)
+    return Predictor(model, cfg, base, device, mode, args.max_whole_pixels)
 
 
 class ImagesFailed(RuntimeError):
@@ -119,6 +130,7 @@ def main(argv=None) -> list[dict]:
         )
     summary = {
         "checkpoint": str(args.ckpt),
+        "backend": args.backend,
         "images": len(records),
         "seconds": round(time.perf_counter() - t0, 2),
         "per_image": [

@@ -7,7 +7,7 @@
 * ``tables/all.csv``                    every row,
 * ``tables/<dataset>/<resolution>.csv`` the rows of one dataset at one resolution (WxH).
 
-Units: fps img/s (batch 1), mIoU in %, params in millions, GFLOPs = 1e9 FLOPs (convention per row in
+Units: fps img/s (batch 1), mIoU and parity_delta_mIoU in % (points), params in millions, GFLOPs = 1e9 FLOPs (convention per row in
 ``flops_convention``; segbench's own counts use 1 MAC = 2 FLOPs), memory in MiB (``memory_kind`` says
 which memory).  Each CSV is written to a temporary file and renamed over the old one, so an interrupted
 aggregate never leaves a half-written CSV.
@@ -55,6 +55,10 @@ EXTRA_COLUMNS = [
     "memory_forward",
     "memory_kind",
     "budget",
+    "parity",
+    "parity_max_abs_logit",
+    "parity_label_agreement",
+    "parity_delta_mIoU",
     "eval",
     "citation",
     "notes",
@@ -79,6 +83,10 @@ def record_row(rec: BenchmarkRecord, path: Path | str = "") -> dict:
         budget += (
             f" ({b.get('images')} photos, max {b.get('max_seconds', 0):.2f} s, {b.get('max_memory_mib', 0):.0f} MiB)"
         )
+    parity = ""
+    if rec.parity_ok is not None:
+        parity = "ok" if rec.parity_ok else "exceeded: " + "; ".join(rec.parity_violations)
+        parity += f" (vs {rec.parity_reference}, {rec.parity_images})"
     return {
         "name": rec.name,
         "method": rec.method,
@@ -104,6 +112,10 @@ def record_row(rec: BenchmarkRecord, path: Path | str = "") -> dict:
         "flops_convention": rec.flops_convention,
         "memory_kind": rec.memory_kind,
         "budget": budget,
+        "parity": parity,
+        "parity_max_abs_logit": rec.parity_max_abs_logit,
+        "parity_label_agreement": rec.parity_label_agreement,
+        "parity_delta_mIoU": None if rec.parity_delta_mIoU is None else 100.0 * rec.parity_delta_mIoU,
         "eval": f"{rec.eval_split} ({rec.eval_images} images)" if rec.mIoU is not None else "",
         "citation": "",
         "notes": "",

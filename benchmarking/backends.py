@@ -5,35 +5,99 @@
 * ``eager``          the module as is (``model.eval()``),
 * ``channels_last``  NHWC memory format for weights and input (oneDNN/cuDNN fast paths),
 * ``compile``        ``torch.compile(model)`` (Inductor; compilation happens during the warm-up calls),
-* ``onnxruntime``    export with ``torch.onnx.export`` and run an ONNX Runtime session (optional extra:
-  ``pip install -r requirements-onnx.txt``; fp32 only).
+* ``onnxruntime``    ONNX export (:func:`export_onnx`) run by an ONNX Runtime session (``32-true``),
+* ``openvino``       the same ONNX graph converted to OpenVINO IR and compiled for the CPU: ``32-true``,
+  ``bf16-mixed``
+  (``INFERENCE_PRECISION_HINT=bf16``, only on CPUs that list ``BF16`` in ``OPTIMIZATION_CAPABILITIES``) or
+  ``int8`` (NNCF post-training quantisation on calibration images, :func:`quantize_int8`).
 
-``precision=`` picks the autocast dtype with Lightning's names (:mod:`utils.precision`): ``32-true`` (none),
-``bf16-mixed``, ``16-mixed`` (``torch.autocast`` on the model's device; ``fp32``/``bf16``/``fp16`` are aliases).
-A backend returns ``run(x: float[N,3,H,W]) -> float[N,K,h,w]`` logits (the model's ``"out"``).
+The last two are *exported* backends (:data:`EXPORTED`): their optional packages import lazily and a missing
+one fails in one line naming the requirements file (:func:`require`). Exported graphs take any N, H, W that is a
+multiple of the model's ``stride`` attribute (smp/ESPNet pad to it inside ``forward``; the runner pads and
+crops outside the graph the same way, with zeros after normalisation), so one file serves every image size.
+
+``precision=`` uses Lightning's names (:mod:`utils.precision`): for the torch backends ``32-true`` (no
+autocast), ``bf16-mixed``, ``16-mixed`` (``torch.autocast`` on the model's device; ``fp32``/``bf16``/``fp16``
+are aliases); the quantised ``int8`` (:data:`utils.precision.QUANTIZED`) exists for ``openvino`` only. Each
+backend declares its precisions (:data:`BACKEND_PRECISIONS`). A backend returns
+``run(x: float32[N,3,H,W]) -> float[N,K,h,w]`` logits (the model's ``"out"``).
 """
 
 from __future__ import annotations
 
+import importlib
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from utils.precision import autocast, canonical_precision
+from utils.precision import PRECISIONS, autocast, canonical_precision
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 BACKENDS: dict[str, Callable[..., Runner]] = {}
+#: precisions each backend accepts (``register_backend(precisions=...)``)
+BACKEND_PRECISIONS: dict[str, tuple[str, ...]] = {}
+#: backends that run an exported graph instead of the module (their records carry parity vs eager 32-true)
+EXPORTED: set[str] = set()
+#: optional packages -> the requirements file that installs them
+EXTRAS = {"onnxruntime": "requirements-onnx.txt", "onnx": "requirements-onnx.txt"}
+EXTRAS |= {"openvino": "requirements-openvino.txt", "nncf": "requirements-openvino.txt"}
+ONNX_OPSET = 17
+TORCH_PRECISIONS = tuple(PRECISIONS)  # the autocast precisions of utils.precision
 
 
-def register_backend(name: str):
-    """Decorator: register ``builder(model, example, precision, device) -> Runner`` under ``name``."""
+@dataclass
+class BackendOptions:
+    """What exported backends need beyond the model.
+
+    Attributes:
+        folder: where the exported files go (``model.onnx``, ``openvino_<precision>/model.xml``); a new
+            temporary folder when None.
+        calibration: callable returning the int8 calibration images, each float32[1, 3, H, W] normalised
+            like the model's input (``precision=int8`` only).
+        threads: intra-op threads of the runtime (default ``torch.get_num_threads()``).
+    """
+
+    folder: Path | None = None
+    calibration: Callable[[], Iterable[torch.Tensor]] | None = None
+    threads: int | None = None
+
+    def out(self) -> Path:
+        """``folder`` (created) or a new temporary folder."""
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="segbench_export_"))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder
+
+
+def require(package: str):
+    """Import an optional package, or fail in one line naming the requirements file that installs it.
+
+    Raises:
+        ImportError: ``package`` is not installed (``pip install -r <file>`` named).
+    """
+    try:
+        return importlib.import_module(package)
+    except ImportError as e:
+        raise ImportError(
+            f"{package} is not installed; it is an optional extra: pip install -r {EXTRAS[package]}"
+        ) from e
+
+
+def register_backend(name: str, precisions: tuple[str, ...] = TORCH_PRECISIONS, exported: bool = False):
+    """Decorator: register ``builder(model, example, precision, device, options) -> Runner`` under ``name``,
+    accepting ``precisions``; ``exported`` backends get parity checks in benchmark records."""
 
     def deco(fn):
-        BACKENDS[name] = fn
+        BACKENDS[name], BACKEND_PRECISIONS[name] = fn, tuple(precisions)
+        if exported:
+            EXPORTED.add(name)
         return fn
 
     return deco
@@ -55,20 +119,20 @@ def _torch_runner(model: nn.Module, precision: str, device: torch.device, memory
 
 
 @register_backend("eager")
-def eager(model: nn.Module, example: torch.Tensor, precision: str, device: torch.device) -> Runner:
+def eager(model: nn.Module, example: torch.Tensor, precision: str, device: torch.device, options=None) -> Runner:
     """The module as is."""
     return _torch_runner(model.eval(), precision, device)
 
 
 @register_backend("channels_last")
-def channels_last(model: nn.Module, example: torch.Tensor, precision: str, device: torch.device) -> Runner:
+def channels_last(model: nn.Module, example: torch.Tensor, precision: str, device: torch.device, options=None):
     """Weights and input in ``torch.channels_last`` (NHWC)."""
     model = model.eval().to(memory_format=torch.channels_last)
     return _torch_runner(model, precision, device, memory_format=torch.channels_last)
 
 
 @register_backend("compile")
-def compiled(model: nn.Module, example: torch.Tensor, precision: str, device: torch.device) -> Runner:
+def compiled(model: nn.Module, example: torch.Tensor, precision: str, device: torch.device, options=None) -> Runner:
     """``torch.compile`` (default mode, Inductor); the first (warm-up) call compiles."""
     return _torch_runner(torch.compile(model.eval()), precision, device)
 
@@ -82,52 +146,275 @@ class _OutOnly(nn.Module):
         return _out(self.model(x))
 
 
-@register_backend("onnxruntime")
-def onnxruntime(model: nn.Module, example: torch.Tensor, precision: str, device: torch.device) -> Runner:
-    """Export to ONNX (opset 17) and run with ONNX Runtime (CPU or CUDA execution provider).
+def size_multiple(model: nn.Module) -> int:
+    """The multiple of H and W an exported graph of ``model`` needs: the model's ``stride`` (int) or 1."""
+    s = getattr(model, "stride", 1)
+    return int(s) if isinstance(s, int) and s > 0 else 1
 
-    The timed call includes the tensor -> numpy -> tensor copies.
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad float[N, C, H, W] at the bottom/right to multiples of ``multiple`` (as smp/ESPNet do inside)."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    return F.pad(x, (0, pw, 0, ph)) if (ph or pw) else x
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path) -> Path:
+    """Export ``model``'s ``"out"`` logits to ONNX (opset 17, input ``x``, output ``out``, dynamic N, H, W).
+
+    The TorchScript exporter (``torch.onnx.export(dynamo=False)``) is used: on torch 2.14 it exports smp
+    models and HRNetV2 with symbolic H, W; the dynamo exporter needs the extra ``onnxscript`` package.
+    The example is padded to :func:`size_multiple`, so the traced graph holds no padding; inputs must be
+    padded the same way (:func:`pad_to_multiple`). The model is left in eval mode.
+
+    Args:
+        model: segbench model (its ``forward`` returns a dict with ``"out"`` or a tensor).
+        example: float32[N, 3, H, W] input used for tracing (values irrelevant).
+        path: the ``.onnx`` file to write (parent created).
 
     Raises:
-        ImportError: onnxruntime/onnx not installed (names ``requirements-onnx.txt``).
-        ValueError: precision other than 32-true.
+        ImportError: ``onnx`` is not installed (names ``requirements-onnx.txt``).
     """
-    try:
-        import onnxruntime as ort
-    except ImportError as e:
-        raise ImportError(
-            "backend=onnxruntime needs the optional extra: pip install -r requirements-onnx.txt (onnxruntime, onnx)"
-        ) from e
-    if canonical_precision(precision) != "32-true":
-        raise ValueError(f"backend=onnxruntime supports precision=32-true only, got {precision!r}")
-    path = Path(tempfile.mkdtemp(prefix="segbench_onnx_")) / "model.onnx"
-    torch.onnx.export(
-        _OutOnly(model.eval()),
-        (example,),
-        str(path),
-        input_names=["x"],
-        output_names=["out"],
-        opset_version=17,
-        dynamo=False,
-    )
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(str(path), opts, providers=providers)
+    require("onnx")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = _OutOnly(model).eval()  # export restores the wrapper's mode on exit: eval keeps the model in eval
+    dims = {0: "N", 2: "H", 3: "W"}
+    x = pad_to_multiple(example.detach().float().cpu(), size_multiple(model))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape arithmetic traced on aligned sizes
+        torch.onnx.export(
+            wrapper.cpu(),
+            (x,),
+            str(path),
+            input_names=["x"],
+            output_names=["out"],
+            dynamic_axes={"x": dims, "out": dims},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+    return path
+
+
+def _padded_runner(call: Callable, multiple: int, device: torch.device) -> Runner:
+    """Runner around ``call(numpy float32[N,3,H',W']) -> numpy logits``: pads to ``multiple``, crops back."""
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        (y,) = session.run(["out"], {"x": x.detach().cpu().numpy()})
-        return torch.from_numpy(y).to(device)
+        h, w = x.shape[-2:]
+        xp = pad_to_multiple(x.detach().float().cpu(), multiple).contiguous()
+        y = torch.from_numpy(call(xp.numpy()))
+        return y[..., : y.shape[-2] * h // xp.shape[-2], : y.shape[-1] * w // xp.shape[-1]].to(device)
 
     return run
 
 
-def build_runner(model: nn.Module, example: torch.Tensor, backend: str, precision: str, device: torch.device) -> Runner:
-    """Runner for ``backend`` and ``precision``.
+@register_backend("onnxruntime", precisions=("32-true",), exported=True)
+def onnxruntime(
+    model: nn.Module, example: torch.Tensor, precision: str, device: torch.device, options: BackendOptions | None = None
+) -> Runner:
+    """Export to ONNX (:func:`export_onnx`) and run with ONNX Runtime (CPU or CUDA execution provider).
+
+    The timed call includes the tensor -> numpy -> tensor copies and the padding to ``stride``.
 
     Raises:
-        ValueError: unknown backend or precision (valid names listed).
+        ImportError: onnxruntime/onnx not installed (names ``requirements-onnx.txt``).
+    """
+    options = options or BackendOptions()
+    path = export_onnx(model, example, options.out() / "model.onnx")
+    return onnxruntime_runner(path, size_multiple(model), device, options.threads)
+
+
+def onnxruntime_runner(path: str | Path, multiple: int, device: torch.device, threads: int | None = None) -> Runner:
+    """Runner of an exported ``.onnx`` file (:func:`export_onnx`) in an ONNX Runtime session with ``threads``
+    intra-op threads (default ``torch.get_num_threads()``); inputs are padded to ``multiple``.
+
+    Raises:
+        ImportError: onnxruntime not installed (names ``requirements-onnx.txt``).
+    """
+    ort = require("onnxruntime")
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    session = ort.InferenceSession(str(path), opts, providers=providers)
+    return _padded_runner(lambda a: session.run(["out"], {"x": a})[0], multiple, device)
+
+
+OV_HINTS = {"32-true": "f32", "bf16-mixed": "bf16", "int8": "f32"}  # int8: layers left unquantised run in f32
+
+
+def openvino_capabilities() -> list[str]:
+    """``OPTIMIZATION_CAPABILITIES`` of OpenVINO's CPU device (e.g. ``['FP32', 'INT8', 'BF16', ...]``)."""
+    ov = require("openvino")
+    return [str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+
+
+def quantize_int8(ov_model, images: Iterable[torch.Tensor], multiple: int = 1):
+    """NNCF post-training quantisation (``nncf.quantize``, default mixed preset) of an OpenVINO model.
+
+    Args:
+        ov_model: ``openvino.Model`` (fp32).
+        images: calibration images, each float32[1, 3, H, W] normalised as the model's input; all are used
+            (``subset_size`` = their number); padded to ``multiple``.
+
+    Returns:
+        the quantised ``openvino.Model`` (int8 weights and activations where NNCF places quantisers).
+
+    Raises:
+        ImportError: nncf is not installed (names ``requirements-openvino.txt``).
+        ValueError: no calibration image.
+    """
+    nncf = require("nncf")
+    data = [pad_to_multiple(x.detach().float().cpu(), multiple).numpy() for x in images]
+    if not data:
+        raise ValueError("precision=int8: no calibration image (calibration.images must be >= 1)")
+    return nncf.quantize(ov_model, nncf.Dataset(data), subset_size=len(data))
+
+
+def export_openvino(
+    model: nn.Module, example: torch.Tensor, precision: str, options: BackendOptions | None = None
+) -> Path:
+    """ONNX export (:func:`export_onnx`) converted to OpenVINO IR (``openvino.convert_model``), quantised to
+    int8 with NNCF when ``precision == "int8"``; saved with fp32 weights (no fp16 compression) to
+    ``<folder>/openvino_<fp32|int8>/model.xml`` (+ ``.bin``). bf16 uses the fp32 IR (the precision is a
+    compile-time hint). Returns the ``.xml`` path.
+
+    Raises:
+        ImportError: openvino (or nncf for int8, onnx) not installed (the requirements file named).
+        ValueError: int8 without ``options.calibration``.
+    """
+    ov = require("openvino")
+    precision = canonical_precision(precision, quantized=True)
+    options = options or BackendOptions()
+    folder = options.out()
+    onnx_path = folder / "model.onnx"
+    if not onnx_path.is_file():
+        export_onnx(model, example, onnx_path)
+    ov_model = ov.convert_model(str(onnx_path))
+    kind = "int8" if precision == "int8" else "fp32"
+    if kind == "int8":
+        if options.calibration is None:
+            raise ValueError("precision=int8 needs calibration images (options.calibration)")
+        ov_model = quantize_int8(ov_model, options.calibration(), size_multiple(model))
+    xml = folder / f"openvino_{kind}" / "model.xml"
+    xml.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(ov_model, str(xml), compress_to_fp16=False)
+    return xml
+
+
+@register_backend("openvino", precisions=("32-true", "bf16-mixed", "int8"), exported=True)
+def openvino(
+    model: nn.Module, example: torch.Tensor, precision: str, device: torch.device, options: BackendOptions | None = None
+) -> Runner:
+    """OpenVINO CPU runtime on the exported IR (:func:`export_openvino`): ``PERFORMANCE_HINT=LATENCY``,
+    ``INFERENCE_NUM_THREADS`` = the torch thread count, ``INFERENCE_PRECISION_HINT`` f32 (fp32, int8) or bf16.
+
+    Raises:
+        ImportError: openvino/nncf/onnx not installed (names ``requirements-openvino.txt``).
+        ValueError: ``device`` is not the CPU; bf16 on a CPU without BF16 (its capabilities listed).
+    """
+    if device.type != "cpu":
+        raise ValueError(f"backend=openvino runs on the CPU only, got device={device}")
+    check_openvino_precision(precision)
+    options = options or BackendOptions()
+    xml = export_openvino(model, example, precision, options)
+    return openvino_runner(xml, precision, size_multiple(model), options.threads)
+
+
+def check_openvino_precision(precision: str) -> None:
+    """Raise ValueError when ``precision`` is bf16 and OpenVINO's CPU device lacks BF16 (capabilities listed)."""
+    if canonical_precision(precision, quantized=True) == "bf16-mixed" and "BF16" not in (
+        caps := openvino_capabilities()
+    ):
+        raise ValueError(f"precision=bf16-mixed with backend=openvino needs a CPU with BF16; this one has {caps}")
+
+
+def openvino_runner(xml: str | Path, precision: str, multiple: int, threads: int | None = None) -> Runner:
+    """Runner of an OpenVINO IR compiled for the CPU (``PERFORMANCE_HINT=LATENCY``, ``INFERENCE_NUM_THREADS``
+    = ``threads`` or the torch thread count, ``INFERENCE_PRECISION_HINT`` from :data:`OV_HINTS`); inputs are
+    padded to ``multiple``.
+
+    Raises:
+        ImportError: openvino not installed (names ``requirements-openvino.txt``).
+    """
+    ov = require("openvino")
+    config = {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
+        "INFERENCE_PRECISION_HINT": OV_HINTS[canonical_precision(precision, quantized=True)],
+    }
+    request = ov.Core().compile_model(str(xml), "CPU", config).create_infer_request()
+    return _padded_runner(lambda a: request.infer({0: a})[0].copy(), multiple, torch.device("cpu"))
+
+
+def check_precision(backend: str, precision) -> str:
+    """The canonical name of ``precision`` (:func:`utils.precision.canonical_precision`; ``int8`` allowed) when
+    ``backend`` declares it.
+
+    Raises:
+        ValueError: unknown backend or precision, or one the backend does not declare (valid choices named).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {sorted(BACKENDS)}")
-    return BACKENDS[backend](model, example, canonical_precision(precision), device)
+    name = canonical_precision(precision, quantized=True)
+    if name not in BACKEND_PRECISIONS[backend]:
+        raise ValueError(f"backend={backend} supports precision {list(BACKEND_PRECISIONS[backend])}, got {precision!r}")
+    return name
+
+
+def build_runner(
+    model: nn.Module,
+    example: torch.Tensor,
+    backend: str,
+    precision: str,
+    device: torch.device,
+    options: BackendOptions | None = None,
+) -> Runner:
+    """Runner for ``backend`` and ``precision``.
+
+    Raises:
+        ValueError: unknown backend or precision, or a precision the backend does not support (valid names
+            listed).
+        ImportError: the backend's optional package is missing (the requirements file named).
+    """
+    precision = check_precision(backend, precision)
+    return BACKENDS[backend](model, example, precision, device, options)
+
+
+class BackendModule(nn.Module):
+    """A runner as a segbench model (``forward(x) -> {"out": logits}``), so the inference engine
+    (``inference.infer``: whole/slide/scales/flip) runs any backend.
+
+    Args:
+        runner: ``run(float32[N,3,H,W]) -> float[N,K,h,w]``.
+        source: the module the runner was built from (its ``eval_scales``, if any, are kept).
+    """
+
+    output_names = ("out",)
+
+    def __init__(self, runner: Runner, source: nn.Module | None = None):
+        super().__init__()
+        self.runner = runner
+        self.eval_scales = getattr(source, "eval_scales", None)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"out": self.runner(x).float()}
+
+
+def backend_module(model: nn.Module, spec: str, cfg, device: torch.device) -> BackendModule:
+    """``model`` run by the backend ``spec`` = ``NAME[:PRECISION]`` (precision default ``32-true``) as a segbench model,
+    for predict.py. int8 calibrates on ``calibration.images`` images of ``calibration.split`` of ``cfg.dataset``
+    (``config/benchmark.yaml``); the export goes to a temporary folder.
+
+    Raises:
+        ValueError: unknown backend/precision (valid names listed); ImportError: the extra is missing.
+    """
+    from omegaconf import OmegaConf
+
+    from benchmarking.parity import split_images
+
+    name, _, precision = spec.partition(":")
+    precision = check_precision(name, precision or "32-true")
+    c = OmegaConf.load(Path(__file__).resolve().parents[1] / "config" / "benchmark.yaml").calibration
+    options = BackendOptions(calibration=lambda: split_images(cfg, str(c.split), int(c.images)))
+    example = torch.randn(1, 3, 64, 64, device=device)
+    return BackendModule(build_runner(model.eval().to(device), example, name, precision, device, options), model)

@@ -2,7 +2,8 @@
 
 A record holds what ``../shared/DESIGN.md`` promises (model, method, params, FLOPs with the counter
 named, resolution, batch, precision, backend, device, warm-up and timed iterations, fps, latency
-p50/p95 ms, memory MiB (peak total incl. weights; peak growth during the forward), mIoU if evaluated, status ok/failed with the error) plus provenance
+p50/p95 ms, memory MiB (peak total incl. weights; peak growth during the forward), mIoU if evaluated, status
+ok/failed with the error; parity vs eager 32-true for exported/quantised backends) plus provenance
 (config overrides, weights, torch version, threads).  Files are written atomically
 (:func:`atomic_write_text`), so a reader never sees half a record.
 """
@@ -64,6 +65,16 @@ class BenchmarkRecord:
     eval_split: str | None = None
     eval_images: int | None = None
     budget: dict = field(default_factory=dict)
+    # exported/quantised backends (onnxruntime, openvino) vs eager fp32 (benchmarking/parity.py); None elsewhere
+    parity_reference: str = ""  # "eager fp32"
+    parity_images: str = ""  # e.g. "val (4 images)"
+    parity_max_abs_logit: float | None = None  # max |Δ logit|
+    parity_max_abs_reference: float | None = None  # max |logit| of eager fp32 (scale of the above)
+    parity_label_agreement: float | None = None  # fraction of pixels with equal argmax
+    parity_delta_mIoU: float | None = None  # mIoU(backend) - mIoU(eager fp32), 0..1, when evaluated
+    parity_ok: bool | None = None  # False: a tolerance of config/benchmark.yaml parity.tolerance exceeded
+    parity_violations: list[str] = field(default_factory=list)
+    calibration: str = ""  # int8: e.g. "train (32 images, nncf.quantize)"
     device: str = ""
     device_name: str = ""
     hardware: str = ""

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarking.backends import BACKENDS, build_runner
+from benchmarking.backends import EXPORTED, BackendModule, BackendOptions, build_runner, check_precision, eager
 from benchmarking.measure import (
     FLOPS_CONVENTION,
     FLOPS_COUNTER,
@@ -50,7 +50,6 @@ from benchmarking.protocol import TimingProtocol, time_callable, timer_overhead_
 from benchmarking.records import BenchmarkRecord, write_record
 from datasets.image_io import image_size
 from models.build import build_model
-from utils.precision import canonical_precision
 from utils.run_folder import RunFolder
 
 log = logging.getLogger("segbench.benchmark")
@@ -117,6 +116,7 @@ def load_model(cfg: DictConfig, model_choice: str, overrides: Sequence[str]):
     """
     ckpt = cfg.get("checkpoint")
     if not ckpt:
+        torch.manual_seed(int(cfg.seed))  # random weights: the same model in every backend/precision of a sweep
         return build_model(cfg.model, init_weights=True), cfg, model_choice, None, None
     from inference.loading import find_run_folder, load_for_inference
 
@@ -284,11 +284,16 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
         rec.flops = count_flops(model, x[:1])
         rec.gflops = rec.flops / 1e9
         rec.flops_counter, rec.flops_convention = FLOPS_COUNTER, FLOPS_CONVENTION
-    if cfg.get("evaluate"):  # before the backend changes the module (channels_last, compile)
+    exported = rec.backend in EXPORTED
+    if cfg.get("evaluate") and not exported:  # before the backend changes the module (channels_last, compile)
         rec.mIoU, rec.eval_split, rec.eval_images = evaluate_miou(model, cfg, device, rec.precision)
-    if cfg.get("photos"):
+    if cfg.get("photos") and not exported:
         rec.budget = photo_budget(model, cfg, device, rec.precision)
-    runner = build_runner(model, x, rec.backend, rec.precision, device)
+    runner = build_runner(model, x, rec.backend, rec.precision, device, backend_options(cfg, rec))
+    if exported:
+        measure_parity(rec, cfg, model, runner, device, x[:1])
+        if cfg.get("photos"):
+            rec.budget = photo_budget(BackendModule(runner, model), cfg, device, "32-true")
 
     @torch.no_grad()
     def step():
@@ -313,6 +318,47 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
     rec.memory_peak_mib, rec.memory_forward_mib, rec.memory_kind = mem.peak_mib, mem.forward_mib, mem.kind
     if not rec.budget:
         rec.budget = _timed_budget(rec, cfg)
+
+
+def backend_options(cfg: DictConfig, rec: BenchmarkRecord) -> BackendOptions:
+    """Options of exported backends: threads, and for int8 the ``calibration.images`` images of
+    ``calibration.split`` (``config/benchmark.yaml``) through the dataset's test pipeline."""
+    from benchmarking.parity import split_images
+
+    c = cfg.get("calibration") or {}
+    n, split = int(c.get("images", 0) or 0), str(c.get("split") or "train")
+    if rec.precision == "int8":
+        rec.calibration = f"{split} ({n} images, nncf.quantize)"
+    return BackendOptions(
+        threads=int(cfg.threads) if cfg.get("threads") else None, calibration=lambda: split_images(cfg, split, n)
+    )
+
+
+def measure_parity(rec: BenchmarkRecord, cfg: DictConfig, model, runner, device: torch.device, fallback) -> None:
+    """Fill the ``parity_*`` fields of ``rec``: ``runner`` vs eager 32-true on ``parity.images`` images of the
+    evaluation split (``fallback``, the timed input, when the split cannot be read), and with ``evaluate=true``
+    the backend's mIoU (validation.py's evaluation) minus eager 32-true's; checked against
+    ``parity.tolerance[precision]``."""
+    from benchmarking.parity import compare, split_images, tolerance_for, violations
+
+    p = cfg.get("parity") or {}
+    split = str(cfg.get("eval_split") or cfg.dataset.get("val_split", "val"))
+    try:
+        images, rec.parity_images = split_images(cfg, split, int(p.get("images", 4))), split
+    except (OSError, ValueError) as e:
+        log.warning(f"parity on the timed input: split {split!r} unreadable ({error_text(e)})")
+        images, rec.parity_images = [fallback], "timed input"
+    rec.parity_images += f" ({len(images)} images)"
+    res = compare(eager(model, fallback, "32-true", device), runner, images)
+    rec.parity_reference = "eager 32-true"
+    rec.parity_max_abs_logit, rec.parity_max_abs_reference = res["max_abs_logit"], res["max_abs_reference"]
+    rec.parity_label_agreement = res["label_agreement"]
+    if cfg.get("evaluate"):
+        ref, _, _ = evaluate_miou(model, cfg, device, "32-true")
+        rec.mIoU, rec.eval_split, rec.eval_images = evaluate_miou(BackendModule(runner, model), cfg, device, "32-true")
+        rec.parity_delta_mIoU = rec.mIoU - ref
+    rec.parity_violations = violations(res, tolerance_for(p.get("tolerance"), rec.precision), rec.parity_delta_mIoU)
+    rec.parity_ok = not rec.parity_violations
 
 
 def run_benchmark(
@@ -346,9 +392,7 @@ def run_benchmark(
     )
     threads = torch.get_num_threads()
     try:
-        if rec.backend not in BACKENDS:  # fail before building anything
-            raise ValueError(f"unknown backend {rec.backend!r}; valid: {sorted(BACKENDS)}")
-        rec.precision = canonical_precision(rec.precision)
+        rec.precision = check_precision(rec.backend, rec.precision)  # canonical name; fails before building anything
         h, w = parse_resolution(cfg.resolution)
         rec.resolution, rec.height, rec.width = f"{w}x{h}", h, w
         if cfg.get("threads"):
@@ -402,9 +446,17 @@ def summary(rec: BenchmarkRecord) -> str:
         else "n/a"
     )
     gf = f"{rec.gflops:.1f}" if rec.gflops is not None else "n/a"
+    parity = ""
+    if rec.parity_ok is not None:
+        parity = (
+            f", parity vs {rec.parity_reference}: max |Δ logit| {rec.parity_max_abs_logit:.3g}, label agreement "
+            f"{rec.parity_label_agreement:.4f}"
+            + ("" if rec.parity_delta_mIoU is None else f", ΔmIoU {100 * rec.parity_delta_mIoU:+.2f}")
+            + ("" if rec.parity_ok else " PARITY EXCEEDED: " + "; ".join(rec.parity_violations))
+        )
     return (
         f"{rec.name} [{rec.backend}/{rec.precision} {rec.resolution} on {rec.hardware}]: {rec.fps:.2f} fps, "
         f"latency p50 {rec.latency_ms_p50:.1f} ms p95 {rec.latency_ms_p95:.1f} ms, params "
-        f"{rec.params / 1e6:.2f} M, {gf} GFLOPs, memory {mem}{miou}, timer overhead {rec.overhead_pct:.2g} %"
+        f"{rec.params / 1e6:.2f} M, {gf} GFLOPs, memory {mem}{miou}, timer overhead {rec.overhead_pct:.2g} %{parity}"
         f"{'' if rec.budget.get('ok', True) else ' BUDGET EXCEEDED: ' + '; '.join(rec.budget['violations'])}"
     )

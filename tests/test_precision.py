@@ -41,3 +41,18 @@ def test_trainer_and_benchmark_configs_speak_lightning_names():
     assert compose_cfg(["precision=bf16"]).trainer.precision == "bf16-mixed"
     assert compose_cfg([]).trainer.precision == "32-true"
     assert compose_cfg([], config_name="benchmark").precision == "32-true"
+
+
+def test_int8_only_for_backends_that_declare_it():
+    assert canonical_precision("INT8", quantized=True) == "int8"
+    assert canonical_precision("fp32", quantized=True) == "32-true"
+    with pytest.raises(ValueError, match=r"int8 is accepted only by backends that declare it"):
+        autocast("int8", "cpu")
+
+
+def test_parity_tolerance_keys_map_through_canonical_precision():
+    from benchmarking.parity import tolerance_for
+
+    tol = compose_cfg([], config_name="benchmark").parity.tolerance
+    assert tolerance_for(tol, "32-true") == tol.fp32 and tolerance_for(tol, "bf16-mixed") == tol.bf16
+    assert tolerance_for(tol, "int8").label_agreement == 0.95 and tolerance_for(tol, "16-mixed") is None

@@ -3,7 +3,9 @@
 ``32-true`` (float32), ``bf16-mixed`` and ``16-mixed`` (``torch.autocast`` with bfloat16 / float16, weights
 float32) are what the Lightning Trainer (main.py), validation.py, predict.py and benchmark.py accept and
 record. The spellings ``32``/``fp32``, ``bf16`` and ``16``/``fp16`` are aliases: they are mapped to the
-Lightning name (and the record shows the Lightning name).
+Lightning name (and the record shows the Lightning name). ``int8`` (:data:`QUANTIZED`) is no autocast dtype:
+only backends that declare it (benchmark.py/predict.py ``backend=openvino``, NNCF post-training quantisation)
+accept it, through ``canonical_precision(value, quantized=True)``.
 """
 
 from __future__ import annotations
@@ -14,19 +16,26 @@ import contextlib
 PRECISIONS: dict[str, str | None] = {"32-true": None, "bf16-mixed": "bfloat16", "16-mixed": "float16"}
 #: accepted other spellings -> Lightning name
 ALIASES = {"32": "32-true", "fp32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed", "fp16": "16-mixed"}
+#: quantised precisions: accepted only by backends that declare them (never an autocast dtype)
+QUANTIZED = ("int8",)
 
 
-def canonical_precision(value) -> str:
+def canonical_precision(value, quantized: bool = False) -> str:
     """The Lightning name of ``value`` (``fp32`` -> ``32-true``, ``bf16`` -> ``bf16-mixed``, ``fp16`` ->
-    ``16-mixed``; ints 32/16 too).
+    ``16-mixed``; ints 32/16 too); with ``quantized=True`` also a :data:`QUANTIZED` name (``int8``).
 
     Raises:
-        ValueError: an unknown value (the accepted names and aliases are listed).
+        ValueError: an unknown value, or a quantised one without ``quantized`` (the accepted names listed).
     """
     key = str(value).strip().lower()
     key = ALIASES.get(key, key)
+    if key in QUANTIZED and quantized:
+        return key
     if key not in PRECISIONS:
-        raise ValueError(f"precision={value!r} is not supported; use one of {list(PRECISIONS)} (aliases: {ALIASES})")
+        raise ValueError(
+            f"precision={value!r} is not supported; use one of {list(PRECISIONS)} (aliases: {ALIASES})"
+            + (f"; {key} is accepted only by backends that declare it (backend=openvino)" if key in QUANTIZED else "")
+        )
     return key
 
 
@@ -34,7 +43,7 @@ def autocast(precision, device):
     """The autocast context Lightning uses for ``precision`` on ``device`` (``nullcontext`` for ``32-true``).
 
     Raises:
-        ValueError: unknown precision (see :func:`canonical_precision`).
+        ValueError: unknown precision, or a quantised one such as ``int8`` (see :func:`canonical_precision`).
     """
     import torch
 

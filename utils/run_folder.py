@@ -12,6 +12,7 @@ Layout (``../shared/DESIGN.md``)::
         summary.json           run summary, rewritten atomically each epoch and at the end (training/summary.py)
         validation/<timestamp>/   written by validation.py
         benchmark/                written by benchmark.py
+        export/<timestamp>/       ONNX + OpenVINO IR written by `benchmark.py export`
 
 Every entry point (main.py, validation.py, benchmark.py, predict.py) goes through :class:`RunFolder`.
 
@@ -144,6 +145,10 @@ class RunFolder:
     @property
     def benchmark_dir(self) -> Path:
         return self.root / "benchmark"
+
+    @property
+    def export_root(self) -> Path:
+        return self.root / "export"
 
     def tensorboard_events(self) -> list[Path]:
         """TensorBoard event files written directly into the run folder."""

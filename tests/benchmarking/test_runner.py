@@ -78,7 +78,7 @@ def test_backends_and_precisions_run(tmp_path, backend, precision, name):
         ("model.encoder=does_not_exist", "ValueError: unknown smp encoder 'does_not_exist'"),
         (
             "backend=tensorrt",
-            "ValueError: unknown backend 'tensorrt'; valid: ['channels_last', 'compile', 'eager', 'onnxruntime']",
+            "ValueError: unknown backend 'tensorrt'; valid: ['channels_last', 'compile', 'eager', 'onnxruntime', 'openvino']",
         ),
         ("checkpoint=/nonexistent/best.ckpt", "FileNotFoundError: checkpoint=/nonexistent/best.ckpt"),
         ("resolution=big", "ValueError: resolution='big'"),

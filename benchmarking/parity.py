@@ -1,0 +1,114 @@
+"""Parity of an exported or quantised backend against eager fp32: the numbers every such record carries.
+
+* ``max_abs_logit``: max over images and pixels of |logit(backend) - logit(eager fp32)|, with the scale
+  ``max_abs_reference`` = max |logit(eager fp32)| (random-weight HRNets reach 1e6, so tolerances are relative:
+  ``max_abs_logit <= max_abs_logit_rel * max(1, max_abs_reference)``);
+* ``label_agreement``: fraction of pixels whose argmax class is equal (over all compared images);
+* ``delta_miou``: mIoU(backend) - mIoU(eager fp32) on the evaluation split (0..1 units, when ``evaluate=true``).
+
+Images come through the normal dataset pipeline (``dataset.test`` augmentation + normalisation), evenly spaced
+over a split: the evaluation split for parity, the training split for int8 calibration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+
+def split_images(cfg: DictConfig, split: str, n: int) -> list[torch.Tensor]:
+    """``n`` images of ``split`` (evenly spaced over it, first and last included), each float32[1, 3, H, W]
+    normalised with the dataset's test transforms (``augmentation.test``).
+
+    Raises:
+        ValueError: ``n < 1``.
+        FileNotFoundError / ValueError: the dataset's split cannot be read (from the dataset class).
+    """
+    from datasets import build_dataset
+    from datasets.transforms import build_transforms
+
+    if n < 1:
+        raise ValueError(f"need at least one image of split {split!r}, asked for {n}")
+    d, aug = cfg.dataset, cfg.get("augmentation")
+    ds = build_dataset(d, split, build_transforms(aug.test if aug is not None else None, d.mean, d.std))
+    idx = sorted({int(i) for i in np.linspace(0, len(ds) - 1, min(n, len(ds))).round()})
+    return [ds[i]["image"].unsqueeze(0).float() for i in idx]
+
+
+@torch.no_grad()
+def compare(
+    reference: Callable[[torch.Tensor], torch.Tensor],
+    candidate: Callable[[torch.Tensor], torch.Tensor],
+    images: Sequence[torch.Tensor],
+) -> dict:
+    """Parity of ``candidate`` against ``reference`` on ``images``.
+
+    Args:
+        reference: ``run(float32[1,3,H,W]) -> float[1,K,h,w]`` logits (eager fp32).
+        candidate: the same for the backend under test (logits of equal shape).
+        images: inputs, each float32[1, 3, H, W].
+
+    Returns:
+        ``{"max_abs_logit", "max_abs_reference", "label_agreement", "pixels", "images"}`` (floats / ints).
+
+    Raises:
+        ValueError: no image, or the two logits differ in shape (both named).
+    """
+    if not images:
+        raise ValueError("parity needs at least one image")
+    max_diff = max_ref = 0.0
+    equal = pixels = 0
+    for x in images:
+        a, b = reference(x).float().cpu(), candidate(x).float().cpu()
+        if a.shape != b.shape:
+            raise ValueError(f"parity: reference logits {tuple(a.shape)} vs backend logits {tuple(b.shape)}")
+        max_diff = max(max_diff, float((a - b).abs().max()))
+        max_ref = max(max_ref, float(a.abs().max()))
+        equal += int((a.argmax(1) == b.argmax(1)).sum())
+        pixels += a.shape[0] * a.shape[-2] * a.shape[-1]
+    return {
+        "max_abs_logit": max_diff,
+        "max_abs_reference": max_ref,
+        "label_agreement": equal / pixels,
+        "pixels": pixels,
+        "images": len(images),
+    }
+
+
+def tolerance_for(tolerances: DictConfig | dict | None, precision: str) -> dict | None:
+    """The entry of ``parity.tolerance`` (``config/benchmark.yaml``) for ``precision``: keys and ``precision`` are
+    both mapped to one name by :func:`utils.precision.canonical_precision` (``fp32`` and ``32-true`` are the same
+    key; the config spells them ``fp32``/``bf16``/``int8`` because ``32-true`` cannot be a Hydra override key).
+
+    Raises:
+        ValueError: a key or ``precision`` that is no precision name (the accepted names listed).
+    """
+    from utils.precision import canonical_precision
+
+    by_name = {canonical_precision(k, quantized=True): v for k, v in (tolerances or {}).items()}
+    return by_name.get(canonical_precision(precision, quantized=True))
+
+
+def violations(parity: dict, tolerance: DictConfig | dict | None, delta_miou: float | None = None) -> list[str]:
+    """Tolerances exceeded by ``parity`` (:func:`compare`) and ``delta_miou`` (0..1), one line each.
+
+    ``tolerance`` keys (any may be null = unchecked): ``max_abs_logit_rel`` (relative to
+    ``max(1, max_abs_reference)``), ``label_agreement`` (minimum fraction), ``delta_miou_points`` (max
+    |ΔmIoU| in points).
+    """
+    t = dict(tolerance or {})
+    out = []
+    rel = t.get("max_abs_logit_rel")
+    if rel is not None:
+        limit = float(rel) * max(1.0, parity["max_abs_reference"])
+        if parity["max_abs_logit"] > limit:
+            out.append(f"max |Δ logit| {parity['max_abs_logit']:.3g} > {limit:.3g}")
+    if t.get("label_agreement") is not None and parity["label_agreement"] < float(t["label_agreement"]):
+        out.append(f"label agreement {parity['label_agreement']:.4f} < {float(t['label_agreement']):g}")
+    dm = t.get("delta_miou_points")
+    if dm is not None and delta_miou is not None and abs(100 * delta_miou) > float(dm):
+        out.append(f"|ΔmIoU| {abs(100 * delta_miou):.2f} points > {float(t['delta_miou_points']):g}")
+    return out

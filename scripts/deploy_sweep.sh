@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# CPU deployment table in one sweep: eager fp32 / channels_last bf16 / compile fp32 / onnxruntime fp32 /
+# openvino fp32, bf16, int8 for two models at 512x512, with mIoU on the evaluation split and parity vs eager fp32.
+#
+#   UNET="checkpoint=<run folder>" scripts/deploy_sweep.sh      # a trained Unet run (default: model=smp, random)
+#   PROTOCOL="warmup=5 iterations=195 threads=2" OUT=logs/deploy scripts/deploy_sweep.sh
+#
+# Records go to $OUT (and to the run folder's benchmark/ for a checkpoint); the markdown table is printed by
+# scripts/deploy_table.py from the records written by this sweep. Needs requirements-openvino.txt.
+set -u
+PY=${PY:-.venv/bin/python}
+OUT=${OUT:-logs/deploy_sweep}
+UNET=${UNET:-model=smp}
+HRNET=${HRNET:-model=hrnet model.width=18}
+PROTOCOL=${PROTOCOL:-warmup=5 iterations=195}
+EVAL=${EVAL:-evaluate=true}
+COMBOS=${COMBOS:-eager:fp32 channels_last:bf16 compile:fp32 onnxruntime:fp32 openvino:fp32 openvino:bf16 openvino:int8}
+START=$(date +%Y-%m-%dT%H:%M:%S)
+echo "sweep start $START; load: $(uptime)"
+for model in "$UNET" "$HRNET"; do
+  for combo in $COMBOS; do
+    # shellcheck disable=SC2086  # word splitting of the override lists is intended
+    $PY benchmark.py $model backend="${combo%%:*}" precision="${combo##*:}" resolution=512x512 $EVAL $PROTOCOL \
+      count_flops=true LOGDIR="$OUT" 2>&1 | grep -E "fps|FAILED|record:"
+  done
+done
+echo "sweep end $(date +%Y-%m-%dT%H:%M:%S); load: $(uptime)"
+roots=("$OUT")
+case "$UNET" in checkpoint=*) roots+=("${UNET#checkpoint=}") ;; esac
+$PY scripts/deploy_table.py --since "$START" --seeded "$START" "${roots[@]}"

@@ -1,0 +1,75 @@
+"""Markdown table of a deployment sweep (scripts/deploy_sweep.sh) from its benchmark records.
+
+    python scripts/deploy_table.py [--since 2026-01-01T12:00:00] [--peak-tflops 0.7] ROOT [ROOT ...]
+
+One row per record written at or after ``--since`` below the roots: model, backend, precision, fps, latency
+p50/p95 ms, peak memory MiB (the record's ``memory_kind``), speed-up over eager 32-true of the same model, ΔmIoU in
+points against eager 32-true of the same model (exported backends: the record's own parity reference), label
+agreement and max |Δ logit| vs eager 32-true, and the fraction of ``--peak-tflops`` reached (GFLOPs x fps, 1 MAC =
+2 FLOPs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarking.records import load_records
+from utils.precision import canonical_precision
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("roots", nargs="+")
+    p.add_argument("--since", default="", help="only records with timestamp >= this (ISO, seconds)")
+    p.add_argument(
+        "--seeded",
+        default="",
+        help="records from this time on build random weights from `seed` (same model in every process); before it, "
+        "ΔmIoU of a torch backend with random weights is left empty (other weights than its eager row)",
+    )
+    p.add_argument("--peak-tflops", type=float, default=0.7, help="reference peak in TFLOP/s")
+    a = p.parse_args(argv)
+    recs = [r for root in a.roots for _, r in load_records(root) if r.timestamp >= a.since]
+    base = {
+        r.name: r
+        for r in recs
+        if r.status == "ok" and (r.backend, canonical_precision(r.precision, quantized=True)) == ("eager", "32-true")
+    }
+    print(
+        "| model | backend | precision | fps | speed-up | latency p50 / p95 ms | memory MiB | ΔmIoU (points) "
+        "| label agreement | max abs Δ logit | % of peak |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in sorted(recs, key=lambda r: r.timestamp):
+        if r.status != "ok":
+            print(f"| {r.name} | {r.backend} | {r.precision} | failed: {r.error} | | | | | | | |")
+            continue
+        b = base.get(r.name)
+        speed = f"{r.fps / b.fps:.2f}x" if b and b.fps else ""
+        if r.parity_delta_mIoU is not None:
+            dm = f"{100 * r.parity_delta_mIoU:+.2f}"
+        elif b and b.mIoU is not None and r.mIoU is not None and (r.weights != "random" or r.timestamp >= a.seeded):
+            dm = f"{100 * (r.mIoU - b.mIoU):+.2f}"
+        else:
+            dm = ""
+        agree = f"{r.parity_label_agreement:.4f}" if r.parity_label_agreement is not None else ""
+        diff = f"{r.parity_max_abs_logit:.2g}" if r.parity_max_abs_logit is not None else ""
+        if r.parity_ok is False:
+            agree += " (exceeds tolerance)"
+        peak = f"{100 * r.gflops * r.fps / (1000 * a.peak_tflops):.1f}" if r.gflops else ""
+        print(
+            f"| {r.name} | {r.backend} | {r.precision} | {r.fps:.2f} | {speed} | {r.latency_ms_p50:.0f} / "
+            f"{r.latency_ms_p95:.0f} | {r.memory_mib:.0f} | {dm} | {agree} | {diff} | {peak} |"
+        )
+    if base:
+        miou = ", ".join(f"{n} {100 * b.mIoU:.2f}" for n, b in base.items() if b.mIoU is not None)
+        print(f"\neager 32-true mIoU (%): {miou}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
