@@ -15,8 +15,10 @@ from tests.conftest import CONFIG_DIR, REPO, compose_cfg
 from training.datamodule import SegDataModule
 from training.module import SegmentationModule
 
-# Groups whose options need optional extras or other top-level configs are composed in their own tests.
-GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name not in ("hydra",))
+# Folders of config/ that are not groups of train.yaml: Hydra's own, predict.py's inference presets
+# (tests/inference) and the pretrained-weights registry (tests/models/test_pretrained.py).
+NOT_GROUPS = ("hydra", "inference", "pretrained")
+GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name not in NOT_GROUPS)
 
 
 def _options(group: str) -> list[str]:
@@ -104,8 +106,23 @@ def test_make_train_composes_and_builds():
     overrides = _make_train_overrides()
     assert overrides == ["experiment=camvid_embedded"]
     cfg = compose_cfg(overrides)
-    assert (cfg.model.arch, cfg.model.encoder, cfg.optimizer._target_) == ("Unet", "resnet18", "torch.optim.AdamW")
-    assert (cfg.trainer.precision, cfg.channels_last, list(cfg.dataset.crop_size)) == ("bf16-mixed", True, [256, 320])
+    assert (cfg.model.arch, cfg.model.encoder, cfg.optimizer._target_) == (
+        "Unet",
+        "tu-tf_efficientnet_lite0",
+        "torch.optim.AdamW",
+    )
+    assert cfg.model.encoder_weights == "efficientnet_lite0_imagenet"
+    assert (list(cfg.model.input_norm.mean), list(cfg.model.input_norm.std)) == ([0.5] * 3, [0.5] * 3)
+    assert (
+        cfg.freeze_encoder_epochs,
+        cfg.unfreeze_lr_factor,
+        cfg.lr_scheduler.scheduler._target_.rsplit(".", 1)[-1],
+    ) == (
+        2,
+        0.5,
+        "OneCycleLR",
+    )
+    assert (cfg.trainer.precision, cfg.channels_last, list(cfg.dataset.crop_size)) == ("32-true", True, [256, 320])
     assert Path(cfg.dataset.root) == REPO / "data" / "camvid" or "SEGBENCH_DATA" in os.environ
     module = SegmentationModule(cfg)
     assert module.output_names == ("out",) and module.criterion.names == ["CE"]
