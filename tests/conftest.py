@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -61,6 +62,30 @@ def _one_intraop_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _closed(stream) -> bool:
+    return bool(getattr(stream, "closed", False))
+
+
+@pytest.fixture(autouse=True)
+def _no_handler_on_a_closed_stream():
+    """In-process entry points (Hydra, and libraries that add logging handlers at import: NNCF, OpenVINO) bind
+    stream handlers to the stream that was ``sys.stdout``/``sys.stderr`` during that test, which pytest closes
+    afterwards. After each test such handlers are removed and a closed ``sys.stdout``/``sys.stderr`` is put back,
+    so no later test (or pytest's own report) writes to a closed file."""
+    yield
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    for lg in loggers:
+        for h in list(lg.handlers):
+            if isinstance(h, logging.StreamHandler) and _closed(getattr(h, "stream", None)):
+                lg.removeHandler(h)
+    if _closed(sys.stderr):
+        sys.stderr = sys.__stderr__
+    if _closed(sys.stdout):
+        sys.stdout = sys.__stdout__
 
 
 @pytest.fixture(scope="session")
