@@ -94,3 +94,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real-data folder {SHARED_DATA} is missing (set SEGBENCH_SHARED_DATA to it)")
     return SHARED_DATA
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the export/backend tests (ONNX Runtime, OpenVINO, NNCF in-process) after every other test: after them,
+    an in-process Hydra run (main.py's ``cli``) in the same interpreter loses its stderr."""
+    last = [it for it in items if it.nodeid.startswith("tests/benchmarking/test_backends_export.py")]
+    items[:] = [it for it in items if it not in last] + last
