@@ -50,9 +50,11 @@ install-dev: $(DEV_STAMP)
 train: install
 	$(PY) main.py experiment=camvid_embedded
 
-# The full test suite on CPU (what .ci/run calls); prints the 10 slowest tests.
+# The full test suite on CPU (what .ci/run calls) in TEST_WORKERS pytest-xdist processes of one intra-op thread
+# each (default: the machine's logical CPUs); prints the 10 slowest tests.
+TEST_WORKERS ?= $(shell nproc)
 test: install install-mmseg install-tracking install-deploy
-	$(PY) -m pytest -q tests --durations=10
+	$(PY) -m pytest -q tests -n $(TEST_WORKERS) --dist loadgroup --durations=10
 
 # ruff lint + format check (what .ci/run calls before the tests); `make format` rewrites in place.
 lint: install-dev

@@ -96,8 +96,22 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+#: test files whose tests run one after another in one pytest-xdist worker (``--dist loadgroup``), by group name:
+#: the export/backend tests import ONNX Runtime, OpenVINO and NNCF in-process (see below); the SLURM tests share the
+#: one local node, whose two CPUs a concurrent job would hold.
+SERIAL_GROUPS = {
+    "tests/benchmarking/test_backends_export.py": "deploy",
+    "tests/training/test_slurm.py": "slurm",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the groups into node ids
 def pytest_collection_modifyitems(config, items):
-    """Run the export/backend tests (ONNX Runtime, OpenVINO, NNCF in-process) after every other test: after them,
-    an in-process Hydra run (main.py's ``cli``) in the same interpreter loses its stderr."""
+    """Run the export/backend tests (ONNX Runtime, OpenVINO, NNCF in-process) after every other test, all in one
+    worker: after them, an in-process Hydra run (main.py's ``cli``) in the same interpreter loses its stderr."""
+    for it in items:
+        group = SERIAL_GROUPS.get(it.nodeid.split("::")[0])
+        if group:
+            it.add_marker(pytest.mark.xdist_group(group))
     last = [it for it in items if it.nodeid.startswith("tests/benchmarking/test_backends_export.py")]
     items[:] = [it for it in items if it not in last] + last
