@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.conftest import compose_cfg
-from utils.precision import autocast, canonical_precision
+from utils.precision import autocast, canonical_precision, native_bf16
 
 
 @pytest.mark.parametrize(
@@ -23,6 +23,19 @@ from utils.precision import autocast, canonical_precision
 )
 def test_aliases_map_to_lightning_names(value, name):
     assert canonical_precision(value) == name
+
+
+@pytest.mark.parametrize("native,name", [(True, "bf16-mixed"), (False, "32-true")])
+def test_auto_is_bf16_only_where_the_device_has_it(monkeypatch, native, name):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert native_bf16("cpu") is native and canonical_precision("auto") == name
+    cfg = compose_cfg(["precision=auto"])
+    assert (cfg.precision, cfg.trainer.precision) == ("auto", name)  # the trainer gets the Lightning name
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)  # AMX machines also have bf16
+    assert canonical_precision("auto") == "bf16-mixed"
 
 
 def test_unknown_precision_lists_the_names():

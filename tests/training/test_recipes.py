@@ -32,6 +32,7 @@ from tests.conftest import CONFIG_DIR, compose_cfg
 from training.datamodule import SegDataModule
 from training.module import SegmentationModule
 from training.train import train
+from utils.precision import canonical_precision
 from utils.run_folder import RunFolder
 
 N, H, W = 2, 64, 96  # tiny batch: 2 crops of 64x96 (H x W)
@@ -129,7 +130,7 @@ LITE0 = dict(
     losses=["CE"],
     weights=[1.0],
     crop=[256, 320],
-    precision="32-true",
+    precision=canonical_precision("auto"),  # bf16-mixed on CPUs with native bf16, else 32-true
     channels_last=True,
     outputs=("out",),
 )
@@ -146,7 +147,7 @@ RECIPES = {
     "cs_coarse_stage2": {**CS_BASE, "dataset": "cityscapes_coarse", "lr": 0.001, "epochs": 25},
     "cs_coarse_stage3": {**CS_BASE, "lr": 0.001, "epochs": 65},
     "camvid_embedded": {**LITE0, "epochs": 20, "batch": (4, 1)},
-    "camvid_lite0_pretrained": {**LITE0, "crop": [352, 480], "epochs": 24, "batch": (8, 1)},
+    "camvid_lite0_pretrained": {**LITE0, "crop": [352, 480], "epochs": 16, "batch": (8, 1)},
     "camvid_unet_r18": {**CAMVID_UNET, "epochs": 18, "batch": (8, 1)},
     "espnet_camvid": {
         **ESPNET,
