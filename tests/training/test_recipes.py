@@ -197,15 +197,27 @@ RECIPES = {
 }
 
 
-def _sweep_points() -> list[dict[str, str]]:
-    params = compose_cfg(["experiment=smp_sweep"], return_hydra_config=True).hydra.sweeper.params
+def _sweep_points(experiment: str) -> list[dict[str, str]]:
+    params = compose_cfg([f"experiment={experiment}"], return_hydra_config=True).hydra.sweeper.params
     parser = OverridesParser.create()
     values = {k: [str(v) for v in parser.parse_override(f"{k}={v}").sweep_iterator()] for k, v in params.items()}
     return [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
 
 
-SWEEP = {f"smp_sweep:{p['model.arch']}-{p['model.encoder']}": p for p in _sweep_points()}
+SWEEP = {f"smp_sweep:{p['model.arch']}-{p['model.encoder']}": p for p in _sweep_points("smp_sweep")}
+# the architecture sweep in miniature: camvid_embedded (make train) with each architecture
+ARCHS = {f"camvid_smp_archs:{p['model.arch']}": p for p in _sweep_points("camvid_smp_archs")}
+for _name, _point in ARCHS.items():
+    RECIPES[_name] = {
+        **LITE0,
+        "model_keys": {**LITE0["model_keys"], "arch": _point["model.arch"]},
+        "epochs": 20,
+        "batch": (4, 1),
+    }
+SWEEP.update(ARCHS)
 for _name, _point in SWEEP.items():
+    if _name in ARCHS:
+        continue
     RECIPES[_name] = dict(
         dataset="camvid",
         model="models.SMPModel",
@@ -223,10 +235,16 @@ for _name, _point in SWEEP.items():
         outputs=("out",),
     )
 # smp's PSPNet runs its encoder to depth 3 (stride 8): the deeper encoder stages are built but get no gradient
-UNUSED = re.compile(r"model\.net\.encoder\.(layer[34]|patch_embed[34]|block[34]|norm[34])\.")
+# (resnet/mit: stages 3-4; timm EfficientNet-Lite0: blocks 3-6)
+UNUSED = re.compile(r"model\.net\.encoder\.(layer[34]|patch_embed[34]|block[34]|norm[34]|model\.blocks\.[3-6])\.")
 # MMSeg's ResNet starts each residual branch at zero (zero_init_residual: norm2 weight 0), so the first step
 # gives conv1, bn1 and conv2 of every BasicBlock an exactly zero gradient
 ZERO_GRAD = re.compile(r"model\.segmentor\.backbone\.layer\d\.\d\.(conv1|bn1|conv2)\.")
+# smp MAnet's gates: the squeeze-excitation gates of its decoder blocks (pool -> conv -> ReLU -> conv -> sigmoid) and
+# the position-attention centre (softmax attention): on a 64x96 batch at initialisation their gradients can be
+# exactly zero (every ReLU input of a gate negative) or too small for one AdamW step to move a float32 weight;
+# which ones depends on the random crops
+MANET_GATES = re.compile(r"model\.net\.decoder\.(blocks\.\d\.SE_(ll|hl)\.[13]|center)\.")
 
 
 HAVE_MMSEG = all(importlib.util.find_spec(m) is not None for m in ("mmseg", "mmengine", "mmcv"))
@@ -251,9 +269,9 @@ STEP_PARAMS = [_needs_extra(r) for r in sorted(RECIPES) if r not in SAME_BUILD]
 
 
 def _overrides(recipe: str) -> list[str]:
-    """The command-line overrides that select ``recipe`` (a sweep point adds its two model overrides)."""
+    """The command-line overrides that select ``recipe`` (a sweep point adds its model overrides)."""
     if recipe in SWEEP:
-        return ["experiment=smp_sweep", *(f"{k}={v}" for k, v in SWEEP[recipe].items())]
+        return [f"experiment={recipe.split(':')[0]}", *(f"{k}={v}" for k, v in SWEEP[recipe].items())]
     return [f"experiment={recipe}"]
 
 
@@ -266,7 +284,12 @@ def _tiny(recipe: str) -> list[str]:
 def test_every_recipe_file_is_covered():
     files = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
     assert sorted({r.split(":")[0] for r in RECIPES}) == files
-    assert sorted(SWEEP) == [f"smp_sweep:{a}-{e}" for a in ("FPN", "PSPNet", "Unet") for e in ("mit_b2", "resnet50")]
+    assert sorted(k for k in SWEEP if k.startswith("smp_sweep:")) == [
+        f"smp_sweep:{a}-{e}" for a in ("FPN", "PSPNet", "Unet") for e in ("mit_b2", "resnet50")
+    ]
+    assert sorted(ARCHS) == [
+        f"camvid_smp_archs:{a}" for a in sorted(["Unet", "UnetPlusPlus", "FPN", "PSPNet", "MAnet", "DeepLabV3Plus"])
+    ]
 
 
 @pytest.mark.parametrize("recipe", RECIPE_PARAMS)
@@ -362,10 +385,14 @@ def test_recipe_builds_and_takes_one_step(recipe):
     assert opt.param_groups[0]["lr"] == pytest.approx(lr_after_one)
     params = dict(module.named_parameters())
     unused = {n for n, p in params.items() if p.grad is None}
-    expected_unused = {n for n in params if UNUSED.match(n)} if ":PSPNet-" in recipe else set()
+    expected_unused = {n for n in params if UNUSED.match(n)} if ":PSPNet" in recipe else set()
     assert unused == expected_unused
     assert all(torch.equal(before[n], params[n]) for n in unused)
     zero = {n for n, p in params.items() if p.grad is not None and not p.grad.any()}
+    if ":MAnet" in recipe:  # the gates are left out of the two checks below
+        gates = {n for n in params if MANET_GATES.match(n)}
+        zero -= gates
+        unused |= gates
     assert zero == ({n for n in params if ZERO_GRAD.match(n)} if recipe == "mmseg_deeplabv3plus_r18_camvid" else set())
     assert [n for n in params if n not in unused | zero and torch.equal(before[n], params[n])] == []
 
