@@ -53,6 +53,45 @@ def run_entry(script: str, *args: str, env: dict | None = None, timeout: int = 9
     )
 
 
+def _drop_file_handlers() -> None:
+    """Hydra leaves its handlers on the root logger (``main.log``, and a console handler bound to this test's
+    captured stdout): close them so later tests never write there."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        h.close()
+        root.removeHandler(h)
+
+
+def call_hydra_cli(module_name: str, argv: list[str]) -> int:
+    """Run ``<module>.cli(argv)`` (main.py / benchmark.py) in-process; returns the exit status it would have."""
+    module = __import__(module_name)
+    GlobalHydra.instance().clear()
+    saved = list(sys.argv)
+    sys.argv = [f"{module_name}.py"]
+    try:
+        module.cli(list(argv))
+        code = 0
+    except SystemExit as e:
+        if isinstance(e.code, str):  # sys.exit("message") prints the message
+            print(e.code, file=sys.stderr)
+            code = 1
+        else:
+            code = int(e.code or 0)
+    finally:
+        sys.argv = saved
+        GlobalHydra.instance().clear()
+        _drop_file_handlers()
+    return code
+
+
+def error_line(stderr: str, entry: str) -> str:
+    """The single ``<entry>: error: ...`` line of ``stderr`` (asserts there is exactly one, and it is one line)."""
+    lines = [ln for ln in stderr.splitlines() if ln.startswith(f"{entry}: error:")]
+    assert len(lines) == 1, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    return lines[0]
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_intraop_thread():
     """The whole session computes with one intra-op thread (tiny tensors: OpenMP hand-off costs dominate), as do

@@ -13,7 +13,7 @@ from torch import nn
 from metrics import metrics_from_confusion
 from models import HRNetMSOCR, HRNetOCR, HRNetOCRASPP, HRNetV2
 from models.hrnet import HRNetBackbone, load_hrnet_state, map_key
-from tests.conftest import TINY_RUN, compose_cfg, run_entry
+from tests.conftest import TINY_RUN, call_hydra_cli, compose_cfg
 from training.datamodule import SegDataModule
 from utils.run_folder import RunFolder
 
@@ -212,7 +212,8 @@ def test_official_hrnet_ocr_layout_loads_completely(tmp_path):
     torch.save({official(k): v for k, v in src.state_dict().items()}, tmp_path / "hrnet_ocr_cs.pth")
     model = HRNetOCR(num_classes=3, width=18, pretrained=str(tmp_path / "hrnet_ocr_cs.pth"))
     assert model.load_report.missing == model.load_report.unexpected == model.load_report.mismatched == []
-    assert all(torch.equal(v, src.state_dict()[k]) for k, v in model.state_dict().items())
+    ref = src.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
 
 
 def test_imagenet_classification_checkpoint_loads_into_the_backbone(tmp_path):
@@ -335,19 +336,19 @@ def test_each_model_trains_on_camvid(name, tmp_path):
     ) == n_params(MODELS[name](11, width=18))
 
 
-def test_headline_command_fast_dev_run(tmp_path):
-    proc = run_entry(
-        "main.py",
-        "model=hrnet_ocr_ms",
-        "lossfunction=[wRMI,wCE,wCE,wCE]",
-        "trainer.fast_dev_run=1",
-        *SHORT_RUN,
-        f"hydra.run.dir={tmp_path}/run",  # the override list is too long for a folder name
-        env={"OMP_NUM_THREADS": "1"},
-        timeout=900,
+def test_headline_command_fast_dev_run(tmp_path, capsys):
+    code = call_hydra_cli(
+        "main",
+        [
+            "model=hrnet_ocr_ms",
+            "lossfunction=[wRMI,wCE,wCE,wCE]",
+            "trainer.fast_dev_run=1",
+            *SHORT_RUN,
+            f"hydra.run.dir={tmp_path}/run",  # the override list is too long for a folder name
+        ],
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = proc.stdout + proc.stderr
+    out = "".join(capsys.readouterr())
+    assert code == 0, out[-4000:]
     assert re.search(r"Epoch 0: val mIoU=\d\.\d{4}", out) and f"Run folder: {tmp_path}/run" in out
     cfg = RunFolder(tmp_path / "run").load_config()
     assert list(cfg.lossfunction) == ["wRMI", "wCE", "wCE", "wCE"] and cfg.model._target_ == "models.HRNetMSOCR"

@@ -108,8 +108,9 @@ def test_local_encoder_file_loads_exactly(tmp_path):
     src = SMPModel("Unet", "resnet18", num_classes=2)
     torch.save(src.net.encoder.state_dict(), tmp_path / "enc.pth")
     dst = SMPModel("Unet", "resnet18", num_classes=2, encoder_weights=str(tmp_path / "enc.pth"))
+    loaded = dst.net.encoder.state_dict()
     for k, v in src.net.encoder.state_dict().items():
-        assert torch.equal(v, dst.net.encoder.state_dict()[k])
+        assert torch.equal(v, loaded[k])
     assert isinstance(dst.input_norm, torch.nn.Identity) and dst.pretrained_cfg["file"] == str(tmp_path / "enc.pth")
 
 

@@ -40,8 +40,9 @@ def test_named_pretrained_weights_are_refused_and_local_files_load(tmp_path):
     src = SMPModel("Unet", "resnet18", num_classes=2)
     torch.save(src.net.encoder.state_dict(), tmp_path / "enc.pth")
     dst = SMPModel("Unet", "resnet18", num_classes=2, encoder_weights=str(tmp_path / "enc.pth"))
+    loaded = dst.net.encoder.state_dict()
     for k, v in src.net.encoder.state_dict().items():
-        assert torch.equal(v, dst.net.encoder.state_dict()[k])
+        assert torch.equal(v, loaded[k])
 
 
 def test_unknown_names_list_the_valid_ones():

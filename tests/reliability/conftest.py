@@ -8,15 +8,12 @@ torch start-up for each of the many bad inputs. A few tests run the real subproc
 from __future__ import annotations
 
 import hashlib
-import logging
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, call_hydra_cli
 
 #: main.py overrides of the shared run: 1 epoch x 2 steps of 64x96 crops on the embedded CamVid, CSV + TensorBoard
 RUN_ARGS = [o for o in TINY_RUN if not o.startswith("num_vis=")] + [
@@ -33,45 +30,6 @@ def tree_hash(folder: Path) -> dict[str, str]:
         rel = str(p.relative_to(folder))
         out[rel] = "<dir>" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
     return out
-
-
-def _drop_file_handlers() -> None:
-    """Hydra leaves its handlers on the root logger (``main.log``, and a console handler bound to this test's
-    captured stdout): close them so later tests never write there."""
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        h.close()
-        root.removeHandler(h)
-
-
-def call_hydra_cli(module_name: str, argv: list[str]) -> int:
-    """Run ``<module>.cli(argv)`` (main.py / benchmark.py) in-process; returns the exit status it would have."""
-    module = __import__(module_name)
-    GlobalHydra.instance().clear()
-    saved = list(sys.argv)
-    sys.argv = [f"{module_name}.py"]
-    try:
-        module.cli(list(argv))
-        code = 0
-    except SystemExit as e:
-        if isinstance(e.code, str):  # sys.exit("message") prints the message
-            print(e.code, file=sys.stderr)
-            code = 1
-        else:
-            code = int(e.code or 0)
-    finally:
-        sys.argv = saved
-        GlobalHydra.instance().clear()
-        _drop_file_handlers()
-    return code
-
-
-def error_line(stderr: str, entry: str) -> str:
-    """The single ``<entry>: error: ...`` line of ``stderr`` (asserts there is exactly one, and it is one line)."""
-    lines = [ln for ln in stderr.splitlines() if ln.startswith(f"{entry}: error:")]
-    assert len(lines) == 1, stderr[-3000:]
-    assert "Traceback" not in stderr, stderr[-3000:]
-    return lines[0]
 
 
 @pytest.fixture(scope="session")

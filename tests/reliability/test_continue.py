@@ -10,8 +10,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import compose_cfg
-from tests.reliability.conftest import RUN_ARGS, call_hydra_cli, error_line, tree_hash
+from tests.conftest import call_hydra_cli, compose_cfg, error_line
+from tests.reliability.conftest import RUN_ARGS, tree_hash
 from training.train import train
 from utils.run_folder import RunFolder
 

@@ -13,8 +13,8 @@ from PIL import Image
 
 import predict
 import validation
-from tests.conftest import REPO, run_entry
-from tests.reliability.conftest import call_hydra_cli, error_line, tree_hash
+from tests.conftest import REPO, call_hydra_cli, error_line, run_entry
+from tests.reliability.conftest import tree_hash
 from utils.errors import run_entry as run_in_process
 
 FAST_BENCH = ["resolution=64x64", "warmup=1", "iterations=2", "repeat=1", "device=cpu", "count_flops=false"]
