@@ -1,4 +1,4 @@
-"""Fixtures: a tiny CamVid copy (96x128 frames) and tiny training runs on it (main.py, CPU, seconds)."""
+"""Fixtures: a tiny CamVid copy (96x128 frames) and tiny training runs on it (main.py in-process, CPU, seconds)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, TINY_RUN, run_entry
+from tests.conftest import REPO, TINY_RUN, call_hydra_cli
 
 SPLITS = {"train": 4, "val": 3}
 
@@ -26,16 +26,10 @@ def tiny_camvid(tmp_path_factory) -> Path:
 
 
 def train_tiny(data_root: Path, logdir: Path, *extra: str) -> Path:
-    """Train 1 epoch of TINY_RUN on ``data_root`` (every val image seen) and return the run folder."""
-    res = run_entry(
-        "main.py",
-        *TINY_RUN,
-        "trainer.limit_val_batches=null",
-        f"environment.data_root={data_root}",
-        f"LOGDIR={logdir}",
-        *extra,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
+    """Train 1 epoch of TINY_RUN on ``data_root`` (every val image seen; in-process main.py) and return the run
+    folder."""
+    args = [*TINY_RUN, "trainer.limit_val_batches=null", f"environment.data_root={data_root}", f"LOGDIR={logdir}"]
+    assert call_hydra_cli("main", [*args, *extra]) == 0
     runs = sorted(logdir.rglob("hparams.yaml"))
     assert len(runs) == 1, runs
     return runs[0].parent

@@ -18,7 +18,7 @@ from benchmarking.runner import run_benchmark
 from inference.loading import load_for_inference
 from inference.predict import normalize, read_rgb
 from inference.validate import evaluate_config
-from tests.conftest import compose_cfg, run_entry
+from tests.conftest import call_hydra_cli, compose_cfg
 from utils.run_folder import RunFolder
 
 FAST_BENCH = ["resolution=64x48", "warmup=1", "iterations=2", "device=cpu", "count_flops=false"]
@@ -94,18 +94,13 @@ def test_data_root_override_moves_every_entry_point(forms, moved_root, tmp_path)
 
 @pytest.mark.slow
 def test_benchmark_miou_equals_validation_miou(tiny_run, tmp_path):
-    """``benchmark.py checkpoint=<run> evaluate=true`` (a process of its own) == ``validation.py --valdir=<run>``:
-    same split, test settings and precision (32-true)."""
+    """``benchmark.py checkpoint=<run> evaluate=true`` == ``validation.py --valdir=<run>``: same split, test
+    settings and precision (32-true)."""
     record = validation.main(["--valdir", str(tiny_run), "--out", str(tmp_path / "val"), "--num-vis", "0"])
     before = set(RunFolder(tiny_run).benchmark_dir.glob("*.json"))
-    res = run_entry(
-        "benchmark.py",
-        f"checkpoint='{tiny_run}'",  # quoted for Hydra: the run folder's name holds '=' and ','
-        "evaluate=true",
-        *FAST_BENCH,
-        env={"SEGBENCH_LOGDIR": str(tmp_path / "logs")},
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
+    # quoted for Hydra: the run folder's name holds '=' and ','
+    argv = [f"checkpoint='{tiny_run}'", "evaluate=true", *FAST_BENCH, f"LOGDIR={tmp_path / 'logs'}"]
+    assert call_hydra_cli("benchmark", argv) == 0
     (new,) = set(RunFolder(tiny_run).benchmark_dir.glob("*.json")) - before
     bench = json.loads(new.read_text())
     assert bench["status"] == "ok" and bench["precision"] == "32-true" == record["precision"]

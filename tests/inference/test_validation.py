@@ -18,9 +18,10 @@ import validation
 from datasets import SegmentationDataset
 from inference.loading import load_run_config, resolve_split
 from metrics import metrics_from_confusion
-from tests.conftest import run_entry
+from tests.conftest import error_line
 from training.datamodule import SegDataModule
 from training.module import SegmentationModule
+from utils.errors import run_entry as run_in_process
 from utils.run_folder import RunFolder, RunFolderError
 
 
@@ -29,11 +30,11 @@ def logged_best_miou(run) -> float:
 
 
 @pytest.mark.slow
-def test_validation_reproduces_training_val_exactly(tiny_run):
+def test_validation_reproduces_training_val_exactly(tiny_run, capsys):
     run = tiny_run
-    res = run_entry("validation.py", f"--valdir={run}")
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "mIoU" in res.stdout and "Building" in res.stdout  # the printed IoU table
+    assert run_in_process("validation.py", validation.main, [f"--valdir={run}"]) == 0
+    stdout = capsys.readouterr().out
+    assert "mIoU" in stdout and "Building" in stdout  # the printed IoU table
     out = sorted((run / "validation").iterdir())[-1]
     trained = torch.load(run / "ConfusionMatrix.pt")
     assert torch.equal(torch.load(out / "ConfusionMatrix.pt"), trained)  # same pixels, same predictions
@@ -130,13 +131,12 @@ def test_run_config_reresolves_data_root(tiny_run, tmp_path):
     assert moved.dataset.root == f"{tmp_path}/camvid" and moved.dataset.test.flip is True
 
 
-def test_missing_checkpoint_says_how_to_enable(tiny_run, tmp_path):
+def test_missing_checkpoint_says_how_to_enable(tiny_run, tmp_path, capsys):
     shutil.copy(tiny_run / "hparams.yaml", tmp_path / "hparams.yaml")
     with pytest.raises(RunFolderError, match="checkpointing is on by default"):
         validation.main([f"--valdir={tmp_path}"])
-    res = run_entry("validation.py", f"--valdir={tmp_path}")
-    assert res.returncode != 0 and "validation.py: error: no checkpoint" in res.stderr
-    assert "Traceback" not in res.stderr
+    assert run_in_process("validation.py", validation.main, [f"--valdir={tmp_path}"]) == 1
+    assert "validation.py: error: no checkpoint" in error_line(capsys.readouterr().err, "validation.py")
 
 
 class TrainValOnly(SegmentationDataset):

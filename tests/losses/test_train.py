@@ -5,24 +5,17 @@ import math
 import pandas as pd
 import torch
 
-from tests.conftest import TINY_RUN, run_entry
+from tests.conftest import TINY_RUN, call_hydra_cli
 from utils.run_folder import RunFolder
 
 
 def test_main_trains_with_wrmi_and_loss_params(tmp_path):
     run_dir = tmp_path / "run"
     # hydra.run.dir: the default run-folder name (all overrides joined) would exceed 255 characters here
-    proc = run_entry(
-        "main.py",
-        *TINY_RUN,
-        "lossfunction=[wRMI]",
-        "+loss_params.wRMI={pool_way:avg,pool_size:4}",
-        "logger=csv",
-        "trainer.log_every_n_steps=1",
-        f"hydra.run.dir={run_dir}",
-        env={"OMP_NUM_THREADS": "1"},
+    overrides = ["lossfunction=[wRMI]", "+loss_params.wRMI={pool_way:avg,pool_size:4}", "logger=csv"]
+    assert (
+        call_hydra_cli("main", [*TINY_RUN, *overrides, "trainer.log_every_n_steps=1", f"hydra.run.dir={run_dir}"]) == 0
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
     run = RunFolder(run_dir)
     cfg = run.load_config()
     assert list(cfg.lossfunction) == ["wRMI"] and cfg.loss_params.wRMI.pool_way == "avg"

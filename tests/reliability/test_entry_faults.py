@@ -13,7 +13,7 @@ from PIL import Image
 
 import predict
 import validation
-from tests.conftest import REPO, call_hydra_cli, error_line, run_entry
+from tests.conftest import REPO, call_hydra_cli, error_line
 from tests.reliability.conftest import tree_hash
 from utils.errors import run_entry as run_in_process
 
@@ -141,14 +141,14 @@ def test_predict_with_a_truncated_ckpt_names_it(finished_run, photos, tmp_path, 
 
 
 # --------------------------------------------------------------------------------------------------- benchmark.py
-def test_benchmark_truncated_checkpoint_in_an_old_folder_fails_with_status_1(run_copy, tmp_path):
-    """The real process: an unquoted old-style path parses; the record says failed with the weights named."""
+def test_benchmark_truncated_checkpoint_in_an_old_folder_fails_with_status_1(run_copy, tmp_path, capsys):
+    """An unquoted old-style path parses; the record says failed with the weights named; exit status 1."""
     old = tmp_path / "default__crop=[64,96],epochs=1" / "2026-01-01_00-00-00"
     shutil.copytree(run_copy, old)
     _truncate(old / "checkpoints" / "best.ckpt")
-    proc = run_entry("benchmark.py", f"checkpoint={old}", f"LOGDIR={tmp_path / 'logs'}", *FAST_BENCH, timeout=600)
-    line = error_line(proc.stderr, "benchmark.py")
-    assert proc.returncode == 1 and "1 measurement(s) failed" in line
+    code = call_hydra_cli("benchmark", [f"checkpoint={old}", f"LOGDIR={tmp_path / 'logs'}", *FAST_BENCH])
+    line = error_line(capsys.readouterr().err, "benchmark.py")
+    assert code == 1 and "1 measurement(s) failed" in line
     assert f"checkpoint {old / 'checkpoints' / 'best.ckpt'} cannot be read" in line
     (record,) = [json.loads(p.read_text()) for p in (old / "benchmark").glob("*.json")]
     assert record["status"] == "failed" and record["weights"] == str(old)  # the checkpoint given
