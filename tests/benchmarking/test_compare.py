@@ -25,7 +25,7 @@ from benchmarking.compare import (
     welch_p,
 )
 from benchmarking.records import BenchmarkRecord, write_record
-from tests.conftest import TINY_RUN, run_entry
+from tests.conftest import TINY_RUN, call_hydra_cli, run_entry
 from training.liveness import effective_status, process_start_ticks
 
 A = [71.2, 70.4, 72.9]
@@ -202,10 +202,8 @@ SWEEP = [o for o in TINY_RUN if not o.startswith(("trainer.limit_train_batches",
 @pytest.mark.slow
 def test_sweep_then_compare_two_configs_three_seeds(tmp_path):
     logs, tables = tmp_path / "logs", tmp_path / "tables"
-    r = run_entry("main.py", "-m", "model.arch=Unet,FPN", "seed=1,2,3", *SWEEP, f"LOGDIR={logs}")
-    assert r.returncode == 0, r.stderr[-3000:]
-    c = run_entry("benchmark.py", "compare", "--root", str(logs), "--tables", str(tables))
-    assert c.returncode == 0, c.stderr[-3000:]
+    assert call_hydra_cli("main", ["-m", "model.arch=Unet,FPN", "seed=1,2,3", *SWEEP, f"LOGDIR={logs}"]) == 0
+    assert run_subcommand("compare", ["--root", str(logs), "--tables", str(tables)]) == 0
     exp = pd.read_csv(tables / "experiments.csv").set_index("config")
     assert sorted(exp.index) == ["model.arch=FPN", "model.arch=Unet"]
     assert list(exp["n"]) == [3, 3] and list(exp["seeds"]) == ["1, 2, 3", "1, 2, 3"]

@@ -9,29 +9,18 @@ import pytest
 from PIL import Image
 
 from benchmarking.cli import run_subcommand
-from tests.conftest import REPO, run_entry
+from tests.conftest import REPO, call_hydra_cli, error_line
 
 
 @pytest.mark.slow
-def test_multirun_aggregate_plot(tmp_path):
+def test_multirun_aggregate_plot(tmp_path, capsys):
     logs, tables = tmp_path / "logs", tmp_path / "tables"
-    env = {"SEGBENCH_LOGDIR": str(logs)}
-    r = run_entry(
-        "benchmark.py",
-        "-m",
-        "model.encoder=resnet18,mobilenet_v2,does_not_exist",
-        "resolution=64x64",
-        "warmup=1",
-        "iterations=2",
-        "device=cpu",
-        "count_flops=false",
-        env=env,
-    )
+    argv = ["-m", "model.encoder=resnet18,mobilenet_v2,does_not_exist", "resolution=64x64", "warmup=1"]
+    code = call_hydra_cli("benchmark", [*argv, "iterations=2", "device=cpu", "count_flops=false", f"LOGDIR={logs}"])
     # the failing member wrote its row, the sweep went on, and the exit status says a member failed
-    assert r.returncode == 1, r.stderr[-3000:]
-    assert (
-        "benchmark.py: error: 1 measurement(s) failed; first: Unet-does_not_exist: ValueError: unknown smp" in r.stderr
-    )
+    assert code == 1
+    line = error_line(capsys.readouterr().err, "benchmark.py")
+    assert "benchmark.py: error: 1 measurement(s) failed; first: Unet-does_not_exist: ValueError: unknown smp" in line
     records = sorted((logs / "benchmark" / "multirun").glob("*/*/benchmark/*.json"))
     assert len(records) == 3
 

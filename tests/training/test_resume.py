@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import TINY_RUN, compose_cfg, run_entry
+from tests.conftest import TINY_RUN, call_hydra_cli, compose_cfg, run_entry
 from training.resume import continue_from_argv
 from training.train import train
 from utils.run_folder import RunFolder, RunFolderError
@@ -61,8 +61,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(reference_run, tmp_path)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert _ckpt(run.root)["global_step"] == 2  # killed in epoch 1: only the end-of-epoch-0 checkpoint exists
 
-    resumed = run_entry("main.py", f"+continue_from={run.root}")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert call_hydra_cli("main", [f"+continue_from={run.root}"]) == 0  # resumed in-process
     assert sorted(p.name for p in tmp_path.iterdir()) == ["killed"]  # same folder, no new one
     assert "Resuming from" in run.log_file.read_text()
     a, b = _ckpt(ref_dir), _ckpt(run.root)

@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf
 
 from metrics import metrics_from_confusion
-from tests.conftest import TINY_RUN, compose_cfg, run_entry
+from tests.conftest import TINY_RUN, call_hydra_cli, compose_cfg
 from training.train import train
 from utils.run_folder import RunFolder
 
@@ -138,8 +138,7 @@ def test_optuna_search_two_trials_then_resume(tmp_path):
         f"LOGDIR={tmp_path}",
         *tiny,
     ]
-    proc = run_entry("main.py", *args, "hydra.sweeper.n_trials=2")
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert call_hydra_cli("main", [*args, "hydra.sweeper.n_trials=2"]) == 0  # in-process main.py
     study_root = tmp_path / "hparams_search" / "camvid_smp_lr_wd_crop_loss"
     (sweep_dir,) = list(study_root.iterdir())
     folders = _trial_folders(sweep_dir)
@@ -162,8 +161,7 @@ def test_optuna_search_two_trials_then_resume(tmp_path):
     assert results.best_value == pytest.approx(max(t.value for t in trials))
     assert OmegaConf.to_container(results.best_params) == study.best_params
 
-    again = run_entry("main.py", *args, "hydra.sweeper.n_trials=1")
-    assert again.returncode == 0, again.stderr[-4000:]
+    assert call_hydra_cli("main", [*args, "hydra.sweeper.n_trials=1"]) == 0
     study = optuna.load_study(study_name="camvid_smp_lr_wd_crop_loss", storage=f"sqlite:///{tmp_path}/optuna.db")
     assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
     assert len(list(study_root.iterdir())) == 2
