@@ -143,12 +143,12 @@ def test_finetune_from_an_old_style_path_with_a_truncated_file(tmp_path, capsys)
     assert code == 1 and f"checkpoint {ckpt} cannot be read" in line
 
 
-def test_main_py_exit_status_and_one_line_as_a_process(tmp_path):
-    """The real process: exit status 1 and exactly one error line for an unknown key and a bad value."""
+def test_main_py_exit_status_and_one_line_as_a_process(tmp_path, capsys):
+    """The real process: exit status 1 and exactly one error line for an unknown key; a bad value in-process."""
     proc = run_entry("main.py", f"LOGDIR={tmp_path}", "dataset.test.mod=slide", timeout=300)
     assert proc.returncode == 1
     assert "Could not override 'dataset.test.mod'" in error_line(proc.stderr, "main.py")
     hashes = tree_hash(tmp_path)
-    proc = run_entry("main.py", *RUN_ARGS, f"LOGDIR={tmp_path}", "model.encoder=resnet999", timeout=300)
-    assert proc.returncode == 1 and "unknown smp encoder 'resnet999'" in error_line(proc.stderr, "main.py")
+    code = call_hydra_cli("main", [*RUN_ARGS, f"LOGDIR={tmp_path}", "model.encoder=resnet999"])  # a bad value
+    assert code == 1 and "unknown smp encoder 'resnet999'" in error_line(capsys.readouterr().err, "main.py")
     assert tree_hash(tmp_path) == hashes
