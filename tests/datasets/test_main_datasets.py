@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, TINY_RUN, run_entry
+from tests.conftest import REPO, TINY_RUN, call_hydra_cli
 from tests.datasets.trees import ade_tree, cityscapes_tree, folder_tree, voc_context_tree
 from utils.run_folder import RunFolder
 
@@ -48,25 +48,14 @@ def data_root(shared_data, tmp_path_factory):
     return root
 
 
-def test_fast_run_on_every_dataset(data_root, tmp_path):
+def test_fast_run_on_every_dataset(data_root, tmp_path, capsys):
     # TINY_RUN with 1 train + 1 val batch of 1 image (ADE20K/VOC images differ in size: val_batch_size=1)
     overrides = [o for o in TINY_RUN if not o.startswith(("val_batch_size", "trainer.limit"))]
-    proc = run_entry(
-        "main.py",
-        "-m",
-        f"dataset={','.join(DATASETS)}",
-        f"environment.data_root={data_root}",
-        *overrides,
-        "val_batch_size=1",
-        "trainer.limit_train_batches=1",
-        "trainer.limit_val_batches=1",
-        "logger=csv",
-        f"LOGDIR={tmp_path}",
-        "dataset.skip_corrupt=true",
-        timeout=600,
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-5000:]
+    argv = ["-m", f"dataset={','.join(DATASETS)}", f"environment.data_root={data_root}", *overrides]
+    argv += ["val_batch_size=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "logger=csv"]
+    code = call_hydra_cli("main", [*argv, f"LOGDIR={tmp_path}", "dataset.skip_corrupt=true"])  # in-process main.py
+    out = "".join(capsys.readouterr())
+    assert code == 0, out[-5000:]
     runs = [Path(p) for p in dict.fromkeys(re.findall(r"Run folder: (\S+)", out))]
     assert len(runs) == len(DATASETS), out[-3000:]
     for name, run_dir in zip(DATASETS, runs):
