@@ -147,7 +147,7 @@ RECIPES = {
     "cs_coarse_stage2": {**CS_BASE, "dataset": "cityscapes_coarse", "lr": 0.001, "epochs": 25},
     "cs_coarse_stage3": {**CS_BASE, "lr": 0.001, "epochs": 65},
     "camvid_embedded": {**LITE0, "epochs": 20, "batch": (4, 1)},
-    "camvid_lite0_pretrained": {**LITE0, "crop": [352, 480], "epochs": 16, "batch": (8, 1)},
+    "camvid_lite0_pretrained": {**LITE0, "crop": [352, 480], "epochs": 16, "batch": (8, 1), "losses": ["wCE"]},
     "camvid_unet_r18": {**CAMVID_UNET, "epochs": 18, "batch": (8, 1)},
     "espnet_camvid": {
         **ESPNET,
@@ -263,7 +263,6 @@ RECIPE_PARAMS = [_needs_extra(r) for r in sorted(RECIPES)]
 SAME_BUILD = {
     "cs_coarse_stage2": "cs_hrnet",
     "cs_coarse_stage3": "cs_hrnet",
-    "camvid_lite0_pretrained": "camvid_embedded",
 }
 STEP_PARAMS = [_needs_extra(r) for r in sorted(RECIPES) if r not in SAME_BUILD]
 
