@@ -14,6 +14,7 @@ from benchmarking.runner import describe_model, run_benchmark
 from tests.conftest import CONFIG_DIR, REPO, compose_cfg
 from training.datamodule import SegDataModule
 from training.module import SegmentationModule
+from utils.precision import canonical_precision
 
 # Folders of config/ that are not groups of train.yaml: Hydra's own, predict.py's inference presets
 # (tests/inference) and the pretrained-weights registry (tests/models/test_pretrained.py).
@@ -122,7 +123,11 @@ def test_make_train_composes_and_builds():
         0.5,
         "OneCycleLR",
     )
-    assert (cfg.trainer.precision, cfg.channels_last, list(cfg.dataset.crop_size)) == ("32-true", True, [256, 320])
+    assert (cfg.trainer.precision, cfg.channels_last, list(cfg.dataset.crop_size)) == (
+        canonical_precision("auto"),
+        True,
+        [256, 320],
+    )
     assert Path(cfg.dataset.root) == REPO / "data" / "camvid" or "SEGBENCH_DATA" in os.environ
     module = SegmentationModule(cfg)
     assert module.output_names == ("out",) and module.criterion.names == ["CE"]
