@@ -137,10 +137,14 @@ def shared_data() -> Path:
 
 #: test files whose tests run one after another in one pytest-xdist worker (``--dist loadgroup``), by group name:
 #: the export/backend tests import ONNX Runtime, OpenVINO and NNCF in-process (see below); the SLURM tests share the
-#: one local node, whose two CPUs a concurrent job would hold.
+#: one local node, whose two CPUs a concurrent job would hold; the others share a module-scoped training run, which
+#: would otherwise be trained once in every worker.
 SERIAL_GROUPS = {
     "tests/benchmarking/test_backends_export.py": "deploy",
     "tests/training/test_slurm.py": "slurm",
+    "tests/training/test_main.py": "main_run",
+    "tests/training/test_tracking.py": "tracking_run",
+    "tests/training/test_resume.py": "resume_run",
 }
 
 

@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+import predict
 from benchmarking import backends
 from benchmarking.aggregate import aggregate
 from benchmarking.backends import BackendModule, BackendOptions, build_runner, size_multiple
@@ -27,7 +28,8 @@ from benchmarking.export import run_export
 from benchmarking.parity import compare, split_images, violations
 from benchmarking.runner import run_benchmark
 from models.smp import SMPModel
-from tests.conftest import REPO, compose_cfg, run_entry
+from tests.conftest import REPO, compose_cfg
+from utils.errors import run_entry as run_in_process
 
 # find_spec, not import: importing OpenVINO at collection would affect every later in-process Hydra run
 if importlib.util.find_spec("openvino") is None:
@@ -242,7 +244,7 @@ def test_export_command_writes_files_and_parity(tmp_path, capsys):
 
 
 def test_predict_backend_gives_the_eager_labels(tmp_path):
-    # predict.py runs as a process: the ONNX Runtime / OpenVINO sessions stay out of the test process
+    # predict.py in-process (these tests run last in their worker, see tests/conftest.py)
     weights = tmp_path / "tiny.pth"
     torch.save(tiny_model().state_dict(), weights)
     frame = REPO / "data" / "camvid" / "val" / "0016E5_07967.png"
@@ -250,8 +252,7 @@ def test_predict_backend_gives_the_eager_labels(tmp_path):
     for backend in ("eager", "onnxruntime", "openvino"):
         out = tmp_path / backend
         args = ["--ckpt", str(weights), str(frame), "--out", str(out), "--backend", backend, "model=smp", *TINY]
-        proc = run_entry("predict.py", *args)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert run_in_process("predict.py", predict.main, args) == 0
         labels[backend] = np.asarray(Image.open(out / f"{frame.stem}_label.png"))
         assert json.loads((out / "summary.json").read_text())["backend"] == backend
     assert labels["eager"].shape == (360, 480)
