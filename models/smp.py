@@ -127,11 +127,15 @@ class SMPModel(nn.Module):
         self.stride = max(32, int(getattr(self.net.encoder, "output_stride", 32)))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """float[N,3,H,W] dataset-normalised -> ``{"out": logits float[N,K,H,W]}``."""
-        x = self.input_norm(x)
+        """float[N,3,H,W] dataset-normalised -> ``{"out": logits float[N,K,H,W]}``.
+
+        H and W are zero-padded at the bottom/right to multiples of ``stride`` in the dataset-normalised space,
+        before ``input_norm``: an exported graph (traced at an aligned size, padded by its runner) then computes
+        exactly what this module computes.
+        """
         h, w = x.shape[-2:]
         ph, pw = math.ceil(h / self.stride) * self.stride - h, math.ceil(w / self.stride) * self.stride - w
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph))
-        out = self.net(x)
+        out = self.net(self.input_norm(x))
         return {"out": out[..., :h, :w] if (ph or pw) else out}

@@ -3,7 +3,7 @@
     python scripts/deploy_table.py [--since 2026-01-01T12:00:00] [--peak-tflops 0.7] ROOT [ROOT ...]
 
 One row per record written at or after ``--since`` below the roots: model, backend, precision, fps, latency
-p50/p95 ms, peak memory MiB (the record's ``memory_kind``), speed-up over eager 32-true of the same model, ΔmIoU in
+p50/p95 ms, memory MiB (peak total incl. weights / peak growth during the forward, of the record's ``memory_kind``), speed-up over eager 32-true of the same model, ΔmIoU in
 points against eager 32-true of the same model (exported backends: the record's own parity reference), label
 agreement and max |Δ logit| vs eager 32-true, and the fraction of ``--peak-tflops`` reached (GFLOPs x fps, 1 MAC =
 2 FLOPs).
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
         if r.status == "ok" and (r.backend, canonical_precision(r.precision, quantized=True)) == ("eager", "32-true")
     }
     print(
-        "| model | backend | precision | fps | speed-up | latency p50 / p95 ms | memory MiB | ΔmIoU (points) "
+        "| model | backend | precision | fps | speed-up | latency p50 / p95 ms | memory MiB peak / forward | ΔmIoU (points) "
         "| label agreement | max abs Δ logit | % of peak |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -61,9 +61,10 @@ def main(argv=None) -> int:
         if r.parity_ok is False:
             agree += " (exceeds tolerance)"
         peak = f"{100 * r.gflops * r.fps / (1000 * a.peak_tflops):.1f}" if r.gflops else ""
+        mem = " / ".join("" if v is None else f"{v:.0f}" for v in (r.memory_peak_mib, r.memory_forward_mib))
         print(
             f"| {r.name} | {r.backend} | {r.precision} | {r.fps:.2f} | {speed} | {r.latency_ms_p50:.0f} / "
-            f"{r.latency_ms_p95:.0f} | {r.memory_mib:.0f} | {dm} | {agree} | {diff} | {peak} |"
+            f"{r.latency_ms_p95:.0f} | {mem} | {dm} | {agree} | {diff} | {peak} |"
         )
     if base:
         miou = ", ".join(f"{n} {100 * b.mIoU:.2f}" for n, b in base.items() if b.mIoU is not None)

@@ -223,7 +223,8 @@ class ESPNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """float[N,3,H,W] dataset-normalised -> ``{"out": logits float[N,K,h,w]}`` (see class doc)."""
-        x, (h, w) = pad_to_multiple(self.input_convention(x), self.stride)
+        x, (h, w) = pad_to_multiple(x, self.stride)  # before the convention, as an exported graph's runner pads
+        x = self.input_convention(x)
         logits, out1_cat, out0_cat, out0 = self.encoder.forward_features(x)
         if self.decoder:
             out2_c = self.up_l3(self.br(logits))

@@ -331,7 +331,8 @@ class ESPNetv2(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """float[N,3,H,W] dataset-normalised -> ``{"out": logits float[N,K,H,W]}``."""
-        x, (h, w) = pad_to_multiple(self.input_convention(x), self.stride)
+        x, (h, w) = pad_to_multiple(x, self.stride)  # before the convention, as an exported graph's runner pads
+        x = self.input_convention(x)
         l1, l2, l3, l4 = self.base_net(x)
         out = self.bu_dec_l1(l4)
         out = self.bu_dec_l2(self.bu_br_l2(self._up2(out) + self.merge_enc_dec_l2(l3)))

@@ -34,6 +34,20 @@ def test_divisible_input_is_not_padded():
         assert torch.equal(model(x)["out"], model.net(x))
 
 
+def test_padding_is_in_the_dataset_space_so_exported_graphs_agree():
+    """A frame of another size than a multiple of 32 (CamVid 480x360) gives the logits of the zero-padded frame,
+    cropped: exactly what an exported graph (traced aligned, padded by its runner) computes, also with the
+    pretrained weights' own normalisation (``input_norm``) inside the model."""
+    imagenet = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    model = SMPModel("Unet", "resnet18", num_classes=3, input_norm={"mean": [0.5] * 3, "std": [0.5] * 3},
+                     data_norm=imagenet).eval()  # fmt: skip
+    assert not isinstance(model.input_norm, torch.nn.Identity)
+    x = torch.randn(1, 3, 45, 70)
+    with torch.no_grad():
+        padded = model(torch.nn.functional.pad(x, (0, 26, 0, 19)))["out"][..., :45, :70]
+        torch.testing.assert_close(model(x)["out"], padded, rtol=0, atol=1e-5)
+
+
 def test_named_pretrained_weights_are_refused_and_local_files_load(tmp_path):
     with pytest.raises(ValueError, match="nothing is downloaded"):
         SMPModel("Unet", "resnet18", num_classes=2, encoder_weights="imagenet")

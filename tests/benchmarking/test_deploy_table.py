@@ -1,0 +1,36 @@
+"""scripts/deploy_table.py: the deployment sweep's markdown table from benchmark records."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from benchmarking.records import BenchmarkRecord, write_record
+from tests.conftest import REPO
+
+_spec = importlib.util.spec_from_file_location("deploy_table", REPO / "scripts" / "deploy_table.py")
+deploy_table = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(deploy_table)
+
+
+def _rec(backend, precision, fps, **kw):
+    return BenchmarkRecord(
+        name="Unet-x", method="Unet", backend=backend, precision=precision, fps=fps, latency_ms_p50=1000 / fps,
+        latency_ms_p95=1100 / fps, gflops=20.0, timestamp=f"2026-01-01T00:00:0{int(fps)}", **kw,
+    )  # fmt: skip
+
+
+def test_rows_give_speed_up_memory_parity_and_peak_fraction(tmp_path, capsys):
+    folder = tmp_path / "run" / "benchmark"  # records are read from benchmark/ folders
+    write_record(_rec("eager", "32-true", 2.0, memory_peak_mib=1000.0, memory_forward_mib=100.0, mIoU=0.6), folder)
+    write_record(
+        _rec("openvino", "int8", 6.0, memory_peak_mib=1500.0, memory_forward_mib=20.0, mIoU=0.595,
+             parity_delta_mIoU=-0.005, parity_label_agreement=0.99, parity_max_abs_logit=0.5, parity_ok=True),
+        folder,
+    )  # fmt: skip
+    assert deploy_table.main([str(tmp_path), "--peak-tflops", "0.5"]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| Unet-x")]
+    assert rows[0] == "| Unet-x | eager | 32-true | 2.00 | 1.00x | 500 / 550 | 1000 / 100 | +0.00 |  |  | 8.0 |"
+    # int8: 3x eager, ΔmIoU from the record's parity (points), 20 GFLOPs x 6 fps = 0.12 TFLOP/s = 24 % of 0.5
+    assert (
+        rows[1] == "| Unet-x | openvino | int8 | 6.00 | 3.00x | 167 / 183 | 1500 / 20 | -0.50 | 0.9900 | 0.5 | 24.0 |"
+    )
