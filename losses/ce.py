@@ -39,12 +39,18 @@ def ce(num_classes: int, ignore_index: int = 255, class_weights=None):
 
 
 @register_loss("wCE")
-def wce(num_classes: int, ignore_index: int = 255, class_weights=None):
-    """Class-weighted cross-entropy with the dataset's ``class_weights``.
+def wce(num_classes: int, ignore_index: int = 255, class_weights=None, power: float = 1.0):
+    """Class-weighted cross-entropy with the dataset's ``class_weights`` raised to ``power``.
+
+    ``power=1`` uses the weights as given (e.g. SegNet's median-frequency balancing); ``power=0.5`` softens
+    them to their square root (the thin classes still count more, the large ones lose less), ``power=0`` is CE.
+    Set it with ``+loss_params.wCE.power=0.5``.
 
     Raises:
-        ValueError: the dataset config has no ``class_weights``.
+        ValueError: the dataset config has no ``class_weights``, or ``power`` is negative.
     """
     if class_weights is None:
         raise ValueError("wCE needs class weights: set dataset.class_weights (a list of num_classes floats)")
-    return CrossEntropy(num_classes, ignore_index, class_weights)
+    if power < 0:
+        raise ValueError(f"loss_params.wCE.power must be >= 0, got {power}")
+    return CrossEntropy(num_classes, ignore_index, torch.as_tensor(class_weights, dtype=torch.float32) ** power)

@@ -34,6 +34,20 @@ def test_wce_is_weighted_mean_normalised_by_valid_weights():
     )
 
 
+def test_wce_power_softens_the_weights():
+    # same two pixels, weights [4, 1]: power 0.5 -> [2, 1], the value above (5 ln 2 / 3); power 0 -> CE (3 ln 2 / 2)
+    x = torch.tensor([[[[0.0, 0.0, 9.0]], [[math.log(3), 0.0, -9.0]]]])
+    y = torch.tensor([[[0, 1, 255]]])
+    assert build_loss("wCE", num_classes=2, class_weights=[4.0, 1.0], power=0.5)(x, y).item() == pytest.approx(
+        5 * LN2 / 3, rel=1e-6
+    )
+    assert build_loss("wCE", num_classes=2, class_weights=[4.0, 1.0], power=0.0)(x, y).item() == pytest.approx(
+        3 * LN2 / 2, rel=1e-6
+    )
+    with pytest.raises(ValueError, match="power must be >= 0, got -1"):
+        build_loss("wCE", num_classes=2, class_weights=[4.0, 1.0], power=-1.0)
+
+
 def test_cityscapes_19_class_weights_accepted():
     # HRNet-Semantic-Segmentation / MIC-DKFZ Cityscapes weights (19 trainIds)
     w = [

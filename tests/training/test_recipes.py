@@ -244,9 +244,6 @@ ZERO_GRAD = re.compile(r"model\.segmentor\.backbone\.layer\d\.\d\.(conv1|bn1|con
 # the position-attention centre (softmax attention): on a 64x96 batch at initialisation their gradients can be
 # exactly zero (every ReLU input of a gate negative) or too small for one AdamW step to move a float32 weight;
 # which ones depends on the random crops
-# MMSeg SegFormer-B0: the attention of its last stage sees a 2x3 map of a 64x96 crop; depending on the random crop its
-# softmax saturates and the attention weights (and their pre-norm) get an exactly zero gradient
-SEGFORMER_LAST_ATTN = re.compile(r"model\.segmentor\.backbone\.layers\.3\.\d\.\d\.(attn|norm1)\.")
 MANET_GATES = re.compile(r"model\.net\.decoder\.(blocks\.\d\.SE_(ll|hl)\.[13]|center)\.")
 
 
@@ -370,6 +367,12 @@ def test_recipe_builds_and_takes_one_step(recipe):
         torch.int64,
     )
     module.train()
+    # stochastic depth (timm / mmcv DropPath in MiT and SegFormer encoders) drops a whole residual branch for a
+    # sample with probability drop_prob; with N samples all dropped, that branch would get an exactly zero
+    # gradient. The step checks every branch, so none is dropped here (dropout and the rest stay on).
+    for m in module.modules():
+        if type(m).__name__ == "DropPath":
+            m.drop_prob = 0.0
     outputs = module(images)
     strides = exp.get("strides", {})
     assert {name: tuple(o.shape) for name, o in outputs.items()} == {
@@ -391,11 +394,8 @@ def test_recipe_builds_and_takes_one_step(recipe):
     assert unused == expected_unused
     assert all(torch.equal(before[n], params[n]) for n in unused)
     zero = {n for n, p in params.items() if p.grad is not None and not p.grad.any()}
-    flaky = (
-        MANET_GATES if ":MAnet" in recipe else SEGFORMER_LAST_ATTN if recipe == "mmseg_segformer_b0_camvid" else None
-    )
-    if flaky:  # left out of the two checks below
-        gates = {n for n in params if flaky.match(n)}
+    if ":MAnet" in recipe:  # left out of the two checks below
+        gates = {n for n in params if MANET_GATES.match(n)}
         zero -= gates
         unused |= gates
     assert zero == ({n for n in params if ZERO_GRAD.match(n)} if recipe == "mmseg_deeplabv3plus_r18_camvid" else set())
