@@ -28,8 +28,8 @@ from __future__ import annotations
 import importlib
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -62,11 +62,38 @@ class BackendOptions:
         calibration: callable returning the int8 calibration images, each float32[1, 3, H, W] normalised
             like the model's input (``precision=int8`` only).
         threads: intra-op threads of the runtime (default ``torch.get_num_threads()``).
+        quantize: keyword options of ``nncf.quantize`` for int8 (``calibration.nncf`` of
+            ``config/benchmark.yaml``; see :func:`nncf_options`).
+        calibration_note: the calibration in words, for records and export manifests.
     """
 
     folder: Path | None = None
     calibration: Callable[[], Iterable[torch.Tensor]] | None = None
     threads: int | None = None
+    quantize: dict = field(default_factory=dict)
+    calibration_note: str = ""
+
+    @classmethod
+    def from_config(cls, cfg, calibration: Mapping | None = None, **kwargs) -> BackendOptions:
+        """Options whose int8 calibration is ``calibration`` (default ``cfg.calibration``): ``images`` images of
+        ``split`` of ``cfg.dataset`` through the test pipeline (:func:`benchmarking.parity.split_images`),
+        quantised with the ``nncf`` options. ``kwargs``: ``folder``, ``threads``."""
+        from omegaconf import OmegaConf
+
+        from benchmarking.parity import split_images
+
+        c = calibration if calibration is not None else (cfg.get("calibration") or {})
+        split, n = str(c.get("split") or "train"), int(c.get("images") or 0)
+        quantize = c.get("nncf") or {}
+        quantize = OmegaConf.to_container(quantize, resolve=True) if OmegaConf.is_config(quantize) else dict(quantize)
+        nncf_options(quantize)  # fail on a bad key before anything is exported
+        words = "".join(f", {k}={v}" for k, v in quantize.items())
+        return cls(
+            calibration=lambda: split_images(cfg, split, n),
+            quantize=quantize,
+            calibration_note=f"{split} ({n} images, nncf.quantize{words})",
+            **kwargs,
+        )
 
     def out(self) -> Path:
         """``folder`` (created) or a new temporary folder."""
@@ -248,26 +275,55 @@ def openvino_capabilities() -> list[str]:
     return [str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
 
 
-def quantize_int8(ov_model, images: Iterable[torch.Tensor], multiple: int = 1):
-    """NNCF post-training quantisation (``nncf.quantize``, default mixed preset) of an OpenVINO model.
+#: ``calibration.nncf`` keys -> how the config value becomes the ``nncf.quantize`` argument (None: as is)
+NNCF_OPTIONS: dict[str, Callable | None] = {
+    "preset": lambda nncf, v: nncf.QuantizationPreset(str(v).lower()),  # performance | mixed
+    "target_device": lambda nncf, v: nncf.TargetDevice[str(v).upper()],  # ANY | CPU | CPU_SPR | GPU | NPU
+    "model_type": lambda nncf, v: nncf.ModelType(str(v).lower()),  # transformer
+    "ignored_scope": lambda nncf, v: nncf.IgnoredScope(**dict(v)),  # {names, patterns, types}: kept in float
+    "fast_bias_correction": None,  # false: the full bias correction (slower, often closer to fp32)
+}
+
+
+def nncf_options(options: Mapping, nncf=None) -> dict:
+    """``calibration.nncf`` (plain values) as ``nncf.quantize`` keyword arguments (enums, ``IgnoredScope``);
+    ``nncf`` None only validates the keys.
+
+    Raises:
+        ValueError: an unknown key (the valid ones listed).
+    """
+    bad = sorted(set(options) - set(NNCF_OPTIONS))
+    if bad:
+        raise ValueError(f"calibration.nncf: unknown option(s) {bad}; valid: {sorted(NNCF_OPTIONS)}")
+    if nncf is None:
+        return dict(options)
+    return {k: (v if NNCF_OPTIONS[k] is None else NNCF_OPTIONS[k](nncf, v)) for k, v in options.items()}
+
+
+def quantize_int8(ov_model, images: Iterable[torch.Tensor], multiple: int = 1, options: Mapping | None = None):
+    """NNCF post-training quantisation (``nncf.quantize``, its default preset unless ``options`` say) of an
+    OpenVINO model.
 
     Args:
         ov_model: ``openvino.Model`` (fp32).
         images: calibration images, each float32[1, 3, H, W] normalised as the model's input; all are used
             (``subset_size`` = their number); padded to ``multiple``.
+        options: ``calibration.nncf`` (:data:`NNCF_OPTIONS`), e.g. ``{"preset": "mixed",
+            "ignored_scope": {"types": ["Softmax"]}}``.
 
     Returns:
         the quantised ``openvino.Model`` (int8 weights and activations where NNCF places quantisers).
 
     Raises:
         ImportError: nncf is not installed (names ``requirements-openvino.txt``).
-        ValueError: no calibration image.
+        ValueError: no calibration image; an unknown option.
     """
     nncf = require("nncf")
+    kwargs = nncf_options(options or {}, nncf)
     data = [pad_to_multiple(x.detach().float().cpu(), multiple).numpy() for x in images]
     if not data:
         raise ValueError("precision=int8: no calibration image (calibration.images must be >= 1)")
-    return nncf.quantize(ov_model, nncf.Dataset(data), subset_size=len(data))
+    return nncf.quantize(ov_model, nncf.Dataset(data), subset_size=len(data), **kwargs)
 
 
 def export_openvino(
@@ -294,7 +350,7 @@ def export_openvino(
     if kind == "int8":
         if options.calibration is None:
             raise ValueError("precision=int8 needs calibration images (options.calibration)")
-        ov_model = quantize_int8(ov_model, options.calibration(), size_multiple(model))
+        ov_model = quantize_int8(ov_model, options.calibration(), size_multiple(model), options.quantize)
     xml = folder / f"openvino_{kind}" / "model.xml"
     xml.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(ov_model, str(xml), compress_to_fp16=False)
@@ -410,11 +466,9 @@ def backend_module(model: nn.Module, spec: str, cfg, device: torch.device) -> Ba
     """
     from omegaconf import OmegaConf
 
-    from benchmarking.parity import split_images
-
     name, _, precision = spec.partition(":")
     precision = check_precision(name, precision or "32-true")
     c = OmegaConf.load(Path(__file__).resolve().parents[1] / "config" / "benchmark.yaml").calibration
-    options = BackendOptions(calibration=lambda: split_images(cfg, str(c.split), int(c.images)))
+    options = BackendOptions.from_config(cfg, c)
     example = torch.randn(1, 3, 64, 64, device=device)
     return BackendModule(build_runner(model.eval().to(device), example, name, precision, device, options), model)

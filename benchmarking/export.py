@@ -119,12 +119,7 @@ def export_model(
     try:
         torch.manual_seed(int(cfg.seed))
         example = torch.randn(1, 3, h, w)
-        c = cfg.get("calibration") or {}
-        options = BackendOptions(
-            folder=tmp,
-            threads=int(cfg.threads) if cfg.get("threads") else None,
-            calibration=lambda: split_images(cfg, str(c.get("split") or "train"), int(c.get("images") or 0)),
-        )
+        options = BackendOptions.from_config(cfg, folder=tmp, threads=int(cfg.threads) if cfg.get("threads") else None)
         files = {}
         export_onnx(model, example, tmp / "model.onnx")
         files["onnx"] = tmp / "model.onnx"
@@ -173,11 +168,7 @@ def export_model(
             "class_names": [str(n) for n in cfg.dataset.class_names],
             "opset": 17,
             "traced_at": f"{w}x{h}",
-            "calibration": (
-                f"{c.get('split') or 'train'} ({c.get('images')} images, nncf.quantize)"
-                if "openvino_int8" in formats
-                else None
-            ),
+            "calibration": options.calibration_note if "openvino_int8" in formats else None,
             "parity_reference": "eager 32-true",
             "parity": parity,
             "versions": _versions(),

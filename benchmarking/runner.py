@@ -323,15 +323,10 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
 def backend_options(cfg: DictConfig, rec: BenchmarkRecord) -> BackendOptions:
     """Options of exported backends: threads, and for int8 the ``calibration.images`` images of
     ``calibration.split`` (``config/benchmark.yaml``) through the dataset's test pipeline."""
-    from benchmarking.parity import split_images
-
-    c = cfg.get("calibration") or {}
-    n, split = int(c.get("images", 0) or 0), str(c.get("split") or "train")
+    options = BackendOptions.from_config(cfg, threads=int(cfg.threads) if cfg.get("threads") else None)
     if rec.precision == "int8":
-        rec.calibration = f"{split} ({n} images, nncf.quantize)"
-    return BackendOptions(
-        threads=int(cfg.threads) if cfg.get("threads") else None, calibration=lambda: split_images(cfg, split, n)
-    )
+        rec.calibration = options.calibration_note
+    return options
 
 
 def measure_parity(rec: BenchmarkRecord, cfg: DictConfig, model, runner, device: torch.device, fallback) -> None:

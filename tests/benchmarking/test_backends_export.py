@@ -131,6 +131,44 @@ def test_int8_calibrated_on_real_training_frames(runners, cfg, val_frames, calib
     assert res["max_abs_logit"] > 10 * FP32_TOL  # really quantised, not the fp32 graph
 
 
+def _fed_by_fake_quantize(ir, name: str) -> bool:
+    op = next(o for o in ir.get_ops() if o.get_friendly_name() == name)
+    return any(i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs())
+
+
+def test_nncf_options_reach_the_quantiser(runners, cfg):
+    import nncf
+    import openvino as ov
+
+    from benchmarking.backends import nncf_options, quantize_int8
+
+    fp32 = ov.Core().read_model(str(runners["folder"] / "openvino_fp32" / "model.xml"))
+    head = [o.get_friendly_name() for o in fp32.get_ops() if o.get_type_name() == "Convolution"][-1]
+    default = ov.Core().read_model(str(runners["folder"] / "openvino_int8" / "model.xml"))
+    assert _fed_by_fake_quantize(default, head)  # the segmentation head is quantised by default
+    options = BackendOptions.from_config(
+        cfg, {"split": "train", "images": 2, "nncf": {"preset": "mixed", "ignored_scope": {"names": [head]}}}
+    )
+    assert (
+        options.calibration_note
+        == f"train (2 images, nncf.quantize, preset=mixed, ignored_scope={{'names': ['{head}']}})"
+    )
+    assert nncf_options(options.quantize, nncf) == {
+        "preset": nncf.QuantizationPreset.MIXED,
+        "ignored_scope": nncf.IgnoredScope(names=[head]),
+    }
+    kept = quantize_int8(
+        ov.Core().read_model(str(runners["folder"] / "openvino_fp32" / "model.xml")),
+        options.calibration(),
+        8,
+        options.quantize,
+    )
+    assert not _fed_by_fake_quantize(kept, head)  # ignored_scope keeps it in float
+    assert sum(op.get_type_name() == "FakeQuantize" for op in kept.get_ops()) >= 5  # the rest is still int8
+    with pytest.raises(ValueError, match=r"calibration.nncf: unknown option\(s\) \['presett'\]; valid: \["):
+        BackendOptions.from_config(cfg, {"nncf": {"presett": "mixed"}})
+
+
 def test_bf16_where_the_cpu_has_it(model):
     example = torch.randn(1, 3, 64, 96)
     if "BF16" in backends.openvino_capabilities():
