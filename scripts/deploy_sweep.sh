@@ -14,7 +14,8 @@ UNET=${UNET:-model=smp}
 HRNET=${HRNET:-model=hrnet model.width=18}
 PROTOCOL=${PROTOCOL:-warmup=5 iterations=195}
 EVAL=${EVAL:-evaluate=true}
-COMBOS=${COMBOS:-eager:fp32 channels_last:bf16 compile:fp32 onnxruntime:fp32 openvino:fp32 openvino:bf16 openvino:int8}
+# eager fp32 first and last: the drift of the machine over the sweep (speed-ups use the median of the two)
+COMBOS=${COMBOS:-eager:fp32 channels_last:bf16 compile:fp32 onnxruntime:fp32 openvino:fp32 openvino:bf16 openvino:int8 eager:fp32}
 START=$(date +%Y-%m-%dT%H:%M:%S)
 echo "sweep start $START; load: $(uptime)"
 for model in "$UNET" "$HRNET"; do

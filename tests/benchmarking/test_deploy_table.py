@@ -34,3 +34,14 @@ def test_rows_give_speed_up_memory_parity_and_peak_fraction(tmp_path, capsys):
     assert (
         rows[1] == "| Unet-x | openvino | int8 | 6.00 | 3.00x | 167 / 183 | 1500 / 20 | -0.50 | 0.9900 | 0.5 | 24.0 |"
     )
+
+
+def test_speed_up_is_relative_to_the_median_of_the_eager_fp32_records(tmp_path, capsys):
+    folder = tmp_path / "run" / "benchmark"
+    for backend, precision, fps in (("eager", "32-true", 2.0), ("openvino", "bf16-mixed", 6.0), ("eager", "fp32", 4.0)):
+        write_record(_rec(backend, precision, fps, mIoU=0.6), folder)
+    assert deploy_table.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = [ln.split(" | ")[3:5] for ln in out.splitlines() if ln.startswith("| Unet-x")]
+    assert rows == [["2.00", "0.67x"], ["4.00", "1.33x"], ["6.00", "2.00x"]]  # by time (_rec: fps = second); median 3
+    assert "eager 32-true fps in sweep order: Unet-x 2.00, 4.00 (speed-ups are relative to the median" in out
