@@ -147,7 +147,9 @@ RECIPES = {
     "cs_coarse_stage2": {**CS_BASE, "dataset": "cityscapes_coarse", "lr": 0.001, "epochs": 25},
     "cs_coarse_stage3": {**CS_BASE, "lr": 0.001, "epochs": 65},
     "camvid_embedded": {**LITE0, "epochs": 20, "batch": (4, 1)},
-    "camvid_lite0_pretrained": {**LITE0, "crop": [352, 480], "epochs": 16, "batch": (8, 1), "losses": ["wCE"]},
+    "camvid_lite0_pretrained": {
+        **LITE0, "crop": [352, 480], "epochs": 20, "batch": (8, 1), "losses": ["wCE"], "wce_power": 0.5,
+    },  # fmt: skip
     "camvid_unet_r18": {**CAMVID_UNET, "epochs": 18, "batch": (8, 1)},
     "espnet_camvid": {
         **ESPNET,
@@ -309,6 +311,7 @@ def test_recipe_composes_to_its_documented_values(recipe):
         assert (cfg.lr_scheduler.scheduler.max_lr, cfg.lr_scheduler.scheduler.pct_start) == (exp["lr"], 0.3)
     assert (list(cfg.lossfunction), list(cfg.lossweight)) == (exp["losses"], exp["weights"])
     assert list(cfg.dataset.crop_size) == exp["crop"]
+    assert cfg.loss_params == ({"wCE": {"power": exp["wce_power"]}} if "wce_power" in exp else {})
     assert (cfg.trainer.max_epochs, cfg.trainer.precision) == (exp["epochs"], exp["precision"])
     assert cfg.channels_last is exp.get("channels_last", False)
     if "batch" in exp:
@@ -341,6 +344,9 @@ def test_recipe_builds_and_takes_one_step(recipe):
     assert module.output_names == exp["outputs"]
     assert (module.criterion.output_names, module.criterion.names) == (list(exp["outputs"]), exp["losses"])
     assert module.criterion.weights == exp["weights"]
+    if "wce_power" in exp:  # the loss weights are the dataset's class weights to that power
+        w = torch.tensor(list(cfg.dataset.class_weights)) ** exp["wce_power"]
+        assert torch.allclose(module.criterion.losses[0].weight, w)
 
     module.trainer = SimpleNamespace(estimated_stepping_batches=STEPS)  # all configure_optimizers reads
     conf = module.configure_optimizers()
