@@ -71,6 +71,7 @@ class BackendOptions:
     calibration: Callable[[], Iterable[torch.Tensor]] | None = None
     threads: int | None = None
     quantize: dict = field(default_factory=dict)
+    float_first_last: bool = False
     calibration_note: str = ""
 
     @classmethod
@@ -87,11 +88,15 @@ class BackendOptions:
         quantize = c.get("nncf") or {}
         quantize = OmegaConf.to_container(quantize, resolve=True) if OmegaConf.is_config(quantize) else dict(quantize)
         nncf_options(quantize)  # fail on a bad key before anything is exported
-        words = "".join(f", {k}={v}" for k, v in quantize.items())
+        first_last = bool(c.get("float_first_last", False))
+        words = (", first and last convolution in float" if first_last else "") + "".join(
+            f", {k}={v}" for k, v in quantize.items()
+        )
         return cls(
             calibration=lambda: split_images(cfg, split, n),
             quantize=quantize,
-            calibration_note=f"{split} ({n} images, nncf.quantize{words})",
+            float_first_last=first_last,
+            calibration_note=f"{split} ({n} images{words}, nncf.quantize)",
             **kwargs,
         )
 
@@ -300,9 +305,27 @@ def nncf_options(options: Mapping, nncf=None) -> dict:
     return {k: (v if NNCF_OPTIONS[k] is None else NNCF_OPTIONS[k](nncf, v)) for k, v in options.items()}
 
 
-def quantize_int8(ov_model, images: Iterable[torch.Tensor], multiple: int = 1, options: Mapping | None = None):
+def first_and_last_convolution(ov_model) -> list[str]:
+    """Friendly names of the first and the last (Group)Convolution of an ``openvino.Model`` in topological order:
+    the stem that sees the image and the classifier that writes the logits."""
+    convs = [o.get_friendly_name() for o in ov_model.get_ordered_ops() if o.get_type_name().endswith("Convolution")]
+    return sorted({convs[0], convs[-1]}) if convs else []
+
+
+def quantize_int8(
+    ov_model,
+    images: Iterable[torch.Tensor],
+    multiple: int = 1,
+    options: Mapping | None = None,
+    float_first_last: bool = False,
+):
     """NNCF post-training quantisation (``nncf.quantize``, its default preset unless ``options`` say) of an
     OpenVINO model.
+
+    ``float_first_last`` keeps the first and last convolution (:func:`first_and_last_convolution`) in float, added
+    to any ``ignored_scope``: the usual mixed-precision rule for CNNs (e.g. Jacob et al. 2018, Krishnamoorthi 2018,
+    "Quantizing deep convolutional networks for efficient inference", sec. 4), as the stem sees the image's full
+    range and the classifier decides each label.
 
     Args:
         ov_model: ``openvino.Model`` (fp32).
@@ -320,6 +343,15 @@ def quantize_int8(ov_model, images: Iterable[torch.Tensor], multiple: int = 1, o
     """
     nncf = require("nncf")
     kwargs = nncf_options(options or {}, nncf)
+    if float_first_last:
+        scope = kwargs.get("ignored_scope") or nncf.IgnoredScope()
+        kwargs["ignored_scope"] = nncf.IgnoredScope(
+            names=[*scope.names, *first_and_last_convolution(ov_model)],
+            patterns=list(scope.patterns),
+            types=list(scope.types),
+            subgraphs=list(scope.subgraphs),
+            validate=scope.validate,
+        )
     data = [pad_to_multiple(x.detach().float().cpu(), multiple).numpy() for x in images]
     if not data:
         raise ValueError("precision=int8: no calibration image (calibration.images must be >= 1)")
@@ -350,7 +382,9 @@ def export_openvino(
     if kind == "int8":
         if options.calibration is None:
             raise ValueError("precision=int8 needs calibration images (options.calibration)")
-        ov_model = quantize_int8(ov_model, options.calibration(), size_multiple(model), options.quantize)
+        ov_model = quantize_int8(
+            ov_model, options.calibration(), size_multiple(model), options.quantize, options.float_first_last
+        )
     xml = folder / f"openvino_{kind}" / "model.xml"
     xml.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(ov_model, str(xml), compress_to_fp16=False)

@@ -140,10 +140,11 @@ def test_nncf_options_reach_the_quantiser(runners, cfg):
     import nncf
     import openvino as ov
 
-    from benchmarking.backends import nncf_options, quantize_int8
+    from benchmarking.backends import first_and_last_convolution, nncf_options, quantize_int8
 
     fp32 = ov.Core().read_model(str(runners["folder"] / "openvino_fp32" / "model.xml"))
-    head = [o.get_friendly_name() for o in fp32.get_ops() if o.get_type_name() == "Convolution"][-1]
+    head = "out"  # the segmentation head's convolution writes the graph output
+    assert next(o for o in fp32.get_ops() if o.get_friendly_name() == head).get_type_name() == "Convolution"
     default = ov.Core().read_model(str(runners["folder"] / "openvino_int8" / "model.xml"))
     assert _fed_by_fake_quantize(default, head)  # the segmentation head is quantised by default
     options = BackendOptions.from_config(
@@ -151,8 +152,11 @@ def test_nncf_options_reach_the_quantiser(runners, cfg):
     )
     assert (
         options.calibration_note
-        == f"train (2 images, nncf.quantize, preset=mixed, ignored_scope={{'names': ['{head}']}})"
+        == f"train (2 images, preset=mixed, ignored_scope={{'names': ['{head}']}}, nncf.quantize)"
     )
+    assert not options.float_first_last and BackendOptions.from_config(cfg).float_first_last  # config default: on
+    note = BackendOptions.from_config(cfg).calibration_note
+    assert note == "train (32 images, first and last convolution in float, nncf.quantize)"
     assert nncf_options(options.quantize, nncf) == {
         "preset": nncf.QuantizationPreset.MIXED,
         "ignored_scope": nncf.IgnoredScope(names=[head]),
@@ -165,6 +169,13 @@ def test_nncf_options_reach_the_quantiser(runners, cfg):
     )
     assert not _fed_by_fake_quantize(kept, head)  # ignored_scope keeps it in float
     assert sum(op.get_type_name() == "FakeQuantize" for op in kept.get_ops()) >= 5  # the rest is still int8
+    # the stem and the head in float (float_first_last), the rest quantised
+    fp32 = ov.Core().read_model(str(runners["folder"] / "openvino_fp32" / "model.xml"))
+    stem = "/model/net/encoder/conv1/Conv/WithoutBiases"  # resnet18's 7x7 stem, the first layer on the image
+    assert sorted({stem, head}) == first_and_last_convolution(fp32) and _fed_by_fake_quantize(default, stem)
+    mixed = quantize_int8(fp32, options.calibration(), 8, {}, float_first_last=True)
+    assert not _fed_by_fake_quantize(mixed, stem) and not _fed_by_fake_quantize(mixed, head)
+    assert sum(op.get_type_name() == "FakeQuantize" for op in mixed.get_ops()) >= 5
     with pytest.raises(ValueError, match=r"calibration.nncf: unknown option\(s\) \['presett'\]; valid: \["):
         BackendOptions.from_config(cfg, {"nncf": {"presett": "mixed"}})
 

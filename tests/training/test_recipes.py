@@ -147,9 +147,8 @@ RECIPES = {
     "cs_coarse_stage2": {**CS_BASE, "dataset": "cityscapes_coarse", "lr": 0.001, "epochs": 25},
     "cs_coarse_stage3": {**CS_BASE, "lr": 0.001, "epochs": 65},
     "camvid_embedded": {**LITE0, "epochs": 20, "batch": (4, 1)},
-    "camvid_lite0_pretrained": {
-        **LITE0, "crop": [352, 480], "epochs": 20, "batch": (8, 1), "losses": ["wCE"], "wce_power": 0.5,
-    },  # fmt: skip
+    "camvid_lite0_pretrained": {**LITE0, "crop": [352, 480], "epochs": 20, "batch": (8, 1), "losses": ["wCE"]}
+    | {"wce_power": 0.5},
     "camvid_unet_r18": {**CAMVID_UNET, "epochs": 18, "batch": (8, 1)},
     "espnet_camvid": {
         **ESPNET,
