@@ -64,6 +64,8 @@ class BackendOptions:
         threads: intra-op threads of the runtime (default ``torch.get_num_threads()``).
         quantize: keyword options of ``nncf.quantize`` for int8 (``calibration.nncf`` of
             ``config/benchmark.yaml``; see :func:`nncf_options`).
+        float_first_last: int8 keeps the first and last convolution in float (``calibration.float_first_last``;
+            :func:`quantize_int8`).
         calibration_note: the calibration in words, for records and export manifests.
     """
 
@@ -78,7 +80,11 @@ class BackendOptions:
     def from_config(cls, cfg, calibration: Mapping | None = None, **kwargs) -> BackendOptions:
         """Options whose int8 calibration is ``calibration`` (default ``cfg.calibration``): ``images`` images of
         ``split`` of ``cfg.dataset`` through the test pipeline (:func:`benchmarking.parity.split_images`),
-        quantised with the ``nncf`` options. ``kwargs``: ``folder``, ``threads``."""
+        quantised with the ``nncf`` options. ``kwargs``: ``folder``, ``threads``.
+
+        Raises:
+            ValueError: an unknown ``calibration.nncf`` key (the valid ones listed), before anything is exported.
+        """
         from omegaconf import OmegaConf
 
         from benchmarking.parity import split_images
@@ -323,9 +329,9 @@ def quantize_int8(
     OpenVINO model.
 
     ``float_first_last`` keeps the first and last convolution (:func:`first_and_last_convolution`) in float, added
-    to any ``ignored_scope``: the usual mixed-precision rule for CNNs (e.g. Jacob et al. 2018, Krishnamoorthi 2018,
-    "Quantizing deep convolutional networks for efficient inference", sec. 4), as the stem sees the image's full
-    range and the classifier decides each label.
+    to any ``ignored_scope``: the usual mixed-precision rule for CNNs (DoReFa-Net, Zhou et al. 2016, and XNOR-Net,
+    Rastegari et al. 2016, leave the first and last layer unquantised), as the stem sees the image's full range and
+    the classifier decides each label.
 
     Args:
         ov_model: ``openvino.Model`` (fp32).
@@ -333,6 +339,7 @@ def quantize_int8(
             (``subset_size`` = their number); padded to ``multiple``.
         options: ``calibration.nncf`` (:data:`NNCF_OPTIONS`), e.g. ``{"preset": "mixed",
             "ignored_scope": {"types": ["Softmax"]}}``.
+        float_first_last: keep the first and last (Group)Convolution in float.
 
     Returns:
         the quantised ``openvino.Model`` (int8 weights and activations where NNCF places quantisers).
