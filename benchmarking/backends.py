@@ -83,7 +83,8 @@ class BackendOptions:
         quantised with the ``nncf`` options. ``kwargs``: ``folder``, ``threads``.
 
         Raises:
-            ValueError: an unknown ``calibration.nncf`` key (the valid ones listed), before anything is exported.
+            ValueError: an unknown ``calibration.nncf`` key (the valid ones listed), or a ``float_first_last`` that
+                is not a boolean, before anything is exported.
         """
         from omegaconf import OmegaConf
 
@@ -94,7 +95,9 @@ class BackendOptions:
         quantize = c.get("nncf") or {}
         quantize = OmegaConf.to_container(quantize, resolve=True) if OmegaConf.is_config(quantize) else dict(quantize)
         nncf_options(quantize)  # fail on a bad key before anything is exported
-        first_last = bool(c.get("float_first_last", False))
+        first_last = c.get("float_first_last", False)
+        if not isinstance(first_last, bool):
+            raise ValueError(f"calibration.float_first_last must be true or false, got {first_last!r}")
         words = (", first and last convolution in float" if first_last else "") + "".join(
             f", {k}={v}" for k, v in quantize.items()
         )

@@ -47,10 +47,10 @@ def wce(num_classes: int, ignore_index: int = 255, class_weights=None, power: fl
     Set it with ``+loss_params.wCE.power=0.5``.
 
     Raises:
-        ValueError: the dataset config has no ``class_weights``, or ``power`` is negative.
+        ValueError: the dataset config has no ``class_weights``, or ``power`` is not a number >= 0.
     """
     if class_weights is None:
         raise ValueError("wCE needs class weights: set dataset.class_weights (a list of num_classes floats)")
-    if power < 0:
-        raise ValueError(f"loss_params.wCE.power must be >= 0, got {power}")
+    if isinstance(power, bool) or not isinstance(power, (int, float)) or power < 0:
+        raise ValueError(f"loss_params.wCE.power must be a number >= 0, got {power!r}")
     return CrossEntropy(num_classes, ignore_index, torch.as_tensor(class_weights, dtype=torch.float32) ** power)

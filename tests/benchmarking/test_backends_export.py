@@ -178,6 +178,8 @@ def test_nncf_options_reach_the_quantiser(runners, cfg):
     assert sum(op.get_type_name() == "FakeQuantize" for op in mixed.get_ops()) >= 5
     with pytest.raises(ValueError, match=r"calibration.nncf: unknown option\(s\) \['presett'\]; valid: \["):
         BackendOptions.from_config(cfg, {"nncf": {"presett": "mixed"}})
+    with pytest.raises(ValueError, match="calibration.float_first_last must be true or false, got 'yes'"):
+        BackendOptions.from_config(cfg, {"float_first_last": "yes"})
 
 
 def test_bf16_where_the_cpu_has_it(model):

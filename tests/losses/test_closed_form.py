@@ -44,8 +44,10 @@ def test_wce_power_softens_the_weights():
     assert build_loss("wCE", num_classes=2, class_weights=[4.0, 1.0], power=0.0)(x, y).item() == pytest.approx(
         3 * LN2 / 2, rel=1e-6
     )
-    with pytest.raises(ValueError, match="power must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="power must be a number >= 0, got -1.0"):
         build_loss("wCE", num_classes=2, class_weights=[4.0, 1.0], power=-1.0)
+    with pytest.raises(ValueError, match="power must be a number >= 0, got 'half'"):
+        build_loss("wCE", num_classes=2, class_weights=[4.0, 1.0], power="half")
 
 
 def test_cityscapes_19_class_weights_accepted():
