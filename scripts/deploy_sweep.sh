@@ -6,7 +6,8 @@
 #   PROTOCOL="warmup=5 iterations=195 threads=2" OUT=logs/deploy scripts/deploy_sweep.sh
 #
 # Records go to $OUT (and to the run folder's benchmark/ for a checkpoint); the markdown table is printed by
-# scripts/deploy_table.py from the records written by this sweep. Needs requirements-openvino.txt.
+# scripts/deploy_table.py from the records written by this sweep; a failed member is a row with its one-line error
+# and makes the exit code 1. Needs requirements-openvino.txt.
 set -u
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-logs/deploy_sweep}

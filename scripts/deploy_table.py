@@ -8,7 +8,8 @@ p50/p95 ms, memory MiB (peak total incl. weights / peak growth during the forwar
 that times eager fp32 first and last shows the drift of the machine and compares against the middle), ΔmIoU in
 points against eager 32-true of the same model (exported backends: the record's own parity reference), label
 agreement and max |Δ logit| vs eager 32-true, and the fraction of ``--peak-tflops`` reached (GFLOPs x fps, 1 MAC =
-2 FLOPs).
+2 FLOPs). A failed record (``status: failed``) becomes a row with its one-line error, and the exit code is then 1
+(0 when every record is ok), so ``scripts/deploy_sweep.sh`` says in its exit code that a member failed.
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ def main(argv=None) -> int:
         print(f"\neager 32-true mIoU (%): {miou}")
         fps = "; ".join(f"{n} {', '.join(f'{r.fps:.2f}' for r in rs)}" for n, rs in eager.items())
         print(f"eager 32-true fps in sweep order: {fps} (speed-ups are relative to the median of each model's)")
-    return 0
+    failed = [r for r in recs if r.status != "ok"]
+    if failed:
+        print(f"{len(failed)} of {len(recs)} records failed", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

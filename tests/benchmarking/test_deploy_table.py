@@ -45,3 +45,16 @@ def test_speed_up_is_relative_to_the_median_of_the_eager_fp32_records(tmp_path, 
     rows = [ln.split(" | ")[3:5] for ln in out.splitlines() if ln.startswith("| Unet-x")]
     assert rows == [["2.00", "0.67x"], ["4.00", "1.33x"], ["6.00", "2.00x"]]  # by time (_rec: fps = second); median 3
     assert "eager 32-true fps in sweep order: Unet-x 2.00, 4.00 (speed-ups are relative to the median" in out
+
+
+def test_failed_member_is_a_row_with_its_error_and_the_exit_code_says_so(tmp_path, capsys):
+    folder = tmp_path / "run" / "benchmark"
+    write_record(_rec("eager", "32-true", 2.0, mIoU=0.6), folder)
+    write_record(
+        _rec("openvino", "bf16-mixed", 3.0, status="failed", error="ValueError: needs a CPU with BF16"), folder
+    )
+    assert deploy_table.main([str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    rows = [ln for ln in captured.out.splitlines() if ln.startswith("| Unet-x")]
+    assert rows[1] == "| Unet-x | openvino | bf16-mixed | failed: ValueError: needs a CPU with BF16 | | | | | | | |"
+    assert captured.err.strip() == "1 of 2 records failed"
