@@ -170,8 +170,26 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+#: CPU flags that change which kernels run (and so speed and bf16/int8 numerics): part of the hardware profile
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+
+
+def hardware_profile(device: torch.device | str = "cpu") -> str:
+    """What a figure's speed depends on, as one string: the GPU name, or the CPU model with its ISA flags.
+
+    Two measurements are like for like only with equal profiles (``benchmark.py compare``, deploy tables),
+    e.g. ``"AMD EPYC [avx2 avx512_bf16 avx512_vnni avx512f]"`` or ``"NVIDIA H200"``.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    isa = sorted(cpu_flags() & set(ISA_FLAGS))
+    return f"{cpu_name()} [{' '.join(isa)}]" if isa else cpu_name()
+
+
 def hardware_info(device: torch.device) -> dict:
-    """Device description for a record: ``device``, ``device_name``, ``hardware``, ``threads``, versions."""
+    """Device description for a record: ``device``, ``device_name``, ``hardware``, ``hardware_profile``
+    (:func:`hardware_profile`), ``threads``, versions."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         hardware = name
@@ -182,6 +200,7 @@ def hardware_info(device: torch.device) -> dict:
         "device": str(device),
         "device_name": name,
         "hardware": hardware,
+        "hardware_profile": hardware_profile(device),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "torch_version": torch.__version__,

@@ -78,6 +78,7 @@ class BenchmarkRecord:
     device: str = ""
     device_name: str = ""
     hardware: str = ""
+    hardware_profile: str = ""  # GPU name, or CPU model + ISA flags (benchmarking.measure.hardware_profile)
     threads: int | None = None
     torch_version: str = ""
     extra: dict = field(default_factory=dict)

@@ -11,15 +11,17 @@ Fields (units in the names or below): ``dataset``, ``model`` (config choice), ``
 from ``config/benchmark.yaml`` ``display``), ``experiment``, ``overrides`` (command line, Hydra), ``choices``
 (config groups), ``seed``, ``status``/``error``, ``best`` (epoch, mIoU, aAcc, mAcc, mIoU_image, fwIoU, IoU_micro in
 [0, 1] at the epoch of the best dataset-level mIoU, per-class ``IoU`` by class name), ``last`` (epoch,
-train_loss = mean of the epoch's training-step losses, val_loss = CE of the ``out`` prediction, val mIoU),
+train_loss = mean of the epoch's training-step losses, val_loss = CE of the ``out`` prediction, val_mIoU and the
+last validation's mIoU, aAcc, mAcc, mIoU_image, fwIoU, IoU_micro in [0, 1]),
 ``epochs_done``, ``steps_done`` (optimizer steps), ``time`` (``total_s`` wall time from fit start, ``train_s``
 training batches only: data loading + forward/backward/step, no validation, both summed over resumed
 processes; ``s_per_step_median`` per training batch of this process; ``images_per_s`` = training images /
-``train_s``), ``memory`` (peak MiB since fit start: CUDA ``max_memory_allocated`` or the CPU process's peak RSS), ``params`` /
-``trainable_params``, ``gflops`` (one eager forward at the training ``crop_size``, batch 1, counted by
+``train_s``), ``memory`` (peak MiB since fit start: CUDA ``max_memory_allocated`` or the CPU process's peak RSS),
+``load_1min_max`` (the highest 1-minute load average of the machine seen at the end of a training epoch),
+``params`` / ``trainable_params``, ``gflops`` (one eager forward at the training ``crop_size``, batch 1, counted by
 :func:`benchmarking.measure.count_flops`: 1 MAC = 2 FLOPs), ``checkpoint_mb`` (``best.ckpt``, MB = 1e6
-bytes), ``precision``, ``devices``, ``versions``, ``git`` (commit, dirty), ``started``/``ended``/``heartbeat``
-(ISO 8601 local time), and ``links`` to the run's ``validation/`` and ``benchmark/`` folders.
+bytes), ``precision``, ``devices`` (incl. ``hardware_profile``: GPU name or CPU model + ISA flags), ``versions``,
+``git`` (commit, dirty), ``started``/``ended``/``heartbeat`` (ISO 8601 local time), and ``links`` to the run's ``validation/`` and ``benchmark/`` folders.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from utils.run_folder import RunFolder
 log = logging.getLogger("segbench")
 
 SCHEMA_VERSION = 1
+#: val metrics of the last epoch kept in ``last`` under their own names (``benchmark.py compare --select last``)
+LAST_METRICS = ("mIoU", "aAcc", "mAcc", "mIoU_image", "fwIoU", "IoU_micro")
 #: distributions whose versions a summary records
 VERSIONED = (
     "torch",
@@ -212,6 +216,7 @@ class RunSummary(pl.Callback):
         self.state["last"].update(
             {"epoch": int(trainer.current_epoch), "val_loss": m.get("loss"), "val_mIoU": m.get("mIoU")}
         )
+        self.state["last"].update({k: m[k] for k in LAST_METRICS if k in m})
         confmat = getattr(pl_module, "best_confmat", None)
         if getattr(pl_module, "best_epoch", -1) == trainer.current_epoch and confmat is not None:
             from metrics import metrics_from_confusion
@@ -225,6 +230,7 @@ class RunSummary(pl.Callback):
             self.state["best"] = best
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.state["load_1min_max"] = max(self.state.get("load_1min_max") or 0.0, os.getloadavg()[0])
         self.state["epochs_done"] = int(trainer.current_epoch) + 1
         self.state["last"]["epoch"] = int(trainer.current_epoch)
         self.state["last"]["train_loss"] = _num(self._loss_sum / self._loss_n) if self._loss_n else None
@@ -249,7 +255,7 @@ class RunSummary(pl.Callback):
     # ------------------------------------------------------------------ content
     def _describe(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
         """The fields that do not change during the run (computed once, at fit start)."""
-        from benchmarking.measure import FLOPS_CONVENTION, count_flops, count_params
+        from benchmarking.measure import FLOPS_CONVENTION, count_flops, count_params, hardware_profile
 
         cfg = self.cfg
         overrides, choices = hydra_job()
@@ -298,6 +304,7 @@ class RunSummary(pl.Callback):
                 "world_size": int(trainer.world_size),
                 "device": str(pl_module.device),
                 "threads": torch.get_num_threads(),
+                "hardware_profile": hardware_profile(pl_module.device),
             },
             "versions": library_versions(),
             "git": git_info(),
@@ -329,6 +336,7 @@ class RunSummary(pl.Callback):
                 "train_images": images,
             },
             "memory": {"peak_mib": _num(mem), "kind": kind},
+            "load_1min_max": self.state.get("load_1min_max"),
             "checkpoint_mb": best_ckpt.stat().st_size / 1e6 if best_ckpt.is_file() else None,
             "started": self.state["started"],
             "ended": _now() if status != "running" else None,

@@ -24,6 +24,7 @@ from benchmarking.compare import (
     read_runs,
     welch_p,
 )
+from benchmarking.measure import hardware_profile
 from benchmarking.records import BenchmarkRecord, write_record
 from tests.conftest import TINY_RUN, call_hydra_cli, run_entry
 from training.liveness import effective_status, process_start_ticks
@@ -143,15 +144,15 @@ def test_grouping_and_statistics_from_summaries(fake_runs, tmp_path):
     assert fpn["mIoU_runs"] == "68.00, 69.50, 67.10, 68.80"  # seed order
     assert unet["mIoU_ci95"] == pytest.approx(describe(A)["ci95"])
     assert unet["best_run"] == "unet/2" and unet["time_s_mean"] == pytest.approx(102.0)
-    assert unet["test_mIoU_mean"] == pytest.approx(61.0) and unet["fps"] == pytest.approx(21.0)
-    assert math.isnan(fpn["test_mIoU_mean"]) and math.isnan(fpn["fps"])
+    assert unet["test_mIoU"] == pytest.approx(61.0) and unet["fps"] == pytest.approx(21.0)
+    assert math.isnan(fpn["test_mIoU"]) and math.isnan(fpn["fps"])
     assert fpn["delta_mean"] == pytest.approx(np.mean(B) - np.mean(A))
     assert fpn["p_welch"] == pytest.approx(stats.ttest_ind(B, A, equal_var=False).pvalue)
     assert unet["delta_mean"] == 0.0
     runs = pd.read_csv(out / "runs.csv")
     assert dict(zip(runs.run, runs.status))["fpn/failed"] == "failed"
     assert runs.set_index("run").loc["fpn/failed", "error"] == "RuntimeError: boom"
-    assert runs.set_index("run").loc["unet/1", "test_record"] == "validation/2026-01-01_00-00-00/metrics.json"
+    assert runs.set_index("run").loc["unet/1", "test_records"] == "validation/2026-01-01_00-00-00/metrics.json"
     md = (out / "experiments.md").read_text()
     assert "| 71.20, 70.40, **72.90** |" in md  # seed order, best in bold
     per_class = pd.read_csv(out / "per_class_iou.csv").set_index("config")
@@ -168,15 +169,125 @@ def test_group_by_keys_and_metric_choice(fake_runs, tmp_path):
 
 
 def test_cli_errors_are_one_line_and_write_nothing(fake_runs, tmp_path, capsys):
-    assert run_subcommand("compare", ["--root", str(tmp_path / "empty_does_not_exist")]) == 2
+    assert run_subcommand("compare", ["--root", str(tmp_path / "empty_does_not_exist")]) == 1
     (tmp_path / "empty").mkdir()
     out = tmp_path / "t"
-    assert run_subcommand("compare", ["--root", str(tmp_path / "empty"), "--tables", str(out)]) == 2
+    assert run_subcommand("compare", ["--root", str(tmp_path / "empty"), "--tables", str(out)]) == 1
     assert "no readable summary.json" in capsys.readouterr().err
-    assert run_subcommand("compare", ["--root", str(fake_runs), "--tables", str(out), "--baseline", "nope"]) == 2
+    assert run_subcommand("compare", ["--root", str(fake_runs), "--tables", str(out), "--baseline", "nope"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("benchmark.py compare: --baseline 'nope' is not a configuration; configurations: [")
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_unknown_by_key_exits_1_in_one_line_naming_the_key_and_its_near_miss(fake_runs, tmp_path, capsys):
+    out = tmp_path / "t"
+    assert run_subcommand("compare", ["--root", str(fake_runs), "--tables", str(out), "--by", "model.acrh"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("benchmark.py compare: --by key 'model.acrh' is in no run's overrides")
+    assert "did you mean model.arch" in err[-1]
+    assert not out.exists() or not any(out.iterdir())
+
+
+def _add_test_record(run, stamp, miou, checkpoint="checkpoints/best.ckpt", **inference):
+    folder = run / "validation" / stamp
+    folder.mkdir(parents=True)
+    record = {
+        "split": "test",
+        "mIoU": miou,
+        "checkpoint": str(run / checkpoint),
+        "inference": {"mode": "whole", "scales": [1.0], "flip": False, **inference},
+        "precision": "32-true",
+        "num_images": 233,
+    }
+    (folder / "metrics.json").write_text(json.dumps(record))
+
+
+def test_runs_of_two_datasets_are_never_one_row(tmp_path):
+    root = tmp_path / "logs"
+    for i, v in enumerate(A):
+        write_summary(root, f"camvid/{i}", ["model.arch=Unet"], i, v / 100)
+        write_summary(root, f"folder/{i}", ["model.arch=Unet"], i, v / 200, dataset="folder")
+    compare(root, tmp_path / "t", by=["model.arch"], warn=lambda s: None)
+    exp = pd.read_csv(tmp_path / "t" / "experiments.csv").set_index("config")
+    assert list(exp.index) == ["model.arch=Unet (camvid)", "model.arch=Unet (folder)"]
+    assert exp.loc["model.arch=Unet (camvid)", "mIoU_mean"] == pytest.approx(np.mean(A))
+    assert exp.loc["model.arch=Unet (folder)", "mIoU_mean"] == pytest.approx(np.mean(A) / 2)
+    assert set(exp["dataset"]) == {"camvid", "folder"}
+
+
+def test_fp32_and_bf16_records_of_the_same_runs_are_never_averaged(tmp_path):
+    root = tmp_path / "logs"
+    for i, v in enumerate(A):
+        run = write_summary(root, f"unet/{i}", ["model.arch=Unet"], i, v / 100)
+        for precision, fps in (("32-true", 10.0 + i), ("bf16-mixed", 30.0 + i)):
+            rec = BenchmarkRecord(name="Unet", method="Unet", fps=fps, resolution="512x512", precision=precision)
+            rec.threads, rec.hardware_profile = 2, "CPU X [avx2]"
+            write_record(rec, run / "benchmark")
+        # an older fp32 record of the same setting: the newest of a setting counts
+        old = BenchmarkRecord(
+            name="Unet", method="Unet", fps=99.0, resolution="512x512", timestamp="2020-01-01T00:00:00"
+        )
+        old.threads, old.hardware_profile = 2, "CPU X [avx2]"
+        write_record(old, run / "benchmark")
+        # the same setting on another CPU is another column
+        other = BenchmarkRecord(name="Unet", method="Unet", fps=5.0, resolution="512x512")
+        other.threads, other.hardware_profile = 2, "CPU Y [avx2 avx512f]"
+        write_record(other, run / "benchmark")
+    compare(root, tmp_path / "t", warn=lambda s: None)
+    exp = pd.read_csv(tmp_path / "t" / "experiments.csv")
+    fps = {c: exp.loc[0, c] for c in exp.columns if c.startswith("fps")}
+    assert sorted(fps.values()) == pytest.approx([5.0, 11.0, 31.0])  # one column per setting, each its own mean
+    md = (tmp_path / "t" / "experiments.md").read_text()
+    for setting in (
+        "eager/bf16-mixed 512x512 batch 1, 2 threads, CPU X [avx2]",
+        "eager/32-true 512x512 batch 1, 2 threads, CPU X [avx2]",
+        "eager/32-true 512x512 batch 1, 2 threads, CPU Y [avx2 avx512f]",
+    ):
+        assert setting in md  # the caption names each column's setting
+    runs = pd.read_csv(tmp_path / "t" / "runs.csv")
+    assert runs.loc[0, "fps [eager/32-true 512x512 batch 1, 2 threads, CPU X [avx2]]"] == pytest.approx(10.0)
+
+
+def test_select_rules_and_test_at_best_val_keeps_inference_settings_apart(tmp_path, capsys):
+    root = tmp_path / "logs"
+    for i, v in enumerate(A):
+        run = write_summary(root, f"unet/{i}", ["model.arch=Unet"], i, v / 100)
+        _add_test_record(run, "2026-01-01_00-00-00", 0.60 + i / 100)
+        _add_test_record(run, "2026-01-02_00-00-00", 0.65 + i / 100, mode="slide", crop_size=[8, 8], stride=[4, 4])
+        _add_test_record(run, "2026-01-03_00-00-00", 0.10, checkpoint="checkpoints/last.ckpt")  # not at best val
+    run = write_summary(root, "unet/untested", ["model.arch=Unet"], 9, 0.99)
+    # best (default): the best val epoch, named as optimistic in the caption; test columns by setting
+    compare(root, tmp_path / "best", warn=lambda s: None)
+    exp = pd.read_csv(tmp_path / "best" / "experiments.csv")
+    assert exp.loc[0, "mIoU_mean"] == pytest.approx(np.mean([*A, 99.0]))
+    assert sorted(c for c in exp.columns if c.startswith("test_mIoU")) == [f"test_mIoU ({k})" for k in (1, 2, 3)]
+    md = (tmp_path / "best" / "experiments.md").read_text()
+    assert "val split, best epoch of each run (the maximum over epochs on the split that picked it: optimistic)" in md
+    # last: the last val epoch
+    for i, v in enumerate(A):
+        s = json.loads((root / f"unet/{i}" / "summary.json").read_text())
+        s["last"]["val_mIoU"] = v / 100 - 0.05
+        (root / f"unet/{i}" / "summary.json").write_text(json.dumps(s))
+    compare(root, tmp_path / "last", select="last", warn=lambda s: None)
+    exp = pd.read_csv(tmp_path / "last" / "experiments.csv")
+    assert exp.loc[0, "mIoU_mean"] == pytest.approx(np.mean(A) - 5.0) and exp.loc[0, "n"] == 3
+    assert "val split, last epoch of each run" in (tmp_path / "last" / "experiments.md").read_text()
+    # test-at-best-val: one row per inference setting of best.ckpt, never averaged; last.ckpt's record unused
+    with pytest.raises(SystemExit) as exit_info:
+        run_subcommand("compare", ["--root", str(root), "--tables", str(tmp_path / "t"), "--select", "x"])
+    assert exit_info.value.code == 2 and "invalid choice: 'x'" in capsys.readouterr().err
+    compare(root, tmp_path / "t", select="test-at-best-val", warn=lambda s: None)
+    exp = pd.read_csv(tmp_path / "t" / "experiments.csv").set_index("inference")
+    whole = exp.loc["test, whole, scales [1.0], 233 images, 32-true"]
+    slide = exp.loc["test, slide 8x8/4x4, scales [1.0], 233 images, 32-true"]
+    assert whole["n"] == 3 and whole["mIoU_mean"] == pytest.approx(61.0)
+    assert slide["n"] == 3 and slide["mIoU_mean"] == pytest.approx(66.0)
+    untested = exp[exp["config"].str.contains("no test record")]
+    assert len(untested) == 1 and untested["n"].iloc[0] == 0
+    assert "finished without a value: 1" in untested["status_counts"].iloc[0]
+    md = (tmp_path / "t" / "experiments.md").read_text()
+    assert "test split, the checkpoint of each run's best val epoch" in md
 
 
 def test_running_summary_of_a_gone_process_is_killed():
@@ -219,7 +330,14 @@ def test_sweep_then_compare_two_configs_three_seeds(tmp_path):
         assert s["model_name"] == f"{config.split('=')[1]}-resnet18" and s["epochs_done"] == 1 and s["steps_done"] == 1
         assert row["GFLOPs"] == pytest.approx(s["gflops"]) and s["flops_at"]["crop_size"] == [64, 96]
         assert s["time"]["train_images"] == 2 and s["last"]["val_loss"] > 0 and s["git"]["commit"]
+        assert s["devices"]["hardware_profile"] == hardware_profile("cpu")
+        # one epoch: the last validation is the best one, under its own metric names
+        for k in ("mIoU", "aAcc", "mAcc"):  # logged in float32, recomputed from the confusion matrix in float64
+            assert s["last"][k] == pytest.approx(s["best"][k], rel=1e-6)
     assert (tables / "metric.png").is_file() and (tables / "metric_vs_time.svg").is_file()
+    last = tmp_path / "last"
+    assert run_subcommand("compare", ["--root", str(logs), "--tables", str(last), "--select", "last"]) == 0
+    assert pd.read_csv(last / "experiments.csv")["mIoU_mean"].tolist() == pytest.approx(exp["mIoU_mean"].tolist())
 
 
 @pytest.mark.slow
