@@ -53,15 +53,22 @@ def documented_backend():
         backends.EXPORTED.discard(name)
 
 
-def test_documented_backend_accepts_the_documented_precisions(documented_backend):
+def test_documented_backend_accepts_the_documented_precisions(documented_backend, monkeypatch):
     assert documented_backend == "compile_max"
     assert check_precision(documented_backend, "fp32") == "32-true"
     assert check_precision(documented_backend, "bf16") == "bf16-mixed"
     with pytest.raises(ValueError, match=r"backend=compile_max supports precision \['32-true', 'bf16-mixed'\]"):
         check_precision(documented_backend, "fp16")
+    # the builder as written, with torch.compile replaced by the identity (compiling takes seconds): fp32 runs the
+    # module itself, so the runner's logits equal the module's
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: compiled.append(kw) or m)
+    torch.manual_seed(0)
     model = nn.Conv2d(3, 2, 1)
-    run = build_runner(model, torch.zeros(1, 3, 8, 8), documented_backend, "fp32", torch.device("cpu"))
-    assert callable(run)  # built (torch.compile is lazy: nothing is compiled until the first call)
+    x = torch.randn(1, 3, 8, 8)
+    run = build_runner(model, x, documented_backend, "fp32", torch.device("cpu"))
+    assert compiled == [{"mode": "max-autotune-no-cudagraphs"}]
+    assert torch.equal(run(x), model(x).detach())
 
 
 def test_precisions_on_the_page_are_lightning_names():
