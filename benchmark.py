@@ -5,9 +5,11 @@
     python benchmark.py aggregate [--root logs/] [--tables tables/] [--import-mmseg]
     python benchmark.py plot dataset=cityscapes resolution=2048x1024 [interesting=pareto|reproduced|A,B]
     python benchmark.py export checkpoint=<run folder> [formats=onnx,openvino,openvino_int8]   # ONNX + OpenVINO IR
-    python benchmark.py compare [--root LOGDIR] [--tables DIR] [--by KEYS] [--metric NAME] [--baseline CONFIG]
+    python benchmark.py compare [--root LOGDIR] [--tables DIR] [--by KEYS] [--metric NAME] [--select RULE]
+                                [--baseline CONFIG] [--record NAME]
+    python benchmark.py render [--check]          # README/docs result tables from results/*.yaml
 
-Thin entry point: ``aggregate``, ``plot``, ``compare`` and ``export`` are dispatched before Hydra sees ``sys.argv``; the work
+Thin entry point: ``aggregate``, ``plot``, ``compare``, ``render`` and ``export`` are dispatched before Hydra sees ``sys.argv``; the work
 is in ``benchmarking/``. The exit status is 1 when any measurement failed (a sweep writes every record first);
 errors are one line on stderr (unknown override keys included, see :mod:`utils.errors`).
 """
@@ -60,6 +62,10 @@ def cli(argv: list[str]) -> None:
         from benchmarking.export import run_export
 
         sys.exit(run_export(argv[1:]))
+    if argv and argv[0] == "render":
+        from report.render import main as render
+
+        sys.exit(render(argv[1:]))
     if argv and argv[0] in ("aggregate", "plot", "compare"):
         from benchmarking.cli import run_subcommand
 

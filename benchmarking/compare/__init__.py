@@ -86,8 +86,15 @@ def compare(
     baseline: str | None = None,
     warn=print,
     select: str = "best",
+    record: str | os.PathLike | None = None,
+    argv: list[str] | None = None,
+    caption: str = "",
 ) -> list[Path]:
     """Read the runs under ``root`` and write the tables and plots into ``tables`` (module docstring).
+
+    With ``record`` (``results/<name>.yaml``) the experiments table is also written as a results record
+    (:mod:`benchmarking.compare.record`; ``argv`` is the compare command line it names, ``caption`` leads its
+    caption), so the docs can render it.
 
     Returns:
         the files written.
@@ -112,6 +119,10 @@ def compare(
     per_class = per_class_table(rows)
     runs = runs_table(rows, metric)
     md = markdown(exp, metric, root, common_overrides(rows) if not by else "")
+    if record is not None:
+        from benchmarking.compare.record import build_record
+
+        results = build_record(Path(record).stem, exp, rows, metric, argv or [], caption)
     tables = Path(tables)
     tables.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tables, prefix=".compare.") as tmp:
@@ -126,6 +137,8 @@ def compare(
         for p in plots:
             os.replace(p, tables / p.name)
             written.append(tables / p.name)
+    if record is not None:
+        written.append(atomic_write_text(record, results.to_yaml()))
     return written
 
 
@@ -159,6 +172,8 @@ def main(argv: list[str]) -> int:
         help="what each run contributes: " + "; ".join(f"{k}: {v}" for k, v in SELECT.items()),
     )
     p.add_argument("--baseline", default=None, help="configuration label: adds Δ mean and Welch's t-test p-value")
+    p.add_argument("--record", default=None, help="also write the table as a results record, e.g. results/<name>.yaml")
+    p.add_argument("--caption", default="", help="the record's caption (how it was measured is added)")
     a = p.parse_args(argv)
     by = [k.strip() for k in a.by.split(",") if k.strip()] if a.by else None
     try:
@@ -170,6 +185,9 @@ def main(argv: list[str]) -> int:
             a.baseline,
             warn=lambda s: print(s, file=sys.stderr),
             select=a.select,
+            record=a.record,
+            argv=["compare", *argv],
+            caption=a.caption,
         )
     except ValueError as e:
         print(f"benchmark.py compare: {e}", file=sys.stderr)
