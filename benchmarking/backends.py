@@ -12,9 +12,16 @@
   ``int8`` (NNCF post-training quantisation on calibration images, :func:`quantize_int8`).
 
 The last two are *exported* backends (:data:`EXPORTED`): their optional packages import lazily and a missing
-one fails in one line naming the requirements file (:func:`require`). Exported graphs take any N, H, W that is a
-multiple of the model's ``stride`` attribute (smp/ESPNet pad to it inside ``forward``; the runner pads and
-crops outside the graph the same way, with zeros after normalisation), so one file serves every image size.
+one fails in one line naming the requirements file (:func:`require`). Where their files go
+(:meth:`BackendOptions.exported`): an explicit ``folder``; for a trained run (``cfg.loaded_from.run_dir``) its
+``<run>/export/<backend>_<precision>_<WxH>/`` (:meth:`utils.run_folder.RunFolder.backend_export_dir`), written
+under a temporary name, renamed when complete and reused while its ``manifest.json`` (weights file, model config,
+backend, precision, traced size, calibration, versions) matches; otherwise (random weights, a weights file outside
+a run folder) a temporary folder removed as soon as the runtime has loaded the files.
+
+Exported graphs take any N, H, W that is a multiple of the model's ``stride`` attribute (smp/ESPNet pad to it
+inside ``forward``; the runner pads and crops outside the graph the same way, with zeros after normalisation), so
+one file serves every image size.
 
 ``precision=`` uses Lightning's names (:mod:`utils.precision`): for the torch backends ``32-true`` (no
 autocast), ``bf16-mixed``, ``16-mixed`` (``torch.autocast`` on the model's device; ``fp32``/``bf16``/``fp16``
@@ -26,9 +33,14 @@ backend declares its precisions (:data:`BACKEND_PRECISIONS`). A backend returns
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import shutil
 import tempfile
+import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +61,9 @@ EXPORTED: set[str] = set()
 EXTRAS = {"onnxruntime": "requirements-onnx.txt", "onnx": "requirements-onnx.txt"}
 EXTRAS |= {"openvino": "requirements-openvino.txt", "nncf": "requirements-openvino.txt"}
 ONNX_OPSET = 17
+#: version of the export layout and manifest (``manifest.json`` of a run's export folder)
+EXPORT_FORMAT = 1
+MANIFEST = "manifest.json"
 TORCH_PRECISIONS = tuple(PRECISIONS)  # the autocast precisions of utils.precision
 
 
@@ -57,8 +72,13 @@ class BackendOptions:
     """What exported backends need beyond the model.
 
     Attributes:
-        folder: where the exported files go (``model.onnx``, ``openvino_<precision>/model.xml``); a new
-            temporary folder when None.
+        folder: where the exported files go (``model.onnx``, ``openvino_<precision>/model.xml``), rewritten by
+            every export; None: see ``cache_root``.
+        cache_root: a run's ``export/`` folder: each backend, precision and traced size is exported once to its
+            own sub-folder and reused while its manifest matches (:meth:`exported`); None (or no ``source``): a
+            temporary folder, removed once the runtime has loaded the files.
+        source: what the exported model is, for the manifest: weights file (path, size, mtime), model config,
+            dataset.
         calibration: callable returning the int8 calibration images, each float32[1, 3, H, W] normalised
             like the model's input (``precision=int8`` only).
         threads: intra-op threads of the runtime (default ``torch.get_num_threads()``).
@@ -75,12 +95,18 @@ class BackendOptions:
     quantize: dict = field(default_factory=dict)
     float_first_last: bool = False
     calibration_note: str = ""
+    cache_root: Path | None = None
+    source: dict = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, cfg, calibration: Mapping | None = None, **kwargs) -> BackendOptions:
         """Options whose int8 calibration is ``calibration`` (default ``cfg.calibration``): ``images`` images of
         ``split`` of ``cfg.dataset`` through the test pipeline (:func:`benchmarking.parity.split_images`),
         quantised with the ``nncf`` options. ``kwargs``: ``folder``, ``threads``.
+
+        Without ``folder``, a model loaded from a run folder (``cfg.loaded_from.run_dir``, set by
+        :func:`inference.loading.load_for_inference`) keeps its exports in the run's ``export/`` folder
+        (``cache_root``), described by its weights file and model config (``source``).
 
         Raises:
             ValueError: an unknown ``calibration.nncf`` key (the valid ones listed), or a ``float_first_last`` that
@@ -101,6 +127,23 @@ class BackendOptions:
         words = (", first and last convolution in float" if first_last else "") + "".join(
             f", {k}={v}" for k, v in quantize.items()
         )
+        loaded = cfg.get("loaded_from") or {}
+        if kwargs.get("folder") is None and loaded.get("run_dir") and loaded.get("weights"):
+            from utils.run_folder import RunFolder
+
+            weights = Path(str(loaded.get("weights"))).resolve()
+            st = weights.stat()
+            kwargs.setdefault("cache_root", RunFolder(str(loaded.get("run_dir"))).export_root)
+            kwargs.setdefault(
+                "source",
+                {
+                    "weights": str(weights),
+                    "weights_size": st.st_size,
+                    "weights_mtime_ns": st.st_mtime_ns,
+                    "model": OmegaConf.to_container(cfg.model, resolve=True),
+                    "dataset": str(cfg.dataset.get("name", "")),
+                },
+            )
         return cls(
             calibration=lambda: split_images(cfg, split, n),
             quantize=quantize,
@@ -109,12 +152,135 @@ class BackendOptions:
             **kwargs,
         )
 
-    def out(self) -> Path:
-        """``folder`` (created) or a new temporary folder."""
-        if self.folder is None:
-            self.folder = Path(tempfile.mkdtemp(prefix="segbench_export_"))
-        self.folder.mkdir(parents=True, exist_ok=True)
-        return self.folder
+    def manifest(self, backend: str, precision: str, example: torch.Tensor) -> dict:
+        """What an export of ``backend``/``precision`` traced on ``example`` depends on (``manifest.json``).
+
+        Returns:
+            format, backend, precision, traced size ``WxH``, ONNX opset, ``source``, int8 calibration, package
+            versions (torch, onnx, onnxruntime, openvino, nncf).
+        """
+        h, w = example.shape[-2:]
+        return {
+            "format": EXPORT_FORMAT,
+            "backend": backend,
+            "precision": precision,
+            "traced_at": f"{w}x{h}",
+            "opset": ONNX_OPSET,
+            "source": self.source,
+            "calibration": self.calibration_note if precision == "int8" else None,
+            "versions": package_versions(),
+        }
+
+    @contextmanager
+    def exported(
+        self, backend: str, precision: str, example: torch.Tensor, write: Callable[[Path], Path]
+    ) -> Iterator[Path]:
+        """The exported file of ``backend``/``precision``: ``write(folder)`` writes it and returns its path.
+
+        * ``folder`` set: written there (every time);
+        * ``cache_root`` and ``source`` set: ``<cache_root>/<backend>_<precision>_<WxH>/`` (``WxH`` of
+          ``example``) is reused when its ``manifest.json`` equals :meth:`manifest`; otherwise written into a
+          temporary sibling folder with the manifest and renamed into place (an older export there is replaced), so
+          the folder is complete or absent and repeated runs add nothing;
+        * else: a temporary folder, removed when the ``with`` block ends (load the files inside it).
+
+        Args:
+            backend: backend name (folder name and manifest).
+            precision: canonical precision.
+            example: the tracing input float32[N, 3, H, W].
+            write: ``write(folder) -> path of the file to run``.
+
+        Yields:
+            the path returned by ``write`` (or the reused file).
+        """
+        if self.folder is not None:
+            self.folder = Path(self.folder)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            yield write(self.folder)
+        elif self.cache_root is not None and self.source:
+            from utils.run_folder import backend_export_name
+
+            h, w = example.shape[-2:]
+            final = Path(self.cache_root) / backend_export_name(backend, precision, f"{w}x{h}")
+            yield cached_export(final, self.manifest(backend, precision, example), write)
+        else:
+            tmp = Path(tempfile.mkdtemp(prefix="segbench_export_"))
+            try:
+                yield write(tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def package_versions() -> dict:
+    """Installed versions of torch and the export packages.
+
+    Returns:
+        ``{package: version or None}`` for torch, onnx, onnxruntime, openvino, nncf.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "onnx", "onnxruntime", "openvino", "nncf"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _same_export(found: dict | None, manifest: dict) -> bool:
+    return found is not None and {k: v for k, v in found.items() if k != "file"} == manifest
+
+
+def cached_export(final: Path, manifest: dict, write: Callable[[Path], Path]) -> Path:
+    """The file of the export in ``final`` when its ``manifest.json`` matches ``manifest``; otherwise
+    ``write(tmp)`` into a temporary sibling folder, the manifest (with the file's relative path) added last, and
+    the folder renamed to ``final`` (an older export there moved aside and removed). A failed export leaves
+    nothing; a concurrent run that published the same export first wins and this one's copy is dropped.
+
+    Args:
+        final: the export folder, e.g. ``<run>/export/openvino_int8_512x512``.
+        manifest: what the export depends on (:meth:`BackendOptions.manifest`).
+        write: ``write(folder) -> path of the file to run`` (inside ``folder``).
+
+    Returns:
+        the exported file inside ``final``.
+
+    Raises:
+        OSError: ``final`` cannot be written, or is replaced by other runs on every attempt.
+    """
+    found = _read_manifest(final)
+    if _same_export(found, manifest) and (final / found["file"]).is_file():
+        return final / found["file"]
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        rel = write(tmp).relative_to(tmp)
+        (tmp / MANIFEST).write_text(json.dumps({**manifest, "file": str(rel)}, indent=2) + "\n")
+        for _ in range(3):
+            try:
+                os.rename(tmp, final)  # fails while final exists and holds files
+                return final / rel
+            except OSError:
+                pass
+            if _same_export(_read_manifest(final), manifest):
+                return final / rel  # published by a concurrent run; this copy is removed below
+            aside = final.with_name(f".{final.name}.old.{uuid.uuid4().hex[:8]}")
+            try:
+                os.rename(final, aside)
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(aside, ignore_errors=True)
+        raise OSError(f"cannot publish the export {final}: the folder keeps being replaced")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def require(package: str):
@@ -261,8 +427,10 @@ def onnxruntime(
         ImportError: onnxruntime/onnx not installed (names ``requirements-onnx.txt``).
     """
     options = options or BackendOptions()
-    path = export_onnx(model, example, options.out() / "model.onnx")
-    return onnxruntime_runner(path, size_multiple(model), device, options.threads)
+    with options.exported(
+        "onnxruntime", precision, example, lambda d: export_onnx(model, example, d / "model.onnx")
+    ) as path:
+        return onnxruntime_runner(path, size_multiple(model), device, options.threads)
 
 
 def onnxruntime_runner(path: str | Path, multiple: int, device: torch.device, threads: int | None = None) -> Runner:
@@ -369,21 +537,36 @@ def quantize_int8(
 
 
 def export_openvino(
-    model: nn.Module, example: torch.Tensor, precision: str, options: BackendOptions | None = None
+    model: nn.Module,
+    example: torch.Tensor,
+    precision: str,
+    options: BackendOptions | None = None,
+    folder: str | Path | None = None,
 ) -> Path:
     """ONNX export (:func:`export_onnx`) converted to OpenVINO IR (``openvino.convert_model``), quantised to
     int8 with NNCF when ``precision == "int8"``; saved with fp32 weights (no fp16 compression) to
     ``<folder>/openvino_<fp32|int8>/model.xml`` (+ ``.bin``). bf16 uses the fp32 IR (the precision is a
     compile-time hint). Returns the ``.xml`` path.
 
+    Args:
+        model: segbench model.
+        example: float32[N, 3, H, W] tracing input.
+        precision: ``32-true``, ``bf16-mixed`` or ``int8`` (aliases accepted).
+        options: calibration and NNCF options (int8).
+        folder: where the files go (default ``options.folder``); a ``model.onnx`` already there is reused.
+
     Raises:
         ImportError: openvino (or nncf for int8, onnx) not installed (the requirements file named).
-        ValueError: int8 without ``options.calibration``.
+        ValueError: int8 without ``options.calibration``; no folder given.
     """
     ov = require("openvino")
     precision = canonical_precision(precision, quantized=True)
     options = options or BackendOptions()
-    folder = options.out()
+    folder = folder if folder is not None else options.folder
+    if folder is None:
+        raise ValueError("export_openvino needs a folder (folder= or options.folder)")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     onnx_path = folder / "model.onnx"
     if not onnx_path.is_file():
         export_onnx(model, example, onnx_path)
@@ -416,8 +599,9 @@ def openvino(
         raise ValueError(f"backend=openvino runs on the CPU only, got device={device}")
     check_openvino_precision(precision)
     options = options or BackendOptions()
-    xml = export_openvino(model, example, precision, options)
-    return openvino_runner(xml, precision, size_multiple(model), options.threads)
+    write = lambda d: export_openvino(model, example, precision, options, folder=d)
+    with options.exported("openvino", precision, example, write) as xml:
+        return openvino_runner(xml, precision, size_multiple(model), options.threads)
 
 
 def check_openvino_precision(precision: str) -> None:
@@ -503,7 +687,8 @@ class BackendModule(nn.Module):
 def backend_module(model: nn.Module, spec: str, cfg, device: torch.device) -> BackendModule:
     """``model`` run by the backend ``spec`` = ``NAME[:PRECISION]`` (precision default ``32-true``) as a segbench model,
     for predict.py. int8 calibrates on ``calibration.images`` images of ``calibration.split`` of ``cfg.dataset``
-    (``config/benchmark.yaml``); the export goes to a temporary folder.
+    (``config/benchmark.yaml``); the export is kept in the run folder of a trained run (reused by the next call,
+    :meth:`BackendOptions.exported`), else it goes to a temporary folder removed once loaded.
 
     Raises:
         ValueError: unknown backend/precision (valid names listed); ImportError: the extra is missing.

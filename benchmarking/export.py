@@ -190,15 +190,9 @@ def _plain(node):
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+    from benchmarking.backends import package_versions
 
-    out = {}
-    for name in ("torch", "onnx", "onnxruntime", "openvino", "nncf"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
+    return package_versions()
 
 
 def run_export(argv: list[str]) -> int:

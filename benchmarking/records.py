@@ -4,8 +4,8 @@ A record holds what ``../shared/DESIGN.md`` promises (model, method, params, FLO
 named, resolution, batch, precision, backend, device, warm-up and timed iterations, fps, latency
 p50/p95 ms, memory MiB (peak total incl. weights; peak growth during the forward), mIoU if evaluated, status
 ok/failed with the error; parity vs eager 32-true for exported/quantised backends) plus provenance
-(config overrides, weights, torch version, threads).  Files are written atomically
-(:func:`atomic_write_text`), so a reader never sees half a record.
+(config overrides, weights, torch version, threads).  Files are written atomically under a name claimed
+atomically (:func:`write_new_text`), so a reader never sees half a record and no record replaces another.
 """
 
 from __future__ import annotations
@@ -116,19 +116,29 @@ class BenchmarkRecord:
         return f"{stamp}_{self.backend}_{self.precision}_{self.resolution or 'na'}.json"
 
 
+def _temp_copy(folder: Path, name: str, text: str) -> str:
+    """``text`` in a new temporary file of ``folder`` (flushed to disk); returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
 
     An interruption at any point leaves either the old file or the new one, never a partial file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _temp_copy(path.parent, path.name, text)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -136,14 +146,55 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
+def write_new_text(path: str | os.PathLike, text: str, max_tries: int = 10_000) -> Path:
+    """Write ``text`` to ``path``, or ``<stem>_1<suffix>``, ``<stem>_2<suffix>``, ... when taken; never replaces a file.
+
+    The name is claimed atomically, also between processes: the complete temporary file is hard-linked to the name
+    (``os.link`` fails when the name exists), so a reader never sees a partial file and two writers never share a
+    name. On a file system without hard links the name is claimed with ``O_CREAT | O_EXCL`` and the content then
+    moved onto it (``os.replace``).
+
+    Args:
+        path: the wanted file.
+        text: its content.
+        max_tries: names tried before giving up.
+
+    Returns:
+        the path written.
+
+    Raises:
+        FileExistsError: ``max_tries`` names are all taken.
+    """
+    path = Path(path)
+    tmp = _temp_copy(path.parent, path.name, text)
+    try:
+        for i in range(max_tries):
+            target = path if i == 0 else path.with_name(f"{path.stem}_{i}{path.suffix}")
+            try:
+                os.link(tmp, target)
+                return target
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links here: claim the name empty, then move the content onto it
+                try:
+                    os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                except FileExistsError:
+                    continue
+                os.replace(tmp, target)
+                return target
+        raise FileExistsError(f"{path}: {max_tries} names with this stem are taken")
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def write_record(record: BenchmarkRecord, folder: str | os.PathLike) -> Path:
-    """Write ``record`` as JSON into ``folder`` (created); returns the file path (suffixed if taken)."""
-    folder = Path(folder)
-    path = folder / record.filename()
-    i = 1
-    while path.exists():
-        path, i = folder / f"{Path(record.filename()).stem}_{i}.json", i + 1
-    return atomic_write_text(path, json.dumps(record.to_dict(), indent=2, sort_keys=False) + "\n")
+    """Write ``record`` as JSON into ``folder`` (created); returns the file path.
+
+    The name is :meth:`BenchmarkRecord.filename`, suffixed ``_1``, ``_2``, ... when taken (records of the same
+    second, backend, precision and resolution, also from concurrent processes: :func:`write_new_text`).
+    """
+    text = json.dumps(record.to_dict(), indent=2, sort_keys=False) + "\n"
+    return write_new_text(Path(folder) / record.filename(), text)
 
 
 def find_record_files(root: str | os.PathLike) -> list[Path]:

@@ -20,11 +20,17 @@ resume-independent. NVIDIA computes per-tile class centroids; here a class's pix
 uniformly (``points_per_class`` of them), so large objects are not reduced to one point.
 
 The per-image index (:class:`ClassPixelIndex`: pixels per class per image, and the stored pixels) is computed
-once and cached as ``<data root>/.segbench_cache/class_index_<split>_<key>.npz`` (or under ``fallback_dir`` when
-the data folder is read-only). Invalidation: ``key`` is a SHA-256 of the label files (path, size, mtime), the
-dataset class, its label-mapping code (:meth:`~datasets.base.SegmentationDataset.map_label` source), its scalar
-settings (``num_classes``, ``ignore_index``, ``reduce_zero_label``, ...), ``points_per_class`` and the index
-format version; any change gives another key, the index is rebuilt and stale files of the split are removed.
+once and cached as ``<data root>/.segbench_cache/class_index_<split>_<config>_<files>.npz`` (or under
+``fallback_dir`` when the data folder is read-only). Both parts are SHA-256 prefixes (:func:`cache_key`):
+``config`` of the dataset config name, the dataset class, its label-mapping code
+(:meth:`~datasets.base.SegmentationDataset.map_label` source), its settings (``num_classes``, ``ignore_index``,
+``reduce_zero_label``, label tables, Cityscapes ``sources`` and ``label_type``, ...), the split,
+``points_per_class`` and the index format version; ``files`` of that and the label files (path, size, mtime).
+Sibling configs sharing a data root (``voc2010_context`` / ``voc2010_context_60``, the three Cityscapes configs)
+have different ``config`` parts and keep their own files side by side. A changed label file gives another
+``files`` part: the index is rebuilt and the older files of the same ``config`` part are removed, never those of
+another. Files are written under a temporary name and renamed (``os.replace``); a file that disappears or is
+replaced while it is being looked up is read from its open handle or rebuilt, never an error.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ import json
 import logging
 import os
 import tempfile
+import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,8 +139,55 @@ class ClassPixelIndex:
             return cls(counts=z["counts"], start=z["start"], num=z["num"], points=z["points"])
 
 
-def cache_key(dataset, points_per_class: int) -> str:
-    """SHA-256 (hex) of everything the index depends on (see the module docstring)."""
+#: attributes of a dataset that are no setting of its labels (the label files enter the key on their own)
+_NOT_SETTINGS = {"pairs", "transform", "root"}
+
+
+def _describe(value):
+    """``value`` as plain JSON (arrays by dtype, shape and SHA-256 of their bytes); raises TypeError for others."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        data = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+        return {"dtype": str(value.dtype), "shape": list(value.shape), "sha256": data}
+    if isinstance(value, Mapping):
+        return [[_describe(k), _describe(v)] for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))]
+    if isinstance(value, (list, tuple)):
+        return [_describe(v) for v in value]
+    raise TypeError(type(value).__name__)
+
+
+def dataset_settings(dataset) -> dict:
+    """The settings of ``dataset`` that can change its labels: every attribute that is plain data (numbers,
+    strings, lists, dicts, numpy arrays such as a label lookup table) except the file pairs, the transform and the
+    root, plus ``reduce_zero_label`` (a class attribute by default)."""
+    out = {}
+    for k, v in vars(dataset).items():
+        if k in _NOT_SETTINGS:
+            continue
+        try:
+            out[k] = _describe(v)
+        except TypeError:
+            continue  # callables and other objects: no label setting
+    out["reduce_zero_label"] = bool(getattr(dataset, "reduce_zero_label", False))
+    return out
+
+
+def cache_key(dataset, points_per_class: int, name: str | None = None) -> tuple[str, str]:
+    """SHA-256 (hex) keys of the index of ``dataset`` (see the module docstring).
+
+    Args:
+        dataset: a :class:`~datasets.base.SegmentationDataset`.
+        points_per_class: stored pixels per (image, class).
+        name: the dataset config name (``dataset.name``, e.g. ``voc2010_context_60``); None when unknown.
+
+    Returns:
+        ``(config, files)``: ``config`` hashes everything but the label files (config name, class, label-mapping
+        code, settings, split, ``points_per_class``, format version); ``files`` hashes ``config`` and the label
+        files (path relative to the root, size, mtime).
+    """
     root = Path(dataset.root)
     files = []
     for _img, lab in dataset.pairs:
@@ -140,32 +195,44 @@ def cache_key(dataset, points_per_class: int) -> str:
         rel = os.path.relpath(lab, root) if lab is not None else None
         files.append([rel, st.st_size if st else None, st.st_mtime_ns if st else None])
     cls = type(dataset)
-    settings = {k: v for k, v in vars(dataset).items() if isinstance(v, (bool, int, float, str))}
-    settings["reduce_zero_label"] = bool(getattr(dataset, "reduce_zero_label", False))
     blob = {
         "version": INDEX_VERSION,
+        "name": name,
         "class": f"{cls.__module__}.{cls.__qualname__}",
         "map_label": inspect.getsource(cls.map_label),
-        "settings": settings,
+        "settings": dataset_settings(dataset),
+        "split": str(dataset.split),
         "points_per_class": int(points_per_class),
-        "files": files,
     }
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+    config = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+    content = hashlib.sha256(json.dumps([config, files]).encode()).hexdigest()
+    return config, content
 
 
-def load_or_build_index(dataset, points_per_class: int = 64, fallback_dir: str | os.PathLike | None = None):
+#: what a cache file that is being replaced, or was cut short, may raise on reading (it is then rebuilt)
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def load_or_build_index(
+    dataset, points_per_class: int = 64, fallback_dir: str | os.PathLike | None = None, name: str | None = None
+):
     """The cached :class:`ClassPixelIndex` of ``dataset`` (built and saved on a miss).
 
     Args:
         dataset: a :class:`~datasets.base.SegmentationDataset` with labels.
         points_per_class: stored pixels per (image, class).
         fallback_dir: cache folder when ``<root>/.segbench_cache`` cannot be written (e.g. ``${LOGDIR}/cache``).
+        name: the dataset config name (``dataset.name``): configs sharing a data root keep separate files.
 
     Returns:
         ``(index, path)``: the index and the cache file it was read from or written to (None if unwritable).
+
+    Raises:
+        DatasetError: the split has no labels or a label is invalid (from :meth:`ClassPixelIndex.build`).
     """
-    key = cache_key(dataset, points_per_class)
-    name = f"class_index_{dataset.split}_{key[:16]}.npz"
+    config, content = cache_key(dataset, points_per_class, name)
+    prefix = f"class_index_{dataset.split}_{config[:16]}_"
+    file_name = f"{prefix}{content[:16]}.npz"
     root = Path(dataset.root)
     # a data folder without any write bit is read-only by intent, even for root (who may write anyway)
     dirs = [root / CACHE_DIR] if os.access(root, os.W_OK) and root.stat().st_mode & 0o222 else []
@@ -174,22 +241,28 @@ def load_or_build_index(dataset, points_per_class: int = 64, fallback_dir: str |
             Path(fallback_dir) / type(dataset).__name__ / hashlib.sha1(str(dataset.root).encode()).hexdigest()[:8]
         )
     for d in dirs:
-        if (d / name).is_file():
-            log.info(f"class-uniform index: {d / name}")
-            return ClassPixelIndex.load(d / name), d / name
+        try:  # no exists-check first: the file may go between the check and the read
+            index = ClassPixelIndex.load(d / file_name)
+        except FileNotFoundError:
+            continue
+        except _UNREADABLE as e:
+            log.warning(f"class-uniform index: cannot read {d / file_name} ({e}); rebuilding it")
+            continue
+        log.info(f"class-uniform index: {d / file_name}")
+        return index, d / file_name
     log.info(f"class-uniform index: reading {len(dataset.pairs)} labels of split {dataset.split!r} once")
     index = ClassPixelIndex.build(dataset, points_per_class)
     for d in dirs:
         try:
-            index.save(d / name)
+            index.save(d / file_name)
         except OSError as e:
             log.info(f"class-uniform index: cannot write {d} ({e}); trying the next cache folder")
             continue
-        for stale in d.glob(f"class_index_{dataset.split}_*.npz"):
-            if stale.name != name:
+        for stale in d.glob(f"{prefix}*.npz"):  # older label files of this very config only
+            if stale.name != file_name:
                 stale.unlink(missing_ok=True)
-        log.info(f"class-uniform index: wrote {d / name}")
-        return index, d / name
+        log.info(f"class-uniform index: wrote {d / file_name}")
+        return index, d / file_name
     log.warning("class-uniform index: no cache folder is writable; the index is rebuilt by every run")
     return index, None
 
@@ -292,7 +365,7 @@ class ClassUniformPlan:
         return image, (float(x) + 0.5, float(y) + 0.5)
 
 
-def enable_class_uniform(train_set, settings, fallback_dir=None) -> ClassUniformPlan | None:
+def enable_class_uniform(train_set, settings, fallback_dir=None, name: str | None = None) -> ClassUniformPlan | None:
     """Switch ``train_set`` to class-uniform crops when ``settings.pct > 0``; returns the plan (None when off).
 
     Replaces ``train_set.transform`` by :func:`with_centred_crop` of it and loads/builds the cached index.
@@ -301,11 +374,12 @@ def enable_class_uniform(train_set, settings, fallback_dir=None) -> ClassUniform
         train_set: the training :class:`~datasets.base.SegmentationDataset`.
         settings: the ``class_uniform`` config node (``pct``, ``points_per_class``) or None.
         fallback_dir: cache folder when the data folder is read-only.
+        name: the dataset config name (``dataset.name``), part of the cache key.
     """
     pct = float((settings or {}).get("pct") or 0.0)
     if pct == 0.0:
         return None
-    index, _ = load_or_build_index(train_set, int(settings.get("points_per_class", 64)), fallback_dir)
+    index, _ = load_or_build_index(train_set, int(settings.get("points_per_class", 64)), fallback_dir, name)
     plan = ClassUniformPlan(index, pct)
     train_set.transform = with_centred_crop(train_set.transform)
     return plan

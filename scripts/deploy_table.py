@@ -4,12 +4,17 @@
 
 One row per record written at or after ``--since`` below the roots: model, backend, precision, fps, latency
 p50/p95 ms, memory MiB (peak total incl. weights / peak growth during the forward, of the record's
-``memory_kind``), speed-up over eager 32-true of the same model (the median of its eager 32-true records: a sweep
+``memory_kind``), speed-up over eager 32-true of the same setting (the median of its eager 32-true records: a sweep
 that times eager fp32 first and last shows the drift of the machine and compares against the middle), ΔmIoU in
-points against eager 32-true of the same model (exported backends: the record's own parity reference), label
-agreement and max |Δ logit| vs eager 32-true, and the fraction of ``--peak-tflops`` reached (GFLOPs x fps, 1 MAC =
-2 FLOPs). A failed record (``status: failed``) becomes a row with its one-line error, and the exit code is then 1
-(0 when every record is ok), so ``scripts/deploy_sweep.sh`` says in its exit code that a member failed.
+points against eager 32-true of the same setting evaluated on the same split, images and weights (exported
+backends: the record's own parity reference), label agreement and max |Δ logit| vs eager 32-true, and the
+fraction of ``--peak-tflops`` reached (GFLOPs x fps, 1 MAC = 2 FLOPs).
+
+A setting (:func:`setting`) is like for like: model name, dataset, resolution, batch size, threads and hardware.
+A record without eager 32-true records of its setting has an empty speed-up (and ΔmIoU), never one against another
+setting; where one model name has several settings, the model cell names what differs (e.g. ``Unet (1024x512)``).
+A failed record (``status: failed``) becomes a row with its one-line error, and the exit code is then 1 (0 when
+every record is ok), so ``scripts/deploy_sweep.sh`` says in its exit code that a member failed.
 """
 
 from __future__ import annotations
@@ -24,8 +29,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarking.records import load_records
 from utils.precision import canonical_precision
 
+#: fields of :func:`setting` after the name, and how the model cell names them when they differ
+SETTING_FIELDS = (
+    ("dataset", lambda v: str(v)),
+    ("resolution", lambda v: str(v)),
+    ("batch_size", lambda v: f"batch {v}"),
+    ("threads", lambda v: f"{v} threads"),
+    ("hardware", lambda v: str(v)),
+    ("device_name", lambda v: str(v)),
+)
+
+
+def setting(r) -> tuple:
+    """What a speed-up compares like for like: model name, dataset, resolution, batch size, threads, hardware
+    (``hardware`` and ``device_name`` of the record)."""
+    return (r.name, *(getattr(r, f) for f, _ in SETTING_FIELDS))
+
+
+def evaluation(r) -> tuple:
+    """What a ΔmIoU compares like for like: the setting, the evaluated split and number of images, the weights."""
+    return (*setting(r), r.eval_split, r.eval_images, r.weights)
+
+
+def labels(recs) -> dict:
+    """Model cell of each setting of ``recs``: the name, plus the setting fields that differ among the name's
+    records."""
+    by_name: dict[str, set] = {}
+    for r in recs:
+        by_name.setdefault(r.name, set()).add(setting(r))
+    out = {}
+    for name, settings in by_name.items():
+        varying = [i for i in range(len(SETTING_FIELDS)) if len({s[1 + i] for s in settings}) > 1]
+        for s in settings:
+            parts = [SETTING_FIELDS[i][1](s[1 + i]) for i in varying if s[1 + i] not in (None, "")]
+            out[s] = f"{name} ({', '.join(parts)})" if parts else name
+    return out
+
 
 def main(argv=None) -> int:
+    """Print the table of the records below the roots; returns 1 when a record failed, else 0."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("roots", nargs="+")
     p.add_argument("--since", default="", help="only records with timestamp >= this (ISO, seconds)")
@@ -37,27 +79,35 @@ def main(argv=None) -> int:
     )
     p.add_argument("--peak-tflops", type=float, default=0.7, help="reference peak in TFLOP/s")
     a = p.parse_args(argv)
-    recs = [r for root in a.roots for _, r in load_records(root) if r.timestamp >= a.since]
-    eager: dict[str, list] = {}
-    for r in sorted(recs, key=lambda r: r.timestamp):
+    recs = sorted(
+        (r for root in a.roots for _, r in load_records(root) if r.timestamp >= a.since), key=lambda r: r.timestamp
+    )
+    eager: dict[tuple, list] = {}
+    for r in recs:
         if r.status == "ok" and (r.backend, canonical_precision(r.precision, quantized=True)) == ("eager", "32-true"):
-            eager.setdefault(r.name, []).append(r)
-    base = {name: rs[0] for name, rs in eager.items()}  # mIoU reference: the first eager fp32 record
-    base_fps = {name: statistics.median(r.fps for r in rs) for name, rs in eager.items()}  # speed-up reference
+            eager.setdefault(setting(r), []).append(r)
+    base_fps = {s: statistics.median(r.fps for r in rs) for s, rs in eager.items()}  # speed-up reference
+    base_miou: dict[tuple, object] = {}  # mIoU reference: the first eager fp32 record of the evaluation
+    for rs in eager.values():
+        for r in rs:
+            if r.mIoU is not None:
+                base_miou.setdefault(evaluation(r), r)
+    cell = labels([r for r in recs if r.status == "ok"])  # a failed record may lack resolution, threads...
     print(
         "| model | backend | precision | fps | speed-up | latency p50 / p95 ms | memory MiB peak / forward | ΔmIoU (points) "
         "| label agreement | max abs Δ logit | % of peak |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in sorted(recs, key=lambda r: r.timestamp):
+    for r in recs:
         if r.status != "ok":
-            print(f"| {r.name} | {r.backend} | {r.precision} | failed: {r.error} | | | | | | | |")
+            print(f"| {cell.get(setting(r), r.name)} | {r.backend} | {r.precision} | failed: {r.error} | | | | | | | |")
             continue
-        b = base.get(r.name)
-        speed = f"{r.fps / base_fps[r.name]:.2f}x" if b and base_fps[r.name] else ""
+        ref = base_fps.get(setting(r))
+        speed = f"{r.fps / ref:.2f}x" if ref else ""
+        b = base_miou.get(evaluation(r))
         if r.parity_delta_mIoU is not None:
             dm = f"{100 * r.parity_delta_mIoU:+.2f}"
-        elif b and b.mIoU is not None and r.mIoU is not None and (r.weights != "random" or r.timestamp >= a.seeded):
+        elif b and r.mIoU is not None and (r.weights != "random" or r.timestamp >= a.seeded):
             dm = f"{100 * (r.mIoU - b.mIoU):+.2f}"
         else:
             dm = ""
@@ -68,14 +118,14 @@ def main(argv=None) -> int:
         peak = f"{100 * r.gflops * r.fps / (1000 * a.peak_tflops):.1f}" if r.gflops else ""
         mem = " / ".join("" if v is None else f"{v:.0f}" for v in (r.memory_peak_mib, r.memory_forward_mib))
         print(
-            f"| {r.name} | {r.backend} | {r.precision} | {r.fps:.2f} | {speed} | {r.latency_ms_p50:.0f} / "
+            f"| {cell[setting(r)]} | {r.backend} | {r.precision} | {r.fps:.2f} | {speed} | {r.latency_ms_p50:.0f} / "
             f"{r.latency_ms_p95:.0f} | {mem} | {dm} | {agree} | {diff} | {peak} |"
         )
-    if base:
-        miou = ", ".join(f"{n} {100 * b.mIoU:.2f}" for n, b in base.items() if b.mIoU is not None)
+    if eager:
+        miou = ", ".join(f"{cell[setting(b)]} {100 * b.mIoU:.2f}" for b in base_miou.values())
         print(f"\neager 32-true mIoU (%): {miou}")
-        fps = "; ".join(f"{n} {', '.join(f'{r.fps:.2f}' for r in rs)}" for n, rs in eager.items())
-        print(f"eager 32-true fps in sweep order: {fps} (speed-ups are relative to the median of each model's)")
+        fps = "; ".join(f"{cell[s]} {', '.join(f'{r.fps:.2f}' for r in rs)}" for s, rs in eager.items())
+        print(f"eager 32-true fps in sweep order: {fps} (speed-ups are relative to the median of each setting's)")
     failed = [r for r in recs if r.status != "ok"]
     if failed:
         print(f"{len(failed)} of {len(recs)} records failed", file=sys.stderr)

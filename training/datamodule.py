@@ -46,7 +46,9 @@ class SegDataModule(pl.LightningDataModule):
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = build_dataset(d, "train", build_transforms(self.cfg.augmentation.train, d.mean, d.std))
             cache = f"{self.cfg.LOGDIR}/cache"  # class_uniform.pct > 0: crops centred on rare classes too
-            self.train_plan = enable_class_uniform(self.train_set, self.cfg.get("class_uniform"), fallback_dir=cache)
+            self.train_plan = enable_class_uniform(
+                self.train_set, self.cfg.get("class_uniform"), fallback_dir=cache, name=d.get("name")
+            )
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = build_dataset(
                 d,

@@ -13,6 +13,8 @@ Layout (``../shared/DESIGN.md``)::
         validation/<timestamp>/   written by validation.py
         benchmark/                written by benchmark.py
         export/<timestamp>/       ONNX + OpenVINO IR written by `benchmark.py export`
+        export/<backend>_<precision>_<WxH>/   the file benchmark.py / predict.py run with an exported backend
+                                  (+ manifest.json), reused while the manifest matches (benchmarking/backends.py)
 
 Every entry point (main.py, validation.py, benchmark.py, predict.py) goes through :class:`RunFolder`.
 
@@ -96,6 +98,13 @@ def quote_path_overrides(argv: Sequence[str], keys: Sequence[str]) -> list[str]:
     return out
 
 
+def backend_export_name(backend: str, precision: str, resolution: str) -> str:
+    """``<backend>_<precision>_<WxH>``: the folder of an exported backend's files under ``export/``, precision in
+    short form (``fp32``, ``bf16``, ``fp16``, ``int8``), e.g. ``openvino_int8_512x512``."""
+    short = {"32-true": "fp32", "bf16-mixed": "bf16", "16-mixed": "fp16"}.get(precision, precision)
+    return safe_name(f"{backend}_{short}_{resolution}")
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """Paths of one run. ``RunFolder(root)`` creates nothing; :meth:`create` makes the folders."""
@@ -149,6 +158,10 @@ class RunFolder:
     @property
     def export_root(self) -> Path:
         return self.root / "export"
+
+    def backend_export_dir(self, backend: str, precision: str, resolution: str) -> Path:
+        """``export/<backend>_<precision>_<WxH>/`` (:func:`backend_export_name`)."""
+        return self.export_root / backend_export_name(backend, precision, resolution)
 
     def tensorboard_events(self) -> list[Path]:
         """TensorBoard event files written directly into the run folder."""

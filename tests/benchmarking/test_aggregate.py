@@ -166,3 +166,24 @@ def test_mmseg_metafile_rows():
     assert row["fps"] == pytest.approx(1000 / 253.81)
     assert row["resolution"] == "1024x512" and row["dataset"] == "cityscapes" and row["mIoU"] == 79.61
     assert row["source"] == "reported" and row["hardware"] == "V100" and row["precision"] == "32-true"
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_records_of_the_same_second_never_overwrite_each_other(tmp_path, monkeypatch, hard_links):
+    """Two processes writing records of the same second, backend, precision and resolution: both see the name free
+    (an existence check passes for both, simulated), each must still get a file of its own."""
+    monkeypatch.setattr(records.Path, "exists", lambda self, *a, **k: False)
+    if not hard_links:  # a file system without hard links: the O_EXCL claim
+
+        def no_link(src, dst, *a, **k):
+            raise PermissionError(1, "Operation not permitted", str(dst))
+
+        monkeypatch.setattr(records.os, "link", no_link)
+    folder = tmp_path / "run" / "benchmark"
+    first, second = (_rec("Unet-resnet18", fps, timestamp="2026-01-01T00:00:00") for fps in (3.0, 4.0))
+    assert first.filename() == second.filename() == "2026-01-01T00-00-00_eager_32-true_64x64.json"
+    a, b = write_record(first, folder), write_record(second, folder)
+    assert (a.name, b.name) == (first.filename(), "2026-01-01T00-00-00_eager_32-true_64x64_1.json")
+    monkeypatch.undo()
+    assert sorted(p.name for p in folder.iterdir()) == sorted([a.name, b.name])  # no temporary file left
+    assert sorted(r.fps for _, r in load_records(tmp_path)) == [3.0, 4.0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 
 import numpy as np
@@ -320,3 +321,74 @@ def test_backend_module_is_a_segbench_model(runners):
     x = torch.randn(1, 3, 64, 96)
     assert m.output_names == ("out",) and torch.equal(m(x)["out"], runners["onnxruntime:fp32"](x))
     assert size_multiple(tiny_model()) == 32 and size_multiple(torch.nn.Conv2d(3, 3, 1)) == 1
+
+
+@pytest.fixture()
+def private_tmp(tmp_path, monkeypatch):
+    """A fresh system temporary folder for this test (``tempfile.gettempdir()``)."""
+    import tempfile
+
+    folder = tmp_path / "system_tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_random_weight_exports_leave_no_temporary_folder(model, private_tmp):
+    """Without a run folder the export goes to a temporary folder that is gone once the runtime loaded it."""
+    example, x = torch.randn(1, 3, 64, 96), torch.randn(1, 3, 64, 96)
+    ref = backends.eager(model, example, "fp32", CPU)(x)
+    for backend in ("onnxruntime", "openvino", "onnxruntime"):
+        run = build_runner(model, example, backend, "fp32", CPU)
+        assert sorted(private_tmp.iterdir()) == []  # nothing left behind, also by a second export
+        assert float((run(x) - ref).abs().max()) <= FP32_TOL  # the loaded runtime works without its files
+
+
+def _tiny_run_folder(root):
+    """A run folder as main.py leaves it (hparams.yaml + checkpoints/best.ckpt) holding tiny_model()'s weights."""
+    from omegaconf import OmegaConf
+
+    run = root / "logs" / "camvid" / "smp" / "default" / "2026-01-01_00-00-00"
+    (run / "checkpoints").mkdir(parents=True)
+    cfg = compose_cfg(["model.arch=Unet", "model.encoder=resnet18", *TINY])
+    (run / "hparams.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    state = {f"model.{k}": v for k, v in tiny_model().state_dict().items()}
+    torch.save({"state_dict": state}, run / "checkpoints" / "best.ckpt")
+    return run
+
+
+def test_exports_of_a_run_stay_in_its_folder_and_are_reused(tmp_path, private_tmp, monkeypatch):
+    run = _tiny_run_folder(tmp_path)
+    fast = ("resolution=96x64", "warmup=1", "iterations=1", "parity.images=1", "count_flops=false", f"checkpoint={run}")
+    rec, _ = run_benchmark(bench_cfg(*fast, "backend=onnxruntime"), tmp_path / "out")
+    assert rec.status == "ok", rec.error
+    folder = run / "export" / "onnxruntime_fp32_96x64"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["file"] == "model.onnx" and manifest["traced_at"] == "96x64" and manifest["precision"] == "32-true"
+    assert manifest["source"]["weights"] == str((run / "checkpoints" / "best.ckpt").resolve())
+    onnx_bytes = (folder / "model.onnx").read_bytes()
+
+    real_export = backends.export_onnx
+    calls = []
+    monkeypatch.setattr(backends, "export_onnx", lambda *a, **k: calls.append(a) or real_export(*a, **k))
+    again, _ = run_benchmark(bench_cfg(*fast, "backend=onnxruntime"), tmp_path / "out")
+    assert again.status == "ok" and calls == []  # the run's export was reused
+    assert again.parity_max_abs_logit == rec.parity_max_abs_logit
+    ckpt = run / "checkpoints" / "best.ckpt"
+    st = ckpt.stat()
+    os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # new weights (a continued run): exported anew
+    third, _ = run_benchmark(bench_cfg(*fast, "backend=onnxruntime"), tmp_path / "out")
+    assert third.status == "ok" and len(calls) == 1
+    assert json.loads((folder / "manifest.json").read_text())["source"]["weights_mtime_ns"] == st.st_mtime_ns + 10**9
+    assert (folder / "model.onnx").read_bytes() == onnx_bytes  # same weights, same graph
+    assert sorted(p.name for p in (run / "export").iterdir()) == ["onnxruntime_fp32_96x64"]  # nothing else, no temp
+    # predict.py --backend on the run: its own traced size, kept and reused the same way
+    frame = REPO / "data" / "camvid" / "val" / "0016E5_07967.png"
+    for i in range(2):
+        args = ["--ckpt", str(run), str(frame), "--out", str(tmp_path / f"pred{i}"), "--backend", "openvino"]
+        assert run_in_process("predict.py", predict.main, args) == 0
+    assert sorted(p.name for p in (run / "export").iterdir()) == ["onnxruntime_fp32_96x64", "openvino_fp32_64x64"]
+    assert len(calls) == 2  # predict's first call exported (ONNX, then IR), the second reused
+    labels = [np.asarray(Image.open(tmp_path / f"pred{i}" / f"{frame.stem}_label.png")) for i in range(2)]
+    assert np.array_equal(*labels)
+    assert sorted(private_tmp.iterdir()) == []

@@ -58,3 +58,42 @@ def test_failed_member_is_a_row_with_its_error_and_the_exit_code_says_so(tmp_pat
     rows = [ln for ln in captured.out.splitlines() if ln.startswith("| Unet-x")]
     assert rows[1] == "| Unet-x | openvino | bf16-mixed | failed: ValueError: needs a CPU with BF16 | | | | | | | |"
     assert captured.err.strip() == "1 of 2 records failed"
+
+
+def test_speed_up_and_delta_miou_compare_like_for_like(tmp_path, capsys):
+    """Eager fp32 at two resolutions and at two thread counts: every row is compared with its own setting's eager
+    median; a setting without eager fp32 gets empty cells; ΔmIoU needs the same evaluated split and images."""
+    folder = tmp_path / "run" / "benchmark"
+    rows = [  # (backend, precision, fps, resolution, threads, extra fields)
+        ("eager", "32-true", 2.0, "512x512", 2, {"mIoU": 0.60, "eval_split": "val", "eval_images": 10}),
+        ("eager", "32-true", 1.0, "1024x512", 2, {"mIoU": 0.70, "eval_split": "val", "eval_images": 10}),
+        ("eager", "32-true", 3.0, "512x512", 4, {}),
+        ("openvino", "int8", 6.0, "512x512", 2, {}),
+        ("openvino", "int8", 4.0, "1024x512", 2, {}),
+        ("openvino", "int8", 7.0, "512x512", 4, {}),
+        ("openvino", "int8", 8.0, "256x256", 2, {}),  # no eager fp32 at 256x256
+        ("eager", "32-true", 4.0, "512x512", 2, {}),  # second eager at 512x512, 2 threads: median (2 + 4) / 2 = 3
+        ("channels_last", "bf16-mixed", 9.0, "512x512", 2, {"mIoU": 0.59, "eval_split": "val", "eval_images": 10}),
+        ("channels_last", "bf16-mixed", 8.5, "1024x512", 2, {"mIoU": 0.69, "eval_split": "val", "eval_images": 5}),
+    ]
+    for second, (backend, precision, fps, res, threads, extra) in enumerate(rows):
+        rec = _rec(backend, precision, fps, resolution=res, threads=threads, **extra)
+        rec.timestamp = f"2026-01-01T00:00:{second:02d}"  # sweep order = list order
+        write_record(rec, folder)
+    assert deploy_table.main([str(tmp_path), "--seeded", "2026-01-01"]) == 0
+    out = capsys.readouterr().out
+    got = [[c.strip() for c in ln.split("|")[1:9]] for ln in out.splitlines() if ln.startswith("| Unet-x")]
+    cells = [(m, b, speed, dm) for m, b, _p, _fps, speed, _lat, _mem, dm in got]
+    assert cells == [
+        ("Unet-x (512x512, 2 threads)", "eager", "0.67x", "+0.00"),
+        ("Unet-x (1024x512, 2 threads)", "eager", "1.00x", "+0.00"),
+        ("Unet-x (512x512, 4 threads)", "eager", "1.00x", ""),
+        ("Unet-x (512x512, 2 threads)", "openvino", "2.00x", ""),  # 6 / 3
+        ("Unet-x (1024x512, 2 threads)", "openvino", "4.00x", ""),  # 4 / 1
+        ("Unet-x (512x512, 4 threads)", "openvino", "2.33x", ""),  # 7 / 3
+        ("Unet-x (256x256, 2 threads)", "openvino", "", ""),  # never against another setting's eager
+        ("Unet-x (512x512, 2 threads)", "eager", "1.33x", ""),
+        ("Unet-x (512x512, 2 threads)", "channels_last", "3.00x", "-1.00"),  # 59 - 60 on the same 10 images
+        ("Unet-x (1024x512, 2 threads)", "channels_last", "8.50x", ""),  # evaluated on 5 images, eager on 10
+    ]
+    assert "eager 32-true mIoU (%): Unet-x (512x512, 2 threads) 60.00, Unet-x (1024x512, 2 threads) 70.00" in out

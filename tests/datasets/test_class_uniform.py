@@ -64,17 +64,17 @@ def test_cache_is_reused_then_invalidated_by_a_changed_label(camvid_copy, monkey
         raise AssertionError("index rebuilt although the cache is valid")
 
     monkeypatch.setattr(ClassPixelIndex, "build", classmethod(no_build))
-    again, path = load_or_build_index(dm.train_set, 64)
+    again, path = load_or_build_index(dm.train_set, 64, name="camvid")
     assert path == files[0] and np.array_equal(again.points, dm.train_plan.index.points)
     monkeypatch.undo()
 
     label = dm.train_set.pairs[3][1]
     st = os.stat(label)
     os.utime(label, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a label changed: another key
-    rebuilt, new_path = load_or_build_index(dm.train_set, 64)
+    rebuilt, new_path = load_or_build_index(dm.train_set, 64, name="camvid")
     assert new_path != files[0] and not files[0].exists()  # stale index of the split removed
     assert np.array_equal(rebuilt.counts, dm.train_plan.index.counts)
-    _, other = load_or_build_index(dm.train_set, 32)  # another setting: another key
+    _, other = load_or_build_index(dm.train_set, 32, name="camvid")  # another setting: another key
     assert other != new_path
 
 
@@ -83,7 +83,7 @@ def test_read_only_data_folder_uses_the_fallback(camvid_copy, tmp_path):
     os.chmod(root, 0o555)
     try:
         dm, _ = _camvid(camvid_copy, logdir=tmp_path / "logs")
-        _, path = load_or_build_index(dm.train_set, 64, tmp_path / "logs" / "cache")
+        _, path = load_or_build_index(dm.train_set, 64, tmp_path / "logs" / "cache", "camvid")
     finally:
         os.chmod(root, 0o755)
     assert not (root / CACHE_DIR).exists()
@@ -153,3 +153,111 @@ def test_rare_camvid_classes_in_crops_at_the_configured_rate(shared_data, tmp_pa
     # same (seed, epoch, slot): the same crop
     slot = int(np.flatnonzero(sc == RARE["Bicyclist"])[0])
     assert torch.equal(ds[(42, 0, slot)]["image"], ds[(42, 0, slot)]["image"])
+
+
+def _uniform_cfg(root, config, logdir="/nonexistent-logdir"):
+    return compose_cfg(
+        [
+            f"dataset={config}",
+            f"environment.data_root={root}",
+            "class_uniform.pct=0.5",
+            "dataset.crop_size=[32,32]",
+            f"LOGDIR={logdir}",
+        ]
+    )
+
+
+@pytest.fixture()
+def voc_prepared(tmp_path):
+    """Generated PASCAL-Context tree (2 train images, 40x60), prepared: one data root for the 59 and 60 configs."""
+    from datasets.prepare import main as prepare_main
+    from tests.datasets.trees import voc_context_tree
+
+    root = voc_context_tree(tmp_path)
+    assert prepare_main(["voc_context", str(root)]) == 0
+    return root
+
+
+def _voc_counts(ds):
+    return np.stack([np.bincount((lab := ds.load_label(p))[lab != 255], minlength=ds.num_classes) for _, p in ds.pairs])
+
+
+def test_sibling_configs_sharing_a_root_keep_their_own_index(voc_prepared, monkeypatch):
+    """voc2010_context (59 classes, background ignored) and voc2010_context_60 read the same label files."""
+    sets = {}
+    for config in ("voc2010_context", "voc2010_context_60", "voc2010_context"):
+        dm = SegDataModule(_uniform_cfg(voc_prepared.parent, config))
+        dm.setup("fit")
+        sets[config] = dm
+    files = sorted((voc_prepared / CACHE_DIR).glob("class_index_train_*.npz"))
+    assert len(files) == 2  # one per config, neither removed the other's
+    monkeypatch.setattr(ClassPixelIndex, "build", classmethod(lambda *a, **k: pytest.fail("index rebuilt")))
+    paths = set()
+    for config, k in (("voc2010_context", 59), ("voc2010_context_60", 60)):
+        ds = sets[config].train_set
+        index, path = load_or_build_index(ds, 64, name=config)
+        paths.add(path)
+        assert index.counts.shape == (2, k) and np.array_equal(index.counts, _voc_counts(ds))
+    assert paths == set(files)
+
+
+def test_cityscapes_configs_sharing_a_root_keep_their_own_index(shared_data, tmp_path, monkeypatch):
+    from tests.datasets.trees import cityscapes_tree
+
+    cs = cityscapes_tree(shared_data, tmp_path)
+    configs = ("cityscapes", "cityscapes_coarse", "cityscapes_fine_coarse")
+    sets = {}
+    for config in configs:
+        dm = SegDataModule(_uniform_cfg(tmp_path, config))
+        dm.setup("fit")
+        sets[config] = dm.train_set
+    assert len(list((cs / CACHE_DIR).glob("class_index_train_*.npz"))) == 3
+    monkeypatch.setattr(ClassPixelIndex, "build", classmethod(lambda *a, **k: pytest.fail("index rebuilt")))
+    for config, n in zip(configs, (1, 2, 2), strict=True):  # fine train; coarse train + train_extra; fine + extra
+        index, _ = load_or_build_index(sets[config], 64, name=config)
+        assert len(index.counts) == len(sets[config].pairs) == n
+
+
+@pytest.mark.parametrize("event", ["sibling config written", "same key rewritten", "file deleted"])
+def test_a_concurrent_writer_never_breaks_a_reader(voc_prepared, monkeypatch, event):
+    """What another process may do to the cache between this reader's lookup and its read, done at that moment."""
+    dm = {c: SegDataModule(_uniform_cfg(voc_prepared.parent, c)) for c in ("voc2010_context", "voc2010_context_60")}
+    for m in dm.values():
+        m.setup("fit")
+    ds, sibling = dm["voc2010_context"].train_set, dm["voc2010_context_60"].train_set
+    for f in (voc_prepared / CACHE_DIR).glob("*.npz"):
+        f.unlink()
+    expected, path = load_or_build_index(ds, 64, name="voc2010_context")
+    original, fired = ClassPixelIndex.load.__func__, []
+
+    def load_during_another_write(cls, p):
+        if not fired:
+            fired.append(p)
+            if event == "sibling config written":
+                load_or_build_index(sibling, 64, name="voc2010_context_60")
+            elif event == "same key rewritten":
+                with np.load(p) as z:  # the reader holds the file open while the writer replaces it
+                    expected.save(p)
+                    return cls(counts=z["counts"], start=z["start"], num=z["num"], points=z["points"])
+            else:
+                p.unlink()
+        return original(cls, p)
+
+    monkeypatch.setattr(ClassPixelIndex, "load", classmethod(load_during_another_write))
+    index, got = load_or_build_index(ds, 64, name="voc2010_context")
+    assert fired == [path] and got == path and path.is_file()
+    assert np.array_equal(index.counts, expected.counts) and np.array_equal(index.points, expected.points)
+
+
+def test_a_label_table_is_part_of_the_key(tmp_path):
+    """FolderDataset's label_map (a dict) changes the labels, so it changes the index file; the same config name."""
+    from datasets.folder import FolderDataset
+    from tests.datasets.trees import folder_tree
+
+    root = folder_tree(tmp_path, n=2, num_classes=3)
+    plain = FolderDataset(root, "train", num_classes=3)
+    swapped = FolderDataset(root, "train", num_classes=3, label_map={0: 2, 1: 1, 2: 0})
+    a, pa = load_or_build_index(plain, 64, name="folder")
+    b, pb = load_or_build_index(swapped, 64, name="folder")
+    assert pa != pb and pa.is_file() and pb.is_file()
+    assert np.array_equal(b.counts, a.counts[:, ::-1])  # classes 0 and 2 swapped
