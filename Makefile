@@ -1,14 +1,16 @@
-# segbench: `make train` then `make test`. Both create .venv (if missing) and install requirements.txt.
+# segbench: `make train` then `make test`. Both create .venv (if missing), install requirements.txt and the project
+# itself in editable mode (console scripts segbench-train, -validate, -benchmark, -predict).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: install install-mmseg install-tracking install-deploy install-dev train test lint format docs clean-logs slurm-up slurm-down
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .   # segbench-train & co. (segbench_cli.py)
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)

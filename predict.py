@@ -150,6 +150,12 @@ def main(argv=None) -> list[dict]:
     return records
 
 
-if __name__ == "__main__":
+def entry(argv=None) -> int:
+    """The command line (``python predict.py ARGS``, ``segbench-predict ARGS``): logging to stderr, then
+    :func:`main` under :func:`utils.errors.run_entry`; returns the exit status (1 with one line on error)."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    sys.exit(run_entry("predict.py", main))
+    return run_entry("predict.py", main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(entry())
