@@ -114,6 +114,48 @@ def test_missing_extra_names_the_requirements_file(monkeypatch, tmp_path):
         tracking.MLFlowLogger(save_dir=str(tmp_path))
 
 
+def _open_store_together(logdir: str, name: str, barrier, results) -> None:
+    """Child process: create a segbench MLflow logger for run ``name`` once every child is ready, log, finish."""
+    try:
+        from training.tracking import MLFlowLogger
+
+        run_dir = Path(logdir) / name
+        run_dir.mkdir()
+        barrier.wait(timeout=60)
+        cfg = compose_cfg([f"LOGDIR={logdir}", "logger=mlflow"]).logger.mlflow  # the store URI of the config
+        logger = MLFlowLogger(
+            save_dir=str(run_dir),
+            tracking_uri=cfg.tracking_uri,
+            artifact_location=cfg.artifact_location,
+            log_best_checkpoint=False,
+        )
+        logger.log_metrics({"val/mIoU": 0.5}, step=0)
+        logger.finalize("success")
+        results.put((name, "ok"))
+    except BaseException as e:  # reported to the parent, which names it
+        results.put((name, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+
+
+def test_two_runs_create_one_mlflow_store_together(tmp_path):
+    """Two runs started at once into a fresh LOGDIR both land in ``mlflow.db`` (MLflow creates the tables of a new
+    SQLite store on first use; unserialised, one process fails with ``duplicate column name``)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")  # the store and the logger exactly as in training, without start-up
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    children = [ctx.Process(target=_open_store_together, args=(str(tmp_path), n, barrier, results)) for n in "ab"]
+    for p in children:
+        p.start()
+    outcome = dict(results.get(timeout=120) for _ in children)
+    for p in children:
+        p.join(60)
+    assert outcome == {"a": "ok", "b": "ok"}
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("segbench").experiment_id])
+    assert sorted(Path(r.data.tags["segbench.run_dir"]).name for r in runs) == ["a", "b"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
 def _cli(values) -> str:
     """A list as the search space writes it on the command line: ``[352,480]``, ``[CE]``."""
     return "[" + ",".join(str(v) for v in values) + "]"
