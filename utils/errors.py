@@ -141,8 +141,15 @@ _OVERRIDE_KEY = re.compile(r"^(?:\+\+|\+|~)?[A-Za-z_][\w.\-/@]*=")
 
 
 def shell_quoted_override(key: str, value: str) -> str:
-    """``key=value`` quoted for Hydra's override grammar and then for a POSIX shell, as a user would type it:
-    ``"environment.data_root='/tmp/my data'"``."""
+    """``key=value`` quoted for Hydra's override grammar and then for a POSIX shell, as a user would type it.
+
+    Args:
+        key: the override key (with any ``+`` prefix).
+        value: its value, spaces included.
+
+    Returns:
+        e.g. ``"environment.data_root='/tmp/my data'"``.
+    """
     hydra_arg = f"{key}='{value}'" if "'" not in value else f'{key}="{value}"'
     return f'"{hydra_arg}"' if not any(c in hydra_arg for c in '"$`\\!') else shlex.quote(hydra_arg)
 

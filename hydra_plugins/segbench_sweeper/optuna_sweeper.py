@@ -37,15 +37,27 @@ OWNERLESS_STALE_S = 60.0
 
 
 def owner() -> dict:
-    """This process as a trial's owner: ``{"hostname", "pid", "pid_start"}`` (start time in clock ticks)."""
+    """This process as a trial's owner.
+
+    Returns:
+        ``{"hostname", "pid", "pid_start"}`` (start time in clock ticks after boot, None where unknown).
+    """
     from training.liveness import process_start_ticks
 
     return {"hostname": socket.gethostname(), "pid": os.getpid(), "pid_start": process_start_ticks(os.getpid())}
 
 
 def is_stale(trial: Any, now: _dt.datetime | None = None) -> bool:
-    """True for a RUNNING ``trial`` (an Optuna ``FrozenTrial``) that nobody will finish: its owner process (on this
-    host) is gone, or it has no owner record and started more than :data:`OWNERLESS_STALE_S` ago."""
+    """Whether nobody will finish the RUNNING ``trial``.
+
+    Args:
+        trial: an Optuna ``FrozenTrial`` in state RUNNING.
+        now: the current time (default: now; Optuna 2 stores naive local times).
+
+    Returns:
+        True when its owner process (on this host) is gone, or it has no owner record and started more than
+        :data:`OWNERLESS_STALE_S` ago.
+    """
     from training.liveness import effective_status
 
     record = trial.system_attrs.get(OWNER_ATTR)

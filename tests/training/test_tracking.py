@@ -4,7 +4,9 @@
   resolved config, run folder tag, best checkpoint artifact), W&B through its offline run file, both against the
   TensorBoard events of the same run;
 * ``hparams_search=lr_wd_crop_loss`` with 2 trials: 2 run folders, the study in ``LOGDIR/optuna.db`` with the best
-  params, and a second invocation adding a trial to the same study (resume).
+  params, and a second invocation adding a trial to the same study (resume) at a new point; Ctrl+C and orphaned
+  trials end FAIL;
+* two MLflow loggers opening one fresh SQLite store at the same time.
 """
 
 from __future__ import annotations
