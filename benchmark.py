@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import utils.hydra  # noqa: F401  (registers the config resolvers)
-from utils.errors import HydraErrors, task_started
+from utils.errors import HydraErrors, task_started, unquoted_space
 from utils.run_folder import quote_path_overrides
 
 REPO = Path(__file__).resolve().parent  # absolute config path: also when imported (tests)
@@ -71,6 +71,9 @@ def cli(argv: list[str]) -> None:
 
         sys.exit(run_subcommand(argv[0], argv[1:]))
     FAILED.clear()
+    split = unquoted_space(argv)  # key=/tmp/my data: the shell split the value
+    if split:
+        sys.exit(f"benchmark.py: error: {split}")
     sys.argv[1:] = quote_path_overrides(argv, ("checkpoint", "photos"))  # older run folders hold =,[]
     with HydraErrors("benchmark.py"):
         main()

@@ -24,6 +24,7 @@ from utils.errors import (
     one_line,
     report,
     task_started,
+    unquoted_space,
     write_traceback,
 )
 from utils.hydra import claimed_here  # also registers the config resolvers
@@ -58,6 +59,9 @@ def main(cfg: DictConfig) -> float:
 def cli(argv: list[str]) -> None:
     """``python main.py ARGV``: the command line rewritten for ``+continue_from`` and older run-folder paths, then
     Hydra; exits with status 1 and one line on stderr on error."""
+    split = unquoted_space(argv)  # key=/tmp/my data: the shell split the value
+    if split:
+        sys.exit(f"main.py: error: {split}")
     with HydraErrors("main.py"):
         try:
             # +continue_from=<run folder>: resume into that folder; quote paths of older run folders (=,[])

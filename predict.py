@@ -29,7 +29,7 @@ from pathlib import Path
 from inference.engine import InferenceSettings
 from inference.loading import load_for_inference, pick_device
 from inference.predict import Predictor, list_images, load_preset
-from utils.errors import OneLineArgumentParser, one_line, run_entry
+from utils.errors import OneLineArgumentParser, one_line, run_entry, unquoted_space
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -64,6 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colours in the overlay")
     args = p.parse_intermixed_args(argv)
+    split = unquoted_space(args.inputs, literal=lambda a: Path(a).exists())  # key=/tmp/my data, split by the shell
+    if split:
+        p.error(split)
     args.overrides = [a for a in args.inputs if "=" in a and not Path(a).exists()]
     args.inputs = [a for a in args.inputs if a not in args.overrides]
     if not args.inputs:

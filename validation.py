@@ -27,7 +27,7 @@ from pathlib import Path
 
 from inference.loading import load_for_inference, pick_device
 from inference.validate import run_validation
-from utils.errors import OneLineArgumentParser, run_entry
+from utils.errors import OneLineArgumentParser, run_entry, unquoted_space
 from utils.run_folder import RunFolder
 
 
@@ -47,6 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-vis", type=int, help="colourised predictions to save (default: the run's num_vis)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = p.parse_intermixed_args(argv)
+    split = unquoted_space(args.overrides)  # key=/tmp/my data: the shell split the value
+    if split:
+        p.error(split)
     splits = [o.split("=", 1)[1] for o in args.overrides if o.startswith("split=")]
     args.overrides = [o for o in args.overrides if not o.startswith("split=")]
     args.split = args.split or (splits[-1] if splits else "val")

@@ -89,7 +89,9 @@ class SegmentationModule(pl.LightningModule):
         if len(parts) > 1:
             for name, value in parts.items():
                 self.log(f"train/loss_{name}", value, batch_size=bs)
-        return loss
+        # Lightning divides "loss" by accumulate_grad_batches in the outputs callbacks see; "batch_loss" is the
+        # loss of this batch as computed (summary.json's train_loss)
+        return {"loss": loss, "batch_loss": loss.detach()}
 
     def validation_step(self, batch, batch_idx):
         images, target = batch["image"], batch["mask"]

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import logging
 import shutil
 import tempfile
@@ -149,7 +150,8 @@ class ReplanSchedule(pl.Callback):
 
     * ``poly``: ``lr(s) = lr0 * (1 - s / T_new) ** power`` (``lr0`` = ``initial_lr`` of each param group);
     * ``onecycle``: ``OneCycleLR`` with ``total_steps = T_new`` at step ``s`` (warm-up phase
-      ``pct_start * T_new`` steps; a run already past it continues on the annealing branch, also momentum).
+      ``pct_start * T_new`` steps; a run already past it continues on the annealing branch, also momentum), its
+      ``max_lr`` that of each param group (times ``unfreeze_lr_factor`` once the encoder was unfrozen).
 
     Nothing changes when the plan is the same (a plain resume after preemption stays bit-identical) or when
     ``s >= T_new`` (nothing left to train).
@@ -177,7 +179,19 @@ class ReplanSchedule(pl.Callback):
 
 def replan_scheduler(sched, sched_cfg: DictConfig, total: int, step: int) -> None:
     """Set ``sched`` (and its optimizer's ``lr``/momentum) to a fresh ``sched_cfg.scheduler`` planned for ``total``
-    steps and advanced ``step`` steps (the rule of :class:`ReplanSchedule`)."""
+    steps and advanced ``step`` steps (the rule of :class:`ReplanSchedule`).
+
+    The LR levels come from the optimizer's param groups (restored from ``last.ckpt``), not from the config: poly
+    starts from each group's ``initial_lr``; a scheduler argument that is also a param-group key (OneCycle's
+    ``max_lr``, ``max_momentum``, ``base_momentum``) is passed per group from there. So an LR already scaled by
+    ``unfreeze_lr_factor`` stays scaled, and an ``lr=`` given when continuing changes nothing.
+
+    Args:
+        sched: the restored scheduler (stepped per optimizer step).
+        sched_cfg: the ``lr_scheduler`` config group (``scheduler``, ``total_steps_arg``).
+        total: optimizer steps of the new plan.
+        step: optimizer steps already done.
+    """
     opt = sched.optimizer
     groups = [
         {k: v for k, v in g.items() if k != "params"} | {"params": [torch.zeros(1, requires_grad=True)]}
@@ -186,9 +200,18 @@ def replan_scheduler(sched, sched_cfg: DictConfig, total: int, step: int) -> Non
     for g in groups:
         g["lr"] = g.get("initial_lr", g["lr"])
     stand_in = type(opt)(groups, **opt.defaults)
+    factory = instantiate(sched_cfg.scheduler)
+    # scheduler arguments the param groups hold (OneCycle's max_lr, max/base_momentum) come from the checkpoint, as
+    # the base LR of poly does: the unfreeze_lr_factor applied to them stays applied (training/finetune.py)
+    accepted = inspect.signature(getattr(factory, "func", factory)).parameters
+    saved = {
+        k: [g[k] for g in opt.param_groups]
+        for k in accepted
+        if k != "optimizer" and all(k in g for g in opt.param_groups)
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": no training here
-        fresh = instantiate(sched_cfg.scheduler)(stand_in, **{str(sched_cfg.total_steps_arg): total})
+        fresh = factory(stand_in, **saved, **{str(sched_cfg.total_steps_arg): total})
         for _ in range(step):
             fresh.step()
     for real, new in zip(opt.param_groups, stand_in.param_groups):

@@ -11,17 +11,20 @@ Fields (units in the names or below): ``dataset``, ``model`` (config choice), ``
 from ``config/benchmark.yaml`` ``display``), ``experiment``, ``overrides`` (command line, Hydra), ``choices``
 (config groups), ``seed``, ``status``/``error``, ``best`` (epoch, mIoU, aAcc, mAcc, mIoU_image, fwIoU, IoU_micro in
 [0, 1] at the epoch of the best dataset-level mIoU, per-class ``IoU`` by class name), ``last`` (epoch,
-train_loss = mean of the epoch's training-step losses, val_loss = CE of the ``out`` prediction, val_mIoU and the
-last validation's mIoU, aAcc, mAcc, mIoU_image, fwIoU, IoU_micro in [0, 1]),
+train_loss = mean of the epoch's training-batch losses, not divided by ``accumulate_grad_batches``, val_loss = CE of
+the ``out`` prediction, val_mIoU and the last validation's mIoU, aAcc, mAcc, mIoU_image, fwIoU, IoU_micro in [0, 1]),
 ``epochs_done``, ``steps_done`` (optimizer steps), ``time`` (``total_s`` wall time from fit start, ``train_s``
-training batches only: data loading + forward/backward/step, no validation, both summed over resumed
-processes; ``s_per_step_median`` per training batch of this process; ``images_per_s`` = training images /
-``train_s``), ``memory`` (peak MiB since fit start: CUDA ``max_memory_allocated`` or the CPU process's peak RSS),
-``load_1min_max`` (the highest 1-minute load average of the machine seen at the end of a training epoch),
-``params`` / ``trainable_params``, ``gflops`` (one eager forward at the training ``crop_size``, batch 1, counted by
+training batches only: data loading + forward/backward/step, no validation, both summed over resumed processes;
+``s_per_step_median`` per training batch of this process; ``train_images`` training images of all ranks,
+:func:`images_of_batch`: rank 0's batches times ``world_size``, since DDP's distributed sampler gives every rank as
+many; ``images_per_s`` = ``train_images`` / ``train_s``, the global throughput), ``memory`` (peak MiB since fit
+start: CUDA ``max_memory_allocated`` or the CPU process's peak RSS), ``load_1min_max`` (the highest 1-minute load
+average of the machine seen at the end of a training epoch), ``params`` / ``trainable_params``, ``gflops`` (one eager
+forward at the training ``crop_size``, batch 1, counted by
 :func:`benchmarking.measure.count_flops`: 1 MAC = 2 FLOPs), ``checkpoint_mb`` (``best.ckpt``, MB = 1e6
 bytes), ``precision``, ``devices`` (incl. ``hardware_profile``: GPU name or CPU model + ISA flags), ``versions``,
-``git`` (commit, dirty), ``started``/``ended``/``heartbeat`` (ISO 8601 local time), and ``links`` to the run's ``validation/`` and ``benchmark/`` folders.
+``git`` (commit, dirty), ``started``/``ended``/``heartbeat`` (ISO 8601 local time), and ``links`` to the run's
+``validation/`` and ``benchmark/`` folders.
 """
 
 from __future__ import annotations
@@ -150,6 +153,41 @@ def peak_memory_mib(device: torch.device) -> tuple[float | None, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "cpu_peak_rss_lifetime"
 
 
+def images_of_batch(trainer: pl.Trainer | None, batch: dict) -> int:
+    """Training images one step of ``batch`` stands for across all ranks: its size times ``trainer.world_size``
+    (under DDP the distributed sampler gives every rank a batch of the same size; padded, never dropped).
+
+    Args:
+        trainer: the trainer (its ``world_size``; None counts as 1).
+        batch: this rank's training batch (``image`` of shape ``[N, 3, H, W]``).
+
+    Returns:
+        ``N * world_size``.
+    """
+    return int(batch["image"].shape[0]) * int(getattr(trainer, "world_size", 1) or 1)
+
+
+def batch_loss(trainer: pl.Trainer | None, outputs) -> torch.Tensor | None:
+    """The training loss of one batch from ``on_train_batch_end``'s ``outputs``, as the criterion computed it.
+
+    Lightning divides ``outputs["loss"]`` by ``accumulate_grad_batches``; :class:`training.module.SegmentationModule`
+    also returns the undivided ``batch_loss``. Other modules' ``loss`` is multiplied back.
+
+    Args:
+        trainer: the trainer (its ``accumulate_grad_batches``; None counts as 1).
+        outputs: what ``training_step`` returned, as Lightning hands it to callbacks (tensor or dict).
+
+    Returns:
+        a detached float32 scalar tensor, or None when ``outputs`` holds no loss.
+    """
+    if isinstance(outputs, dict) and isinstance(outputs.get("batch_loss"), torch.Tensor):
+        return outputs["batch_loss"].detach().float()
+    loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+    if not isinstance(loss, torch.Tensor):
+        return None
+    return loss.detach().float() * int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
+
+
 class RunSummary(pl.Callback):
     """Writes ``summary.json`` (module docstring) into the trainer's ``default_root_dir`` (the run folder).
 
@@ -202,10 +240,9 @@ class RunSummary(pl.Callback):
             self._durations.append(now - self._t_prev)
             self.state["train_s"] += now - self._t_prev
         self._t_prev = now
-        self.state["images"] += int(batch["image"].shape[0])
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor):
-            loss = loss.detach().float()
+        self.state["images"] += images_of_batch(trainer, batch)
+        loss = batch_loss(trainer, outputs)
+        if loss is not None:
             self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
             self._loss_n += 1
 

@@ -10,14 +10,17 @@ whatever the LightningModule logs (``train/loss``, ``val/mIoU``, ``val/aAcc``, `
 * MLflow: ``checkpoints/best.ckpt`` as the artifact ``checkpoints/best.ckpt`` when training ends;
 * W&B: the run is finished when training ends (Lightning leaves it open), so a sweep's trials get a run each.
 
-``save_dir`` is the run folder (filled in by :func:`training.train.build_trainer`). Defaults are in
+A new SQLite store is created under a file lock (:func:`store_lock`), so runs started together into one ``LOGDIR``
+all land in it. ``save_dir`` is the run folder (filled in by :func:`training.train.build_trainer`). Defaults are in
 ``config/logger/mlflow.yaml`` and ``config/logger/wandb.yaml``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +73,44 @@ def _as_uri(location: str | None) -> str | None:
     return Path(location).resolve().as_uri()
 
 
+#: seconds a run waits for another process creating the same SQLite MLflow store
+STORE_LOCK_TIMEOUT_S = 300.0
+
+
+@contextlib.contextmanager
+def store_lock(tracking_uri: str | None, timeout_s: float = STORE_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold ``<db>.lock`` (``filelock``) while this process opens a SQLite MLflow store (``sqlite:///<db>``).
+
+    MLflow creates and migrates the tables of a new store on first use; two runs doing that at once into one
+    ``LOGDIR`` collide (``duplicate column name``) and one run is lost. Under the lock one process creates the
+    tables (and the experiment), the other finds them. Other URIs (a server, a file store) are not locked.
+
+    Args:
+        tracking_uri: the MLflow tracking URI.
+        timeout_s: longest wait for the lock.
+
+    Raises:
+        TimeoutError: another process held the lock longer than ``timeout_s`` (lock file named).
+    """
+    if not tracking_uri or not str(tracking_uri).startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    db = str(tracking_uri)[len("sqlite:///") :].split("?", 1)[0]
+    lock = FileLock(f"{db}.lock")
+    try:
+        lock.acquire(timeout=timeout_s)
+    except Timeout:
+        raise TimeoutError(
+            f"MLflow store {db}: another process held {db}.lock for more than {timeout_s:.0f} s"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class MLFlowLogger(_MLFlowLogger):
     """Lightning's MLflow logger writing the run's config, folder and best checkpoint too.
 
@@ -101,15 +142,18 @@ class MLFlowLogger(_MLFlowLogger):
         require("mlflow", "logger=mlflow")
         run_dir = Path(save_dir)
         tags = {"segbench.run_dir": str(run_dir.resolve()), **(tags or {})}
-        super().__init__(
-            experiment_name=experiment_name,
-            run_name=run_name or _run_name(run_dir),
-            tracking_uri=tracking_uri,
-            tags=tags,
-            save_dir=str(run_dir / "mlruns"),
-            artifact_location=_as_uri(artifact_location),
-            **kwargs,
-        )
+        # Lightning's logger opens the store in its constructor (MlflowClient): both under the lock
+        with store_lock(tracking_uri):
+            super().__init__(
+                experiment_name=experiment_name,
+                run_name=run_name or _run_name(run_dir),
+                tracking_uri=tracking_uri,
+                tags=tags,
+                save_dir=str(run_dir / "mlruns"),
+                artifact_location=_as_uri(artifact_location),
+                **kwargs,
+            )
+            _ = self.experiment  # creates the store's tables (first run), the experiment and this run
         self._run_dir = run_dir
         self._log_best = bool(log_best_checkpoint)
         self._best_ckpt: str | None = None

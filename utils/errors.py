@@ -5,6 +5,8 @@
 * :func:`report` writes the traceback to a log file (the entry point's own, or
   ``<tmp>/segbench-logs/<entry>-<time>-<pid>.log``) and prints ``<entry>: error: <message> (traceback: <log>)``
   on stderr.
+* :func:`unquoted_space` names an override whose value the shell split at a space (``key=/tmp/my data``) and
+  shows it quoted; every entry point checks its overrides with it before parsing them.
 * :class:`HydraErrors` makes Hydra's own errors (unknown override key, missing config group option), printed
   on several lines before the task runs, one line too: stderr is buffered until the task function starts
   (:meth:`HydraErrors.started`); on failure the buffered text is folded into one line.
@@ -17,9 +19,12 @@ import datetime as _dt
 import io
 import logging
 import os
+import re
+import shlex
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 MAX_MESSAGE = 1000  # characters of the message kept on the line
@@ -129,6 +134,57 @@ def task_started() -> None:
     """Called first by a Hydra task function: see :class:`HydraErrors`."""
     if HydraErrors.current is not None:
         HydraErrors.current.started()
+
+
+#: ``key=`` at the start of a command-line override (``+``/``++``/``~`` prefixes, config groups with ``/``)
+_OVERRIDE_KEY = re.compile(r"^(?:\+\+|\+|~)?[A-Za-z_][\w.\-/@]*=")
+
+
+def shell_quoted_override(key: str, value: str) -> str:
+    """``key=value`` quoted for Hydra's override grammar and then for a POSIX shell, as a user would type it.
+
+    Args:
+        key: the override key (with any ``+`` prefix).
+        value: its value, spaces included.
+
+    Returns:
+        e.g. ``"environment.data_root='/tmp/my data'"``.
+    """
+    hydra_arg = f"{key}='{value}'" if "'" not in value else f'{key}="{value}"'
+    return f'"{hydra_arg}"' if not any(c in hydra_arg for c in '"$`\\!') else shlex.quote(hydra_arg)
+
+
+def unquoted_space(args: Sequence[str], literal: Callable[[str], bool] = lambda a: False) -> str | None:
+    """The error for a ``key=value`` override whose value the shell split at a space, or None.
+
+    ``environment.data_root=/tmp/my data`` reaches the program as ``environment.data_root=/tmp/my`` and
+    ``data``; Hydra then reports ``data`` as an override without ``=``. Words without ``=`` that follow an override
+    (not an option, nor accepted by ``literal``) are taken as the rest of its value.
+
+    Args:
+        args: the command-line arguments (or the positional ones, in order).
+        literal: arguments that stand for themselves, never part of a value (predict.py: existing image paths).
+
+    Returns:
+        one line naming the override and the quoting to use, or None when no override was split.
+    """
+    for i, arg in enumerate(args):
+        if not _OVERRIDE_KEY.match(arg) or literal(arg):
+            continue
+        words = []
+        for nxt in args[i + 1 :]:
+            if "=" in nxt or nxt.startswith("-") or literal(nxt):
+                break
+            words.append(nxt)
+        if words:
+            key, _, value = arg.partition("=")
+            full = " ".join([value, *words])
+            return (
+                f"override {key}: the value {full!r} holds a space and must be quoted, e.g. "
+                f"{shell_quoted_override(key, full)} (unquoted, the shell splits it into "
+                f"{' '.join(repr(a) for a in [arg, *words])})"
+            )
+    return None
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):

@@ -137,3 +137,30 @@ def test_continue_with_a_bad_val_label_changes_nothing(run_copy, tmp_path, capsy
         run_copy, [f"+continue_from={run_copy}", "epochs=2", f"environment.data_root={data}"], capsys
     )
     assert f"label {bad} has values [77]" in line
+
+
+def test_continue_onecycle_after_unfreeze_keeps_the_factor(tmp_path):
+    """A continued OneCycle run whose encoder was already unfrozen keeps ``unfreeze_lr_factor`` on its re-planned
+    curve: every LR after resuming equals that of an uninterrupted run of the new length (factor included)."""
+    args = [*RUN_ARGS, "lr_scheduler=onecycle", "freeze_encoder_epochs=1", "unfreeze_lr_factor=0.5"]
+    run = tmp_path / "two_stage"
+    train(compose_cfg([*args, "epochs=2"]), run)  # 4 steps, encoder unfrozen from step 2 on
+    assert _state(run)["callbacks"]["FreezeEncoder"] == {"unfrozen": True}
+    train(compose_cfg([*args, "epochs=3", f"+continue_from={run}"]), run)  # 2 more steps: s = 4, 5 of T_new = 6
+    straight = tmp_path / "straight"
+    train(compose_cfg([*args, "epochs=3"]), straight)
+    continued, uninterrupted = _lr_rows(run), _lr_rows(straight)
+    assert sorted(continued) == sorted(uninterrupted) == list(range(6))
+    # closed form: torch's OneCycleLR planned for 6 steps, times the factor from the unfreeze (step 2) on
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR0)
+    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR0, total_steps=6, pct_start=0.3)
+    planned = []
+    for _ in range(6):
+        planned.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref.step()
+    assert [uninterrupted[s] for s in range(6)] == pytest.approx(
+        [lr * (0.5 if s >= 2 else 1.0) for s, lr in enumerate(planned)], rel=1e-6
+    )
+    assert continued[4] == pytest.approx(0.5 * planned[4], rel=1e-6)  # the first continued step
+    assert [continued[s] for s in (4, 5)] == pytest.approx([uninterrupted[s] for s in (4, 5)], rel=1e-9)

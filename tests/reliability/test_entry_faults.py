@@ -191,3 +191,30 @@ def test_benchmark_subcommand_usage_errors(argv, message, capsys):
     assert call_hydra_cli("benchmark", argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err, err
+
+
+# ------------------------------------------------------------------------- every entry point: unquoted spaces
+QUOTE_IT = "\"environment.data_root='/tmp/my folder'\""  # as typed in a shell
+
+
+@pytest.mark.parametrize("entry", ["main", "benchmark"])
+def test_hydra_entry_names_an_override_split_at_a_space(entry, capsys):
+    """``environment.data_root=/tmp/my folder`` unquoted: one line naming the override and the quoting to use."""
+    capsys.readouterr()
+    assert call_hydra_cli(entry, ["environment.data_root=/tmp/my", "folder", "epochs=1"]) == 1
+    line = error_line(capsys.readouterr().err, f"{entry}.py")
+    assert "override environment.data_root: the value '/tmp/my folder' holds a space and must be quoted" in line
+    assert QUOTE_IT in line
+
+
+@pytest.mark.parametrize(
+    "entry,module,argv",
+    [
+        ("validation.py", validation, ["--valdir", "{tmp}", "environment.data_root=/tmp/my", "folder"]),
+        ("predict.py", predict, ["--ckpt", "{tmp}", "environment.data_root=/tmp/my", "folder", "{tmp}"]),
+    ],
+)
+def test_argparse_entry_names_an_override_split_at_a_space(entry, module, argv, tmp_path, capsys):
+    # predict.py: words that are existing paths are images, so the split-off word here is no file
+    code, line = _run(entry, module, [a.format(tmp=tmp_path) for a in argv], capsys)
+    assert code == 2 and QUOTE_IT in line and "override environment.data_root" in line

@@ -4,7 +4,9 @@
   resolved config, run folder tag, best checkpoint artifact), W&B through its offline run file, both against the
   TensorBoard events of the same run;
 * ``hparams_search=lr_wd_crop_loss`` with 2 trials: 2 run folders, the study in ``LOGDIR/optuna.db`` with the best
-  params, and a second invocation adding a trial to the same study (resume).
+  params, and a second invocation adding a trial to the same study (resume) at a new point; Ctrl+C and orphaned
+  trials end FAIL;
+* two MLflow loggers opening one fresh SQLite store at the same time.
 """
 
 from __future__ import annotations
@@ -114,6 +116,48 @@ def test_missing_extra_names_the_requirements_file(monkeypatch, tmp_path):
         tracking.MLFlowLogger(save_dir=str(tmp_path))
 
 
+def _open_store_together(logdir: str, name: str, barrier, results) -> None:
+    """Child process: create a segbench MLflow logger for run ``name`` once every child is ready, log, finish."""
+    try:
+        from training.tracking import MLFlowLogger
+
+        run_dir = Path(logdir) / name
+        run_dir.mkdir()
+        barrier.wait(timeout=60)
+        cfg = compose_cfg([f"LOGDIR={logdir}", "logger=mlflow"]).logger.mlflow  # the store URI of the config
+        logger = MLFlowLogger(
+            save_dir=str(run_dir),
+            tracking_uri=cfg.tracking_uri,
+            artifact_location=cfg.artifact_location,
+            log_best_checkpoint=False,
+        )
+        logger.log_metrics({"val/mIoU": 0.5}, step=0)
+        logger.finalize("success")
+        results.put((name, "ok"))
+    except BaseException as e:  # reported to the parent, which names it
+        results.put((name, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+
+
+def test_two_runs_create_one_mlflow_store_together(tmp_path):
+    """Two runs started at once into a fresh LOGDIR both land in ``mlflow.db`` (MLflow creates the tables of a new
+    SQLite store on first use; unserialised, one process fails with ``duplicate column name``)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")  # the store and the logger exactly as in training, without start-up
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    children = [ctx.Process(target=_open_store_together, args=(str(tmp_path), n, barrier, results)) for n in "ab"]
+    for p in children:
+        p.start()
+    outcome = dict(results.get(timeout=120) for _ in children)
+    for p in children:
+        p.join(60)
+    assert outcome == {"a": "ok", "b": "ok"}
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("segbench").experiment_id])
+    assert sorted(Path(r.data.tags["segbench.run_dir"]).name for r in runs) == ["a", "b"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
 def _cli(values) -> str:
     """A list as the search space writes it on the command line: ``[352,480]``, ``[CE]``."""
     return "[" + ",".join(str(v) for v in values) + "]"
@@ -124,20 +168,7 @@ def _trial_folders(sweep_dir: Path) -> list[Path]:
 
 
 def test_optuna_search_two_trials_then_resume(tmp_path):
-    # the shipped search space with tiny crops: a search-space file of the same group, found via hydra.searchpath
-    extra = tmp_path / "extra_configs" / "hparams_search"
-    extra.mkdir(parents=True)
-    (extra / "tiny_crops.yaml").write_text(
-        "# @package _global_\ndefaults:\n  - lr_wd_crop_loss\n"
-        "hydra:\n  sweeper:\n    params:\n      dataset.crop_size: choice([64,96], [64,64])\n"
-    )
-    tiny = [o for o in TINY_RUN if not o.startswith(("dataset.crop_size", "num_vis="))] + ["num_vis=0"]
-    args = [
-        "hparams_search=tiny_crops",
-        f"hydra.searchpath=[file://{tmp_path / 'extra_configs'}]",
-        f"LOGDIR={tmp_path}",
-        *tiny,
-    ]
+    args = _search_args(tmp_path)
     assert call_hydra_cli("main", [*args, "hydra.sweeper.n_trials=2"]) == 0  # in-process main.py
     study_root = tmp_path / "hparams_search" / "camvid_smp_lr_wd_crop_loss"
     (sweep_dir,) = list(study_root.iterdir())
@@ -165,3 +196,64 @@ def test_optuna_search_two_trials_then_resume(tmp_path):
     study = optuna.load_study(study_name="camvid_smp_lr_wd_crop_loss", storage=f"sqlite:///{tmp_path}/optuna.db")
     assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
     assert len(list(study_root.iterdir())) == 2
+    # the resumed sampler (seed + 2 trials) proposes a new point, not the first invocation's first one again
+    resumed = sorted(study.trials, key=lambda t: t.number)[2]
+    assert resumed.params["lr"] not in {t.params["lr"] for t in trials}
+    assert resumed.params["wd"] not in {t.params["wd"] for t in trials}
+
+
+def _search_args(tmp_path) -> list[str]:
+    """The shipped search space with tiny crops (a search-space file of the same group, via hydra.searchpath)."""
+    extra = tmp_path / "extra_configs" / "hparams_search"
+    extra.mkdir(parents=True, exist_ok=True)
+    (extra / "tiny_crops.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - lr_wd_crop_loss\n"
+        "hydra:\n  sweeper:\n    params:\n      dataset.crop_size: choice([64,96], [64,64])\n"
+    )
+    tiny = [o for o in TINY_RUN if not o.startswith(("dataset.crop_size", "num_vis="))] + ["num_vis=0"]
+    return [
+        "hparams_search=tiny_crops",
+        f"hydra.searchpath=[file://{tmp_path / 'extra_configs'}]",
+        f"LOGDIR={tmp_path}",
+        *tiny,
+    ]
+
+
+def test_optuna_interrupted_and_orphaned_trials_end_failed(tmp_path):
+    """Ctrl+C during a trial tells it FAIL; a RUNNING trial of a sweep process that is gone is failed on resume."""
+    import signal
+    import subprocess
+
+    from hydra_plugins.segbench_sweeper.optuna_sweeper import OWNER_ATTR, owner
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.create_study(study_name="camvid_smp_lr_wd_crop_loss", storage=storage, direction="maximize")
+    orphan = study.ask()  # asked by a sweep process that died (its pid no longer exists)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    orphan.set_system_attr(OWNER_ATTR, {**owner(), "pid": gone.pid, "pid_start": 1})
+    interrupt = ["+callbacks.interrupt._target_=tests.training.killer.InterruptAtStep"]
+    try:
+        assert call_hydra_cli("main", [*_search_args(tmp_path), *interrupt, "hydra.sweeper.n_trials=1"]) == 1
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores SIGINT after a Ctrl+C
+    study = optuna.load_study(study_name="camvid_smp_lr_wd_crop_loss", storage=storage)
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
+    assert trials[1].params and trials[1].system_attrs[OWNER_ATTR]["pid"] == os.getpid()  # the interrupted one
+
+
+def test_resumed_sampler_seed_counts_the_trials_so_far():
+    from hydra_plugins.segbench_sweeper.optuna_sweeper import resumed_sampler
+
+    cfg = OmegaConf.create({"_target_": "optuna.samplers.TPESampler", "seed": 1234, "n_startup_trials": 10})
+    first = optuna.samplers.TPESampler(seed=1234)
+    assert resumed_sampler(cfg, first, 0) is first  # a fresh study draws as before: reproducible
+
+    def draw(sampler) -> float:
+        return optuna.create_study(sampler=sampler).ask().suggest_float("x", 0.0, 1.0)
+
+    resumed = resumed_sampler(cfg, first, 3)
+    assert draw(resumed) == draw(optuna.samplers.TPESampler(seed=1237)) != draw(optuna.samplers.TPESampler(seed=1234))
+    grid = OmegaConf.create({"_target_": "optuna.samplers.GridSampler", "_partial_": True})
+    assert resumed_sampler(grid, "partial", 3) == "partial"
