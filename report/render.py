@@ -82,7 +82,8 @@ def render_caption(rec: ResultsRecord) -> str:
     m = rec.measured
     overridden = sorted({k for r in rec.rows for k in r if k in ("date", "commit", "load", "threads", "torch")})
     per_row = f" ({', '.join(overridden)} per row in the record)" if overridden else ""
-    threads = f"{m['threads']} threads" if _is_number(m["threads"]) else f"threads {m['threads']}"
+    n = m["threads"]
+    threads = (f"{n} thread" + ("" if n == 1 else "s")) if _is_number(n) else f"threads {n}"
     return (
         f"*{rec.caption}* Measured {m['date']} on {m['hardware']}, {threads}, torch {m['torch']}, "
         f"load {m['load']}, commit `{m['commit']}`{per_row}; record `results/{rec.name}.yaml`."

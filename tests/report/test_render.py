@@ -67,6 +67,7 @@ def test_threads_in_words_read_as_words_in_the_caption():
     rec = parse_record(record(measured={**MEASURED, "threads": "not recorded"}))
     assert "threads not recorded, torch 2.14.1" in render(rec) and "not recorded threads" not in render(rec)
     assert "2 threads, torch" in render(parse_record(record()))
+    assert "1 thread, torch" in render(parse_record(record(measured={**MEASURED, "threads": 1})))
 
 
 def test_a_claim_is_rendered_only_where_one_row_shows_every_condition():
