@@ -38,7 +38,7 @@ ENTRY_POINTS = {
     "validation.py": ["inference.md"],
     "predict.py": ["inference.md"],
     "benchmarking/cli.py": ["benchmarking.md"],  # benchmark.py aggregate
-    "benchmarking/compare.py": ["comparing.md"],  # benchmark.py compare
+    "benchmarking/compare/__init__.py": ["comparing.md"],  # benchmark.py compare
     "scripts/deploy_table.py": ["deploy.md"],
     "datasets/prepare.py": ["datasets.md"],
 }
