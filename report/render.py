@@ -77,12 +77,15 @@ def render_claims(rec: ResultsRecord) -> list[str]:
 
 
 def render_caption(rec: ResultsRecord) -> str:
-    """The caption: the record's text, then how it was measured, stated once."""
+    """The caption: the record's text, then how it was measured, stated once (``threads`` that is not a number,
+    e.g. ``not recorded``, reads ``threads not recorded``)."""
     m = rec.measured
     overridden = sorted({k for r in rec.rows for k in r if k in ("date", "commit", "load", "threads", "torch")})
     per_row = f" ({', '.join(overridden)} per row in the record)" if overridden else ""
+    n = m["threads"]
+    threads = (f"{n} thread" + ("" if n == 1 else "s")) if _is_number(n) else f"threads {n}"
     return (
-        f"*{rec.caption}* Measured {m['date']} on {m['hardware']}, {m['threads']} threads, torch {m['torch']}, "
+        f"*{rec.caption}* Measured {m['date']} on {m['hardware']}, {threads}, torch {m['torch']}, "
         f"load {m['load']}, commit `{m['commit']}`{per_row}; record `results/{rec.name}.yaml`."
     )
 

@@ -63,6 +63,13 @@ def test_table_bolds_the_best_and_the_caption_states_the_hardware_once():
     assert "python benchmark.py" not in render(rec, commands=False)
 
 
+def test_threads_in_words_read_as_words_in_the_caption():
+    rec = parse_record(record(measured={**MEASURED, "threads": "not recorded"}))
+    assert "threads not recorded, torch 2.14.1" in render(rec) and "not recorded threads" not in render(rec)
+    assert "2 threads, torch" in render(parse_record(record()))
+    assert "1 thread, torch" in render(parse_record(record(measured={**MEASURED, "threads": 1})))
+
+
 def test_a_claim_is_rendered_only_where_one_row_shows_every_condition():
     # 4.11x misses the accuracy, the accurate row misses the speed: the claim is not made
     assert render_claims(parse_record(record())) == ["No backend is 4x within 0.5 points."]
