@@ -11,7 +11,7 @@
 
 Thin entry point: ``aggregate``, ``plot``, ``compare``, ``render`` and ``export`` are dispatched before Hydra sees ``sys.argv``; the work
 is in ``benchmarking/``. The exit status is 1 when any measurement failed (a sweep writes every record first);
-errors are one line on stderr (unknown override keys included, see :mod:`utils.errors`).
+errors are one line on stderr (unknown override keys included, see :mod:`core.errors`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-import utils.hydra  # noqa: F401  (registers the config resolvers)
-from utils.errors import HydraErrors, task_started, unquoted_space
-from utils.run_folder import quote_path_overrides
+import core.hydra  # noqa: F401  (registers the config resolvers)
+from core.errors import HydraErrors, task_started, unquoted_space
+from core.run_folder import quote_path_overrides
 
 REPO = Path(__file__).resolve().parent  # absolute config path: also when imported (tests)
 
@@ -75,6 +75,8 @@ def cli(argv: list[str]) -> None:
     if split:
         sys.exit(f"benchmark.py: error: {split}")
     sys.argv[1:] = quote_path_overrides(argv, ("checkpoint", "photos"))  # older run folders hold =,[]
+    import models.pretrained  # noqa: F401  (registers ${pretrained_norm:...}; measuring only, not compare/render)
+
     with HydraErrors("benchmark.py"):
         main()
     if FAILED:

@@ -3,7 +3,7 @@
 Thin Hydra entry point; the work is in :func:`training.train.train`. See README.md for examples.
 
 Errors end in one line on stderr naming the culprit (traceback in the run's ``main.log``, see
-:mod:`utils.errors`); a run that fails before it has written any result leaves no run folder behind (its log is
+:mod:`core.errors`); a run that fails before it has written any result leaves no run folder behind (its log is
 kept under ``<tmp>/segbench-logs/``); a failed ``+continue_from`` leaves the run folder as it was.
 """
 
@@ -16,8 +16,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from training.resume import continue_from_argv
-from utils.errors import (
+import models.pretrained  # noqa: F401  (registers ${pretrained_norm:...})
+from core.errors import (
     HydraErrors,
     default_log_file,
     file_handler_path,
@@ -27,8 +27,9 @@ from utils.errors import (
     unquoted_space,
     write_traceback,
 )
-from utils.hydra import claimed_here  # also registers the config resolvers
-from utils.run_folder import RunFolder, quote_path_overrides
+from core.hydra import claimed_here  # also registers the config resolvers
+from core.run_folder import RunFolder, quote_path_overrides
+from training.resume import continue_from_argv
 
 REPO = Path(__file__).resolve().parent  # absolute config path: also when imported (tests)
 

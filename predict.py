@@ -26,10 +26,10 @@ import sys
 import time
 from pathlib import Path
 
+from core.errors import OneLineArgumentParser, one_line, run_entry, unquoted_space
 from inference.engine import InferenceSettings
 from inference.loading import load_for_inference, pick_device
 from inference.predict import Predictor, list_images, load_preset
-from utils.errors import OneLineArgumentParser, one_line, run_entry, unquoted_space
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -155,7 +155,7 @@ def main(argv=None) -> list[dict]:
 
 def entry(argv=None) -> int:
     """The command line (``python predict.py ARGS``, ``segbench-predict ARGS``): logging to stderr, then
-    :func:`main` under :func:`utils.errors.run_entry`; returns the exit status (1 with one line on error)."""
+    :func:`main` under :func:`core.errors.run_entry`; returns the exit status (1 with one line on error)."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     return run_entry("predict.py", main, argv)
 

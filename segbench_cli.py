@@ -2,7 +2,7 @@
 ``segbench-predict`` run ``main.py``, ``validation.py``, ``benchmark.py`` and ``predict.py`` with the same
 arguments.
 
-The project's top-level packages keep the names its layout promises (``datasets``, ``models``, ``utils``,
+The project's top-level packages keep the names its layout promises (``datasets``, ``models``, ``core``,
 ``metrics``, ...), which PyPI packages also use (HuggingFace ``datasets``). ``python main.py`` finds the project's
 own first because the script's folder is ``sys.path[0]``; an editable install's import hook (setuptools >= 64,
 PEP 660) comes after ``site-packages`` instead, so each console script first puts the repository at the front of
@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
 #: the project's top-level packages and entry modules
-OWN = ("benchmarking", "datasets", "inference", "losses", "metrics", "models", "report", "training", "utils")
+OWN = ("benchmarking", "core", "datasets", "inference", "losses", "metrics", "models", "report", "training")
 
 
 def own_packages_first() -> None:

@@ -25,10 +25,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from core.errors import OneLineArgumentParser, run_entry, unquoted_space
+from core.run_folder import RunFolder
 from inference.loading import load_for_inference, pick_device
 from inference.validate import run_validation
-from utils.errors import OneLineArgumentParser, run_entry, unquoted_space
-from utils.run_folder import RunFolder
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -92,7 +92,7 @@ def main(argv=None) -> dict:
 
 def entry(argv=None) -> int:
     """The command line (``python validation.py ARGS``, ``segbench-validate ARGS``): logging to stderr, then
-    :func:`main` under :func:`utils.errors.run_entry`; returns the exit status (1 with one line on error)."""
+    :func:`main` under :func:`core.errors.run_entry`; returns the exit status (1 with one line on error)."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     return run_entry("validation.py", main, argv)
 

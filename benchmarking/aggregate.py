@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchmarking.records import BenchmarkRecord, atomic_write_text, load_records
-from utils.precision import canonical_precision
+from core.precision import canonical_precision
+from core.records import BenchmarkRecord, atomic_write_text, load_records
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def build_table(root: str | Path, reported_dir: str | Path | None, mmseg: pd.Dat
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``df`` as CSV atomically (see :func:`benchmarking.records.atomic_write_text`)."""
+    """Write ``df`` as CSV atomically (see :func:`core.records.atomic_write_text`)."""
     return atomic_write_text(path, df.to_csv(index=False, float_format="%.6g"))
 
 

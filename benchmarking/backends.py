@@ -14,7 +14,7 @@
 The last two are *exported* backends (:data:`EXPORTED`): their optional packages import lazily and a missing
 one fails in one line naming the requirements file (:func:`require`). Where their files go
 (:meth:`BackendOptions.exported`): an explicit ``folder``; for a trained run (``cfg.loaded_from.run_dir``) its
-``<run>/export/<backend>_<precision>_<WxH>/`` (:meth:`utils.run_folder.RunFolder.backend_export_dir`), written
+``<run>/export/<backend>_<precision>_<WxH>/`` (:meth:`core.run_folder.RunFolder.backend_export_dir`), written
 under a temporary name, renamed when complete and reused while its ``manifest.json`` (weights file, model config,
 backend, precision, traced size, calibration, versions) matches; otherwise (random weights, a weights file outside
 a run folder) a temporary folder removed as soon as the runtime has loaded the files.
@@ -23,9 +23,9 @@ Exported graphs take any N, H, W that is a multiple of the model's ``stride`` at
 inside ``forward``; the runner pads and crops outside the graph the same way, with zeros after normalisation), so
 one file serves every image size.
 
-``precision=`` uses Lightning's names (:mod:`utils.precision`): for the torch backends ``32-true`` (no
+``precision=`` uses Lightning's names (:mod:`core.precision`): for the torch backends ``32-true`` (no
 autocast), ``bf16-mixed``, ``16-mixed`` (``torch.autocast`` on the model's device; ``fp32``/``bf16``/``fp16``
-are aliases); the quantised ``int8`` (:data:`utils.precision.QUANTIZED`) exists for ``openvino`` only. Each
+are aliases); the quantised ``int8`` (:data:`core.precision.QUANTIZED`) exists for ``openvino`` only. Each
 backend declares its precisions (:data:`BACKEND_PRECISIONS`). A backend returns
 ``run(x: float32[N,3,H,W]) -> float[N,K,h,w]`` logits (the model's ``"out"``).
 """
@@ -48,7 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.precision import PRECISIONS, autocast, canonical_precision
+from core.precision import PRECISIONS, autocast, canonical_precision
+from core.versions import EXPORT_PACKAGES, package_versions
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -64,7 +65,7 @@ ONNX_OPSET = 17
 #: version of the export layout and manifest (``manifest.json`` of a run's export folder)
 EXPORT_FORMAT = 1
 MANIFEST = "manifest.json"
-TORCH_PRECISIONS = tuple(PRECISIONS)  # the autocast precisions of utils.precision
+TORCH_PRECISIONS = tuple(PRECISIONS)  # the autocast precisions of core.precision
 
 
 @dataclass
@@ -129,7 +130,7 @@ class BackendOptions:
         )
         loaded = cfg.get("loaded_from") or {}
         if kwargs.get("folder") is None and loaded.get("run_dir") and loaded.get("weights"):
-            from utils.run_folder import RunFolder
+            from core.run_folder import RunFolder
 
             weights = Path(str(loaded.get("weights"))).resolve()
             st = weights.stat()
@@ -168,7 +169,7 @@ class BackendOptions:
             "opset": ONNX_OPSET,
             "source": self.source,
             "calibration": self.calibration_note if precision == "int8" else None,
-            "versions": package_versions(),
+            "versions": package_versions(EXPORT_PACKAGES, keep_missing=True),
         }
 
     @contextmanager
@@ -198,7 +199,7 @@ class BackendOptions:
             self.folder.mkdir(parents=True, exist_ok=True)
             yield write(self.folder)
         elif self.cache_root is not None and self.source:
-            from utils.run_folder import backend_export_name
+            from core.run_folder import backend_export_name
 
             h, w = example.shape[-2:]
             final = Path(self.cache_root) / backend_export_name(backend, precision, f"{w}x{h}")
@@ -209,23 +210,6 @@ class BackendOptions:
                 yield write(tmp)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-
-
-def package_versions() -> dict:
-    """Installed versions of torch and the export packages.
-
-    Returns:
-        ``{package: version or None}`` for torch, onnx, onnxruntime, openvino, nncf.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("torch", "onnx", "onnxruntime", "openvino", "nncf"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def _read_manifest(folder: Path) -> dict | None:
@@ -631,7 +615,7 @@ def openvino_runner(xml: str | Path, precision: str, multiple: int, threads: int
 
 
 def check_precision(backend: str, precision) -> str:
-    """The canonical name of ``precision`` (:func:`utils.precision.canonical_precision`; ``int8`` allowed) when
+    """The canonical name of ``precision`` (:func:`core.precision.canonical_precision`; ``int8`` allowed) when
     ``backend`` declares it.
 
     Raises:

@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-from utils.errors import OneLineArgumentParser
+from core.errors import OneLineArgumentParser
 
 PLOT_KEYS = {"dataset": None, "resolution": None, "interesting": "pareto", "tables": "tables", "out": None}
 

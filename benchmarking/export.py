@@ -48,7 +48,8 @@ def compose_benchmark_config(overrides: list[str]):
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    import utils.hydra  # noqa: F401  (registers resolvers)
+    import core.hydra  # noqa: F401  (registers resolvers)
+    import models.pretrained  # noqa: F401  (registers ${pretrained_norm:...})
 
     GlobalHydra.instance().clear()
     config_dir = Path(__file__).resolve().parents[1] / "config"
@@ -190,9 +191,9 @@ def _plain(node):
 
 
 def _versions() -> dict:
-    from benchmarking.backends import package_versions
+    from core.versions import EXPORT_PACKAGES, package_versions
 
-    return package_versions()
+    return package_versions(EXPORT_PACKAGES, keep_missing=True)
 
 
 def run_export(argv: list[str]) -> int:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from utils.precision import canonical_precision
+from core.precision import canonical_precision
 
 
 def bench_setting(rec) -> str:
-    """Setting label of a :class:`benchmarking.records.BenchmarkRecord`, e.g.
+    """Setting label of a :class:`core.records.BenchmarkRecord`, e.g.
     ``"eager/32-true 512x512 batch 1, 2 threads, AMD EPYC [avx2 avx512f]"``.
 
     Records written before the hardware profile existed fall back to their ``device_name``.

@@ -80,13 +80,13 @@ def compare(
 
 def tolerance_for(tolerances: DictConfig | dict | None, precision: str) -> dict | None:
     """The entry of ``parity.tolerance`` (``config/benchmark.yaml``) for ``precision``: keys and ``precision`` are
-    both mapped to one name by :func:`utils.precision.canonical_precision` (``fp32`` and ``32-true`` are the same
+    both mapped to one name by :func:`core.precision.canonical_precision` (``fp32`` and ``32-true`` are the same
     key; the config spells them ``fp32``/``bf16``/``int8`` because ``32-true`` cannot be a Hydra override key).
 
     Raises:
         ValueError: a key or ``precision`` that is no precision name (the accepted names listed).
     """
-    from utils.precision import canonical_precision
+    from core.precision import canonical_precision
 
     by_name = {canonical_precision(k, quantized=True): v for k, v in (tolerances or {}).items()}
     return by_name.get(canonical_precision(precision, quantized=True))

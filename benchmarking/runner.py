@@ -15,7 +15,7 @@ Steps (``config/benchmark.yaml`` holds every default):
 5. time ``backend`` x ``precision`` with the MMSeg protocol (:mod:`benchmarking.protocol`): a fixed random
    input of ``resolution`` is prepared outside the timer; inside the timer are the model forward, the
    bilinear resize of the logits to the input size and the argmax;
-6. memory of one more forward (:func:`benchmarking.measure.peak_memory`): ``memory_peak_mib`` (peak total incl.
+6. memory of one more forward (:func:`core.measure.peak_memory`): ``memory_peak_mib`` (peak total incl.
    the weights) and ``memory_forward_mib`` (peak growth during the forward).
 
 Any exception (OOM, missing weights, unknown encoder, unsupported op) becomes a record with
@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarking.backends import EXPORTED, BackendModule, BackendOptions, build_runner, check_precision, eager
-from benchmarking.measure import (
+from benchmarking.protocol import TimingProtocol, time_callable, timer_overhead_ms
+from core.measure import (
     FLOPS_CONVENTION,
     FLOPS_COUNTER,
     count_flops,
@@ -46,11 +47,11 @@ from benchmarking.measure import (
     peak_memory,
     resolve_device,
 )
-from benchmarking.protocol import TimingProtocol, time_callable, timer_overhead_ms
-from benchmarking.records import BenchmarkRecord, write_record
+from core.records import BenchmarkRecord, write_record
+from core.run_folder import RunFolder
 from datasets.image_io import image_size
 from models.build import build_model
-from utils.run_folder import RunFolder
+from models.display import describe_model
 
 log = logging.getLogger("segbench.benchmark")
 
@@ -73,20 +74,6 @@ def parse_resolution(value) -> tuple[int, int]:
     if len(parts) == 2 and all(p.strip().isdigit() and int(p) > 0 for p in parts):
         return int(parts[1]), int(parts[0])
     raise ValueError(f"resolution={value!r}: expected WIDTHxHEIGHT such as 1024x512 (or one int for a square)")
-
-
-def describe_model(model_cfg: DictConfig, model_choice: str, display: DictConfig | None = None) -> tuple[str, str]:
-    """(name, method) shown in tables, from ``display[model_choice]`` (``config/benchmark.yaml``) formatted with
-    the model config's keys, e.g. ``{arch}-{encoder}`` -> ``Unet-resnet18``; the model choice otherwise."""
-    fmt = (display or {}).get(model_choice) or {}
-    keys = {k: model_cfg.get(k) for k in model_cfg if isinstance(k, str)} if model_cfg is not None else {}
-    out = []
-    for field in ("name", "method"):
-        try:
-            out.append(str(fmt.get(field, model_choice)).format(**keys))
-        except (KeyError, IndexError, ValueError):
-            out.append(model_choice or "model")
-    return out[0] or "model", out[1] or "model"
 
 
 def run_overrides(overrides: Sequence[str], group_choices: bool) -> list[str]:
@@ -169,7 +156,7 @@ def photo_budget(model, cfg: DictConfig, device: torch.device, precision: str) -
 
     Each photo is read (EXIF orientation applied) outside the timer; the timer covers normalisation,
     inference and the label map at full size (``Predictor.labels``), after one untimed warm-up on the
-    smallest photo. Memory: :func:`benchmarking.measure.peak_memory` around the same call.
+    smallest photo. Memory: :func:`core.measure.peak_memory` around the same call.
 
     Returns:
         dict with ``checked_on="photos"``, ``images``, ``max_seconds``, ``median_seconds``, ``max_memory_mib``

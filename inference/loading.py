@@ -21,10 +21,11 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-import utils.hydra  # noqa: F401  (registers the resolvers used by the configs)
+import core.hydra  # noqa: F401  (registers the resolvers used by the configs)
+import models.pretrained  # noqa: F401  (registers ${pretrained_norm:...})
+from core.run_folder import RunFolder
 from models.build import build_model
 from models.checkpoint import load_weights, read_checkpoint
-from utils.run_folder import RunFolder
 
 log = logging.getLogger("segbench")
 
@@ -66,7 +67,7 @@ def load_run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictC
     """The config of the run in ``run_dir`` with ``overrides``, fully resolved (see the module docstring).
 
     Raises:
-        utils.run_folder.RunFolderError: no run folder / no ``hparams.yaml``.
+        core.run_folder.RunFolderError: no run folder / no ``hparams.yaml``.
     """
     run = RunFolder(run_dir)
     resolved = run.load_config()

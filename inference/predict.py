@@ -24,6 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from core.precision import autocast, canonical_precision
 from datasets.image_io import IMAGE_EXTENSIONS, read_image
 from datasets.transforms import build_transforms
 from inference.engine import (
@@ -34,7 +35,6 @@ from inference.engine import (
     streams_labels,
 )
 from inference.visualize import class_fractions, overlay_with_legend
-from utils.precision import autocast, canonical_precision
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "config" / "inference"
 

@@ -21,13 +21,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Subset
 
+from core.precision import autocast, canonical_precision
 from datasets import build_dataset
 from datasets.transforms import build_transforms
 from inference.engine import InferenceSettings, predict_labels
 from inference.visualize import comparison, denormalize
 from metrics import SegmentationMetrics, metrics_from_confusion
 from metrics.aggregations import PerImageMIoU, aggregations
-from utils.precision import autocast, canonical_precision
 
 log = logging.getLogger("segbench")
 

@@ -272,3 +272,18 @@ def load_encoder_weights(encoder: nn.Module, encoder_name: str, weights: str, we
         )
     load_encoder_state(encoder, read_tensors(path), str(path))
     return {"weights": weights, "file": str(path), "sha256": None, "source": None, "licence": None}
+
+
+def _norm_node(weights=None, encoder=""):
+    norm = input_norm(weights, str(encoder))
+    return None if norm is None else OmegaConf.create(norm)  # a node: OmegaConf.resolve cannot store a dict
+
+
+def register_resolver() -> None:
+    """Register ``${pretrained_norm:WEIGHTS,ENCODER}`` -> :func:`input_norm` as a node (or null) with OmegaConf
+    (idempotent; done on import of this module, which every entry point imports)."""
+    if not OmegaConf.has_resolver("pretrained_norm"):
+        OmegaConf.register_new_resolver("pretrained_norm", _norm_node)
+
+
+register_resolver()

@@ -2,9 +2,9 @@
 
 A Markdown file marks a table's place with ``<!-- results:<name> -->`` ... ``<!-- /results:<name> -->``
 (``<!-- results:<name> table -->`` leaves the commands out, for a table whose commands stand beside it); everything
-between the two markers is the rendering of ``results/<name>.yaml`` (:mod:`utils.results`): the table, one caption
+between the two markers is the rendering of ``results/<name>.yaml`` (:mod:`core.results`): the table, one caption
 paragraph that states the hardware profile, threads, torch version, load, date and commit once, the claims that
-one row shows (:class:`utils.results.Claim`), and the commands. ``--check`` rewrites nothing and exits 1 naming
+one row shows (:class:`core.results.Claim`), and the commands. ``--check`` rewrites nothing and exits 1 naming
 every block that differs from its rendering (the drift test runs it).
 """
 
@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from utils.results import OPS, ResultsError, ResultsRecord, load_records
+from core.results import OPS, ResultsError, ResultsRecord, load_records
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(
@@ -158,7 +158,7 @@ def render_files(files=None, results=None, check: bool = False) -> list[str]:
 def main(argv: list[str]) -> int:
     """``benchmark.py render [--check] [--results DIR] [FILE ...]``; exit 1 on drift (``--check``) or a bad
     record, one line each."""
-    from utils.errors import OneLineArgumentParser
+    from core.errors import OneLineArgumentParser
 
     p = OneLineArgumentParser(
         prog="benchmark.py render", description="Render the README/docs result tables from results/*.yaml"

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarking.records import load_records
-from utils.precision import canonical_precision
+from core.precision import canonical_precision
+from core.records import load_records
 
 #: fields of :func:`setting` after the name, and how the model cell names them when they differ
 SETTING_FIELDS = (

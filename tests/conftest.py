@@ -13,7 +13,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-import utils.hydra  # noqa: F401  (registers resolvers)
+import core.hydra  # noqa: F401  (registers resolvers)
+import models.pretrained  # noqa: F401  (registers ${pretrained_norm:...})
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "config"

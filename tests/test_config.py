@@ -10,11 +10,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from benchmarking.runner import describe_model, run_benchmark
+from benchmarking.runner import run_benchmark
+from core.precision import canonical_precision
+from models.display import describe_model
 from tests.conftest import CONFIG_DIR, REPO, compose_cfg
 from training.datamodule import SegDataModule
 from training.module import SegmentationModule
-from utils.precision import canonical_precision
 
 # Folders of config/ that are not groups of train.yaml: Hydra's own, predict.py's inference presets
 # (tests/inference) and the pretrained-weights registry (tests/models/test_pretrained.py).

@@ -14,7 +14,7 @@ SCRIPTS = ("segbench-train", "segbench-validate", "segbench-benchmark", "segbenc
 
 def _decoys(root: Path) -> Path:
     """Packages named like the project's that fail loudly when imported."""
-    for name in ("datasets", "models", "utils", "metrics"):
+    for name in ("datasets", "models", "core", "metrics"):
         (root / name).mkdir(parents=True, exist_ok=True)
         (root / name / "__init__.py").write_text(f"raise ImportError('decoy {name} imported')\n")
     return root
@@ -31,8 +31,8 @@ def test_console_script_imports_the_projects_packages_past_a_decoy(tmp_path):
     assert plain.returncode == 1 and "decoy datasets imported" in plain.stderr
     code = (
         "import sys, segbench_cli; segbench_cli.own_packages_first()\n"
-        "import datasets, models, utils, metrics, inference.loading, validation\n"
-        "print(datasets.__file__, models.__file__, utils.__file__, metrics.__file__)\n"
+        "import datasets, models, core, metrics, inference.loading, validation\n"
+        "print(datasets.__file__, models.__file__, core.__file__, metrics.__file__)\n"
         "sys.argv = ['segbench-validate', '--help']; segbench_cli.validate()"
     )
     r = _run(code, tmp_path)

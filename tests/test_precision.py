@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core.precision import autocast, canonical_precision, native_bf16
 from tests.conftest import compose_cfg
-from utils.precision import autocast, canonical_precision, native_bf16
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
+from core.run_folder import RunFolder, RunFolderError
 from models.checkpoint import read_checkpoint
-from utils.run_folder import RunFolder, RunFolderError
 
 log = logging.getLogger("segbench")
 

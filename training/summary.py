@@ -1,11 +1,11 @@
 """``summary.json``: what a training run did, in one file that ``benchmark.py compare`` reads.
 
 :class:`RunSummary` (added to every run by ``training.train.segbench_callbacks``) rewrites the run folder's
-``summary.json`` atomically (temporary file + ``os.replace``, :func:`benchmarking.records.atomic_write_text`) at
+``summary.json`` atomically (temporary file + ``os.replace``, :func:`core.records.atomic_write_text`) at
 fit start, after every training epoch (validation included), on an exception (``status: failed`` + ``error``)
 and at the end (``status: finished``); on rank 0 only. A SIGKILL cannot be caught: such a run keeps
 ``status: running``; the file also holds the writer's ``pid``, its start time and ``hostname``, and
-`training.liveness.effective_status` reports ``killed`` when that process no longer exists (checked on the same host).
+`core.liveness.effective_status` reports ``killed`` when that process no longer exists (checked on the same host).
 
 Fields (units in the names or below): ``dataset``, ``model`` (config choice), ``model_name`` (display name
 from ``config/benchmark.yaml`` ``display``), ``experiment``, ``overrides`` (command line, Hydra), ``choices``
@@ -21,7 +21,7 @@ many; ``images_per_s`` = ``train_images`` / ``train_s``, the global throughput),
 start: CUDA ``max_memory_allocated`` or the CPU process's peak RSS), ``load_1min_max`` (the highest 1-minute load
 average of the machine seen at the end of a training epoch), ``params`` / ``trainable_params``, ``gflops`` (one eager
 forward at the training ``crop_size``, batch 1, counted by
-:func:`benchmarking.measure.count_flops`: 1 MAC = 2 FLOPs), ``checkpoint_mb`` (``best.ckpt``, MB = 1e6
+:func:`core.measure.count_flops`: 1 MAC = 2 FLOPs), ``checkpoint_mb`` (``best.ckpt``, MB = 1e6
 bytes), ``precision``, ``devices`` (incl. ``hardware_profile``: GPU name or CPU model + ISA flags), ``versions``,
 ``git`` (commit, dirty), ``started``/``ended``/``heartbeat`` (ISO 8601 local time), and ``links`` to the run's
 ``validation/`` and ``benchmark/`` folders.
@@ -29,28 +29,25 @@ bytes), ``precision``, ``devices`` (incl. ``hardware_profile``: GPU name or CPU 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import importlib.metadata
 import json
 import logging
 import math
 import os
-import platform
-import resource
 import socket
 import statistics
-import subprocess
 import time
 import traceback
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from training.liveness import process_start_ticks
-from utils.run_folder import RunFolder
+from core.liveness import process_start_ticks
+from core.measure import read_peak_memory, reset_peak_memory
+from core.run_folder import RunFolder
+from core.versions import TRAINING_PACKAGES, git_info, package_versions
 
 log = logging.getLogger("segbench")
 
@@ -58,16 +55,6 @@ SCHEMA_VERSION = 1
 #: val metrics of the last epoch kept in ``last`` under their own names (``benchmark.py compare --select last``)
 LAST_METRICS = ("mIoU", "aAcc", "mAcc", "mIoU_image", "fwIoU", "IoU_micro")
 #: distributions whose versions a summary records
-VERSIONED = (
-    "torch",
-    "torchvision",
-    "pytorch-lightning",
-    "torchmetrics",
-    "segmentation-models-pytorch",
-    "timm",
-    "hydra-core",
-    "numpy",
-)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -83,30 +70,9 @@ def _num(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def git_info(repo: Path = REPO) -> dict:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the source tree (tracked changes or untracked
-    files count as dirty)."""
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True, timeout=30, check=True
-        ).stdout.strip()
-        return {"commit": sha, "dirty": bool(dirty)}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
 def library_versions() -> dict:
-    """Installed versions of :data:`VERSIONED` (and Python)."""
-    out = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    """Python and the training libraries' versions (:func:`core.versions.package_versions`)."""
+    return package_versions(TRAINING_PACKAGES, python=True)
 
 
 def hydra_job() -> tuple[list[str], dict]:
@@ -122,35 +88,10 @@ def hydra_job() -> tuple[list[str], dict]:
 
 
 def model_display_name(model_cfg: DictConfig, choice: str) -> str:
-    """Display name of a model config as in benchmark tables (``config/benchmark.yaml`` ``display``)."""
-    from benchmarking.runner import describe_model
+    """Display name of a model config as in benchmark tables (:func:`models.display.display_name`)."""
+    from models.display import display_name
 
-    display = OmegaConf.load(REPO / "config" / "benchmark.yaml").get("display")
-    return describe_model(model_cfg, choice, display)[0]
-
-
-def reset_peak_memory(device: torch.device) -> None:
-    """Start the peak-memory count of this run: CUDA peak stats, or the process's peak RSS (Linux ``VmHWM``,
-    reset through ``/proc/self/clear_refs``), so runs of one multirun process are measured separately."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def peak_memory_mib(device: torch.device) -> tuple[float | None, str]:
-    """(peak MiB, kind) since :func:`reset_peak_memory`: CUDA ``max_memory_allocated`` of ``device``, else the
-    process's peak RSS (``VmHWM``; ``ru_maxrss`` of the whole process lifetime where that is unavailable)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0, "cpu_peak_rss"
-    except (OSError, ValueError, IndexError):
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "cpu_peak_rss_lifetime"
+    return display_name(model_cfg, choice)
 
 
 def images_of_batch(trainer: pl.Trainer | None, batch: dict) -> int:
@@ -292,7 +233,7 @@ class RunSummary(pl.Callback):
     # ------------------------------------------------------------------ content
     def _describe(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
         """The fields that do not change during the run (computed once, at fit start)."""
-        from benchmarking.measure import FLOPS_CONVENTION, count_flops, count_params, hardware_profile
+        from core.measure import FLOPS_CONVENTION, count_flops, count_params, hardware_profile
 
         cfg = self.cfg
         overrides, choices = hydra_job()
@@ -354,7 +295,7 @@ class RunSummary(pl.Callback):
     def content(self, trainer: pl.Trainer, pl_module: pl.LightningModule, status: str, error: str = "") -> dict:
         """The ``summary.json`` dict for the current moment."""
         train_s, images = self.state["train_s"], self.state["images"]
-        mem, kind = peak_memory_mib(pl_module.device)
+        mem, kind = read_peak_memory(pl_module.device)
         best_ckpt = RunFolder(trainer.default_root_dir).best_ckpt
         return {
             **self._static,
@@ -382,7 +323,7 @@ class RunSummary(pl.Callback):
 
     def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, status: str, error: str = "") -> Path:
         """Atomically (re)write ``summary.json``; returns its path."""
-        from benchmarking.records import atomic_write_text
+        from core.records import atomic_write_text
 
         self.path = self.path or RunFolder(trainer.default_root_dir).summary
         return atomic_write_text(self.path, json.dumps(self.content(trainer, pl_module, status, error), indent=2))

@@ -30,7 +30,7 @@ from pytorch_lightning.loggers import MLFlowLogger as _MLFlowLogger
 from pytorch_lightning.loggers import WandbLogger as _WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from utils.run_folder import RunFolder
+from core.run_folder import RunFolder
 
 EXTRA = "requirements-tracking.txt"
 

@@ -20,6 +20,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from core.run_folder import RunFolder
 from training.datamodule import SegDataModule
 from training.determinism import EpochSeedCallback
 from training.ema import ema_callbacks
@@ -28,7 +29,6 @@ from training.guards import NonFiniteGuard, check_split_labels
 from training.module import SegmentationModule
 from training.resume import BestMetricState, ReplanSchedule, adopt_staging, check_checkpoint, resume_checkpoint
 from training.summary import RunSummary
-from utils.run_folder import RunFolder
 
 log = logging.getLogger("segbench")
 

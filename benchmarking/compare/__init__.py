@@ -51,7 +51,7 @@ from benchmarking.compare.runs import (
 )
 from benchmarking.compare.stats import describe, welch_p
 from benchmarking.compare.tables import experiments_table, markdown, per_class_table, runs_table
-from benchmarking.records import atomic_write_text
+from core.records import atomic_write_text
 from metrics.aggregations import AGGREGATIONS
 
 __all__ = [
@@ -146,8 +146,8 @@ def main(argv: list[str]) -> int:
     """``benchmark.py compare`` command line; returns the exit code (1: bad arguments or input, one line)."""
     from omegaconf import OmegaConf
 
-    import utils.hydra  # noqa: F401  (resolvers of config/environment)
-    from utils.errors import OneLineArgumentParser
+    import core.hydra  # noqa: F401  (resolvers of config/environment)
+    from core.errors import OneLineArgumentParser
 
     env = OmegaConf.load(Path(__file__).resolve().parents[2] / "config" / "environment" / "default.yaml")
     p = OneLineArgumentParser(

@@ -1,5 +1,5 @@
 """``benchmark.py compare --record results/<name>.yaml``: the experiments table as a results record
-(:mod:`utils.results`), with how its runs were measured taken from their ``summary.json`` (commit, hardware
+(:mod:`core.results`), with how its runs were measured taken from their ``summary.json`` (commit, hardware
 profile, threads, torch, load, dates, the training commands) and the compare command itself."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarking.compare.runs import SELECT, parse_override
-from utils.results import ResultsRecord, parse_record, today
+from core.results import ResultsRecord, parse_record, today
 
 #: override keys left out of a record's training commands (the seed is listed once; paths of the log folder)
 RUN_ONLY = ("seed", "LOGDIR", "hydra")
@@ -33,7 +33,7 @@ def provenance(rows: list[dict], argv: list[str]) -> dict:
     ``versions.torch``, ``git``, ``started``/``ended``, ``load_1min_max``, ``overrides``) plus the compare
     command ``argv``. Where no run recorded its hardware profile, the profile of the machine running compare is
     given and marked as such."""
-    from benchmarking.measure import hardware_profile
+    from core.measure import hardware_profile
 
     summaries = [r["_summary"] for r in rows]
     devices = [s.get("devices") or {} for s in summaries]
@@ -73,7 +73,7 @@ def provenance(rows: list[dict], argv: list[str]) -> dict:
 def build_record(
     name: str, df: pd.DataFrame, rows: list[dict], metric: str, argv: list[str], caption: str = ""
 ) -> ResultsRecord:
-    """The experiments table ``df`` as a :class:`utils.results.ResultsRecord` named ``name``."""
+    """The experiments table ``df`` as a :class:`core.results.ResultsRecord` named ``name``."""
     m, select = metric, df.attrs.get("select", "best")
     fps_cols = df.attrs.get("fps_columns", {})
     columns = [

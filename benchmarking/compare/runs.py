@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from benchmarking.like_for_like import bench_setting, checkpoint_kind, eval_setting
-from benchmarking.records import load_records
+from core.records import load_records
 from metrics.aggregations import AGGREGATIONS
 
 METRICS = (*AGGREGATIONS, "aAcc", "mAcc")
@@ -97,7 +97,7 @@ def run_row(path: Path, summary: dict, root: Path) -> dict:
     ``<metric>`` columns are the best val epoch's, ``last_<metric>`` the last val epoch's; the test and benchmark
     records of the run are kept by setting (``_tests``, ``_benches``) for :func:`select_values` and the table.
     """
-    from training.liveness import effective_status
+    from core.liveness import effective_status
 
     run_dir = path.parent
     best, last, t = summary.get("best") or {}, summary.get("last") or {}, summary.get("time") or {}

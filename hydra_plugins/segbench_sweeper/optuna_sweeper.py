@@ -5,7 +5,7 @@ hydra-optuna-sweeper 1.3 leaves two gaps when a study in a storage (``${LOGDIR}/
 * an interrupted trial (Ctrl+C, SIGINT: Lightning turns it into ``SystemExit``) stays ``RUNNING`` for ever. Here the
   trials this process asked for and did not finish are told ``FAIL`` on any interruption of the sweep, and when a
   study is resumed, ``RUNNING`` trials of a sweep process that no longer exists are told ``FAIL`` first (decided
-  on the host that asked for them, by pid and process start time, as ``training.liveness`` decides a run
+  on the host that asked for them, by pid and process start time, as ``core.liveness`` decides a run
   ``killed``; a trial without that record is stale once it is older than :data:`OWNERLESS_STALE_S`);
 * a seeded sampler (``TPESampler(seed=1234)``) restarts its random start-up phase at every invocation, so a resumed
   study proposes the same points again. Here a resumed study's sampler is built with ``seed + <trials in the
@@ -42,7 +42,7 @@ def owner() -> dict:
     Returns:
         ``{"hostname", "pid", "pid_start"}`` (start time in clock ticks after boot, None where unknown).
     """
-    from training.liveness import process_start_ticks
+    from core.liveness import process_start_ticks
 
     return {"hostname": socket.gethostname(), "pid": os.getpid(), "pid_start": process_start_ticks(os.getpid())}
 
@@ -58,7 +58,7 @@ def is_stale(trial: Any, now: _dt.datetime | None = None) -> bool:
         True when its owner process (on this host) is gone, or it has no owner record and started more than
         :data:`OWNERLESS_STALE_S` ago.
     """
-    from training.liveness import effective_status
+    from core.liveness import effective_status
 
     record = trial.system_attrs.get(OWNER_ATTR)
     if not record:

@@ -8,9 +8,9 @@ import math
 import pandas as pd
 import pytest
 
-import benchmarking.records as records
+import core.records as records
 from benchmarking.aggregate import COLUMNS, aggregate, load_reported, rows_from_metafile
-from benchmarking.records import BenchmarkRecord, find_record_files, load_records, write_record
+from core.records import BenchmarkRecord, find_record_files, load_records, write_record
 from tests.conftest import REPO
 
 

@@ -28,9 +28,9 @@ from benchmarking.backends import BackendModule, BackendOptions, build_runner, s
 from benchmarking.export import run_export
 from benchmarking.parity import compare, split_images, violations
 from benchmarking.runner import run_benchmark
+from core.errors import run_entry as run_in_process
 from models.smp import SMPModel
 from tests.conftest import REPO, compose_cfg
-from utils.errors import run_entry as run_in_process
 
 # find_spec, not import: importing OpenVINO at collection would affect every later in-process Hydra run
 if importlib.util.find_spec("openvino") is None:

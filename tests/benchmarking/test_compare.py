@@ -24,10 +24,10 @@ from benchmarking.compare import (
     read_runs,
     welch_p,
 )
-from benchmarking.measure import hardware_profile
-from benchmarking.records import BenchmarkRecord, write_record
+from core.liveness import effective_status, process_start_ticks
+from core.measure import hardware_profile
+from core.records import BenchmarkRecord, write_record
 from tests.conftest import TINY_RUN, call_hydra_cli, run_entry
-from training.liveness import effective_status, process_start_ticks
 
 A = [71.2, 70.4, 72.9]
 B = [68.0, 69.5, 67.1, 68.8]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from benchmarking.records import BenchmarkRecord, write_record
+from core.records import BenchmarkRecord, write_record
 from tests.conftest import REPO
 
 _spec = importlib.util.spec_from_file_location("deploy_table", REPO / "scripts" / "deploy_table.py")

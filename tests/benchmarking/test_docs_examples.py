@@ -4,7 +4,7 @@ The ``python`` block under "Add a benchmark backend" is run in the namespace of 
 names it uses: ``register_backend``, ``_torch_runner``, ``Runner``, ``nn``, ``torch``); the backend it registers must
 accept ``precision=fp32`` and ``precision=bf16`` (given as the command line gives them, as aliases) and refuse
 ``fp16``, as the page says. Every ``register_backend(..., precisions=...)`` on the page names Lightning precisions
-(what :func:`utils.precision.canonical_precision` returns), since aliases such as ``fp32`` there match no request.
+(what :func:`core.precision.canonical_precision` returns), since aliases such as ``fp32`` there match no request.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from torch import nn
 
 from benchmarking import backends
 from benchmarking.backends import build_runner, check_precision
+from core.precision import canonical_precision
 from tests.conftest import REPO
-from utils.precision import canonical_precision
 
 PAGE = REPO / "docs" / "extending.md"
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarking.measure import peak_memory
 from benchmarking.runner import run_benchmark
+from core.measure import peak_memory
 from tests.conftest import compose_cfg
 
 MIB = 2**20

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.run_folder import RunFolder
 from tests.conftest import REPO, TINY_RUN, call_hydra_cli
 from tests.datasets.trees import ade_tree, cityscapes_tree, folder_tree, voc_context_tree
-from utils.run_folder import RunFolder
 
 DATASETS = [
     "cityscapes",

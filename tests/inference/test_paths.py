@@ -15,11 +15,11 @@ from PIL import Image
 import predict
 import validation
 from benchmarking.runner import run_benchmark
+from core.run_folder import RunFolder
 from inference.loading import load_for_inference
 from inference.predict import normalize, read_rgb
 from inference.validate import evaluate_config
 from tests.conftest import call_hydra_cli, compose_cfg
-from utils.run_folder import RunFolder
 
 FAST_BENCH = ["resolution=64x48", "warmup=1", "iterations=2", "device=cpu", "count_flops=false"]
 

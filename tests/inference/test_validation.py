@@ -15,14 +15,14 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import validation
+from core.errors import run_entry as run_in_process
+from core.run_folder import RunFolder, RunFolderError
 from datasets import SegmentationDataset
 from inference.loading import load_run_config, resolve_split
 from metrics import metrics_from_confusion
 from tests.conftest import error_line
 from training.datamodule import SegDataModule
 from training.module import SegmentationModule
-from utils.errors import run_entry as run_in_process
-from utils.run_folder import RunFolder, RunFolderError
 
 
 def logged_best_miou(run) -> float:

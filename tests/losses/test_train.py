@@ -5,8 +5,8 @@ import math
 import pandas as pd
 import torch
 
+from core.run_folder import RunFolder
 from tests.conftest import TINY_RUN, call_hydra_cli
-from utils.run_folder import RunFolder
 
 
 def test_main_trains_with_wrmi_and_loss_params(tmp_path):

@@ -14,9 +14,9 @@ from hydra.utils import instantiate
 from PIL import Image
 
 import validation
+from core.errors import run_entry as run_in_process
 from models.espnet import ESPNet, ESPNetv2, InputConvention
 from tests.conftest import compose_cfg
-from utils.errors import run_entry as run_in_process
 
 IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 CAMVID_BGR = ([110.33, 108.41, 105.03], [72.13, 72.69, 69.90])

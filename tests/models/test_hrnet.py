@@ -10,12 +10,12 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from core.run_folder import RunFolder
 from metrics import metrics_from_confusion
 from models import HRNetMSOCR, HRNetOCR, HRNetOCRASPP, HRNetV2
 from models.hrnet import HRNetBackbone, load_hrnet_state, map_key
 from tests.conftest import TINY_RUN, call_hydra_cli, compose_cfg
 from training.datamodule import SegDataModule
-from utils.run_folder import RunFolder
 
 MODELS = {"hrnet": HRNetV2, "hrnet_ocr": HRNetOCR, "hrnet_ocr_aspp": HRNetOCRASPP, "hrnet_ocr_ms": HRNetMSOCR}
 # 1 train batch of 64x64 crops, 1 val image resized to 64x96: seconds per model on CPU

@@ -1,7 +1,7 @@
 """Shared pieces of the reliability tests: one tiny finished run, in-process entry points, folder hashes.
 
 The entry points run in-process (``main.cli``, ``benchmark.cli``, ``validation.main``/``predict.main`` through
-:func:`utils.errors.run_entry`): the same code path as ``python <entry>.py`` without paying the interpreter and
+:func:`core.errors.run_entry`): the same code path as ``python <entry>.py`` without paying the interpreter and
 torch start-up for each of the many bad inputs. A few tests run the real subprocess to pin the exit status.
 """
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from core.run_folder import RunFolder
 from tests.conftest import call_hydra_cli, compose_cfg, error_line
 from tests.reliability.conftest import RUN_ARGS, tree_hash
 from training.train import train
-from utils.run_folder import RunFolder
 
 LR0 = 0.01  # config/train.yaml lr
 

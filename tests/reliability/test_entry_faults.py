@@ -13,9 +13,9 @@ from PIL import Image
 
 import predict
 import validation
+from core.errors import run_entry as run_in_process
 from tests.conftest import REPO, call_hydra_cli, error_line
 from tests.reliability.conftest import tree_hash
-from utils.errors import run_entry as run_in_process
 
 FAST_BENCH = ["resolution=64x64", "warmup=1", "iterations=2", "repeat=1", "device=cpu", "count_flops=false"]
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
+from core.run_folder import RunFolder, claim_folder, quote_path_overrides, safe_name
 from tests.conftest import REPO, call_hydra_cli, compose_cfg, error_line, run_entry
 from tests.reliability.conftest import RUN_ARGS, tree_hash
 from training.guards import NonFiniteError
 from training.train import train
-from utils.run_folder import RunFolder, claim_folder, quote_path_overrides, safe_name
 
 
 def _all_finite(path: Path) -> bool:

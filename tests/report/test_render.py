@@ -1,4 +1,4 @@
-"""Results records (utils/results.py) and their rendering into the README and docs (report/render.py)."""
+"""Results records (core/results.py) and their rendering into the README and docs (report/render.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from benchmarking.cli import run_subcommand
+from core.results import ResultsError, load_record, parse_record
 from report.render import REPO, render, render_claims, render_files, render_table, render_text
 from report.render import main as render_main
-from utils.results import ResultsError, load_record, parse_record
 
 MEASURED = {
     "date": "2026-12-04",

@@ -9,10 +9,10 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from core.run_folder import RunFolder
 from tests.conftest import REPO, compose_cfg, run_entry
 from training.datamodule import SegDataModule
 from training.module import SegmentationModule
-from utils.run_folder import RunFolder
 
 N_TRAIN, N_VAL = 4, 5  # odd val set: a padding DistributedSampler would count one image twice
 

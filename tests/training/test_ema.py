@@ -13,12 +13,12 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
+from core.run_folder import RunFolder
 from datasets import build_dataset
 from datasets.transforms import build_transforms
 from metrics import metrics_from_confusion
 from tests.conftest import TINY_RUN, compose_cfg
 from training.train import train
-from utils.run_folder import RunFolder
 
 DECAY, OFFSET = 0.5, 0.2
 EMA_AFTER = [1.2, 1.7, 2.45, 3.325]  # steps 1..4, closed form of ema = d*ema + (1-d)*(step + 0.2)

@@ -9,8 +9,8 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from core.run_folder import RunFolder
 from tests.conftest import REPO, TINY_RUN, call_hydra_cli, run_entry
-from utils.run_folder import RunFolder
 
 
 def _run_dir_from_output(text: str) -> Path:

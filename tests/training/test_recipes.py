@@ -27,13 +27,13 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_class
 
+from core.precision import canonical_precision
+from core.run_folder import RunFolder
 from metrics import metrics_from_confusion
 from tests.conftest import CONFIG_DIR, compose_cfg
 from training.datamodule import SegDataModule
 from training.module import SegmentationModule
 from training.train import train
-from utils.precision import canonical_precision
-from utils.run_folder import RunFolder
 
 N, H, W = 2, 64, 96  # tiny batch: 2 crops of 64x96 (H x W)
 STEPS = 10  # Trainer.estimated_stepping_batches handed to configure_optimizers

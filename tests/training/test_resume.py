@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.run_folder import RunFolder, RunFolderError
 from tests.conftest import TINY_RUN, call_hydra_cli, compose_cfg, run_entry
 from training.resume import continue_from_argv
 from training.train import train
-from utils.run_folder import RunFolder, RunFolderError
 
 # 2 epochs x 2 optimizer steps, no image logging; deterministic algorithms
 TINY2 = [o for o in TINY_RUN if not o.startswith(("epochs=", "num_vis="))] + [

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from core.run_folder import RunFolder
 from hydra_plugins.segbench_launcher.launchers import _bounded_job_waits
 from tests.conftest import TINY_RUN, compose_cfg, run_entry
-from utils.run_folder import RunFolder
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from core.run_folder import RunFolder
 from metrics import metrics_from_confusion
 from tests.conftest import TINY_RUN, call_hydra_cli, compose_cfg
 from training.train import train
-from utils.run_folder import RunFolder
 
 mlflow = pytest.importorskip("mlflow", reason="logger=mlflow needs: pip install -r requirements-tracking.txt")
 pytest.importorskip("wandb", reason="logger=wandb needs: pip install -r requirements-tracking.txt")

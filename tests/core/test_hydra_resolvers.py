@@ -1,6 +1,6 @@
 """Run-folder name resolver."""
 
-from utils.hydra import MAX_RUN_NAME, _run_name
+from core.hydra import MAX_RUN_NAME, _run_name
 
 
 def test_run_name_without_and_with_overrides():

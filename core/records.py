@@ -36,7 +36,7 @@ class BenchmarkRecord:
     height: int = 0
     width: int = 0
     batch_size: int = 1
-    precision: str = "32-true"  # Lightning names (utils/precision.py)
+    precision: str = "32-true"  # Lightning names (core/precision.py)
     backend: str = "eager"
     status: str = "ok"  # ok | failed
     error: str = ""
@@ -78,7 +78,7 @@ class BenchmarkRecord:
     device: str = ""
     device_name: str = ""
     hardware: str = ""
-    hardware_profile: str = ""  # GPU name, or CPU model + ISA flags (benchmarking.measure.hardware_profile)
+    hardware_profile: str = ""  # GPU name, or CPU model + ISA flags (core.measure.hardware_profile)
     threads: int | None = None
     torch_version: str = ""
     extra: dict = field(default_factory=dict)

@@ -2,15 +2,16 @@
 
 * ``${repo_path:data}``  -> absolute path of ``data`` inside the repository (repo-relative defaults).
 * ``${run_name:EXP,OVERRIDES}`` -> ``EXP`` or ``EXP__OVERRIDES``: the run folder's name part, made of
-  characters every entry point accepts unquoted (:func:`utils.run_folder.safe_name`).
+  characters every entry point accepts unquoted (:func:`core.run_folder.safe_name`).
 * ``${claim_run_dir:PATH}`` -> ``PATH`` created atomically, or ``PATH_1``, ``PATH_2``, ... when it exists
-  (:func:`utils.run_folder.claim_folder`); the same PATH gives the same folder within one process.
+  (:func:`core.run_folder.claim_folder`); the same PATH gives the same folder within one process.
 * ``${lightning_precision:VALUE}`` -> the Lightning precision name of ``VALUE`` (``bf16`` -> ``bf16-mixed``, see
-  :mod:`utils.precision`).
+  :mod:`core.precision`).
 * ``${sqlite_uri:PATH}`` -> ``sqlite:///<absolute PATH>``, creating PATH's folder (SQLite creates no folders):
   the MLflow and Optuna stores under LOGDIR.
-* ``${pretrained_norm:WEIGHTS,ENCODER}`` -> ``{mean, std}`` the encoder weights expect, or null
-  (:func:`models.pretrained.input_norm`).
+
+``${pretrained_norm:WEIGHTS,ENCODER}`` (the mean/std that encoder weights expect) is registered by
+:mod:`models.pretrained`, which knows the weights; the entry points import it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from utils.precision import canonical_precision
-from utils.run_folder import claim_folder, safe_name
+from core.precision import canonical_precision
+from core.run_folder import claim_folder, safe_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +31,7 @@ MAX_RUN_NAME = 160  # characters; file systems allow 255 per path component
 
 
 def _run_name(experiment, overrides=None) -> str:
-    """``EXP`` or ``EXP__OVERRIDES`` in :func:`utils.run_folder.safe_name` characters; names longer than 160
+    """``EXP`` or ``EXP__OVERRIDES`` in :func:`core.run_folder.safe_name` characters; names longer than 160
     characters are cut and end in an 8-hex hash of the full override string (so distinct runs stay distinct
     and every path component stays < 255 bytes)."""
     raw = str(overrides or "")
@@ -66,13 +67,6 @@ def _sqlite_uri(path) -> str:
     return f"sqlite:///{path}"
 
 
-def _pretrained_norm(weights=None, encoder=""):
-    from models.pretrained import input_norm  # lazy: resolvers load before any model code
-
-    norm = input_norm(weights, str(encoder))
-    return None if norm is None else OmegaConf.create(norm)  # a node: OmegaConf.resolve cannot store a dict
-
-
 def register_resolvers() -> None:
     """Register the segbench resolvers once (idempotent)."""
     if not OmegaConf.has_resolver("repo_path"):
@@ -85,8 +79,6 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("lightning_precision", canonical_precision)
     if not OmegaConf.has_resolver("sqlite_uri"):
         OmegaConf.register_new_resolver("sqlite_uri", _sqlite_uri)
-    if not OmegaConf.has_resolver("pretrained_norm"):
-        OmegaConf.register_new_resolver("pretrained_norm", _pretrained_norm)
 
 
 register_resolvers()

@@ -101,6 +101,34 @@ class PeakMemory:
     kind: str = ""
 
 
+def reset_peak_memory(device: torch.device | str) -> bool:
+    """Start a new peak-memory count on ``device``: CUDA peak stats, or the process's peak RSS (Linux ``VmHWM``,
+    reset through ``/proc/self/clear_refs``).
+
+    Returns:
+        whether the peak could be reset (False on a CPU without ``/proc/self/clear_refs``: the peak is then the
+        process's lifetime peak).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return True
+    return _reset_peak_rss()
+
+
+def read_peak_memory(device: torch.device | str, reset: bool = True) -> tuple[float, str]:
+    """(peak MiB, kind) since :func:`reset_peak_memory`: CUDA ``max_memory_allocated`` (``cuda_allocated``), the
+    process's peak RSS ``VmHWM`` (``cpu_rss``), or with ``reset`` False / no ``/proc`` the lifetime peak
+    ``ru_maxrss`` (``cpu_rss_lifetime``)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / MIB, "cuda_allocated"
+    kib = _status_kib("VmHWM") if reset else None
+    if kib is not None:
+        return kib / 1024.0, "cpu_rss"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "cpu_rss_lifetime"
+
+
 @contextmanager
 def peak_memory(device: torch.device):
     """Measure the memory of the ``with`` block on ``device``; yields a :class:`PeakMemory` filled on exit.
@@ -112,26 +140,23 @@ def peak_memory(device: torch.device):
     out = PeakMemory()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        start = torch.cuda.memory_allocated(device)
+        reset_peak_memory(device)
+        start = torch.cuda.memory_allocated(device) / MIB
         yield out
         torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device)
-        out.peak_mib, out.forward_mib, out.kind = peak / MIB, (peak - start) / MIB, "cuda_allocated"
+        out.peak_mib, out.kind = read_peak_memory(device)
+        out.forward_mib = out.peak_mib - start
         return
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
-    reset = _reset_peak_rss()
+    reset = reset_peak_memory(device)
     start_kib = _status_kib("VmRSS") if reset else None
     if start_kib is None:
         reset, start_kib = False, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     yield out
-    if reset:
-        peak_kib, out.kind = _status_kib("VmHWM") or start_kib, "cpu_rss"
-    else:
-        peak_kib, out.kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "cpu_rss_lifetime"
-    out.peak_mib, out.forward_mib = peak_kib / 1024.0, max(peak_kib - start_kib, 0) / 1024.0
+    out.peak_mib, out.kind = read_peak_memory(device, reset)
+    out.forward_mib = max(out.peak_mib - start_kib / 1024.0, 0.0)
 
 
 def resolve_device(name: str | None) -> torch.device:
