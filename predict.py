@@ -27,9 +27,15 @@ import time
 from pathlib import Path
 
 from core.errors import OneLineArgumentParser, one_line, run_entry, unquoted_space
+from datasets.image_io import IMAGE_EXTENSIONS
 from inference.engine import InferenceSettings
 from inference.loading import load_for_inference, pick_device
 from inference.predict import Predictor, list_images, load_preset
+
+
+def _image_or_path(arg: str) -> bool:
+    """An input that stands for itself: an existing path or a name with an image suffix (``photo.jpg``)."""
+    return Path(arg).exists() or Path(arg).suffix.lower() in IMAGE_EXTENSIONS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -64,7 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colours in the overlay")
     args = p.parse_intermixed_args(argv)
-    split = unquoted_space(args.inputs, literal=lambda a: Path(a).exists())  # key=/tmp/my data, split by the shell
+    split = unquoted_space(args.inputs, literal=_image_or_path)  # key=/tmp/my data, split by the shell
     if split:
         p.error(split)
     args.overrides = [a for a in args.inputs if "=" in a and not Path(a).exists()]

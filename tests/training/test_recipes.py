@@ -216,8 +216,17 @@ for _name, _point in ARCHS.items():
         "batch": (4, 1),
     }
 SWEEP.update(ARCHS)
+# the seeded architecture study: camvid_lite0_pretrained with 4 epochs, three architectures x three seeds
+STUDY = {f"camvid_lite0_archs:{p['model.arch']}-{p['seed']}": p for p in _sweep_points("camvid_lite0_archs")}
+for _name, _point in STUDY.items():
+    RECIPES[_name] = {
+        **RECIPES["camvid_lite0_pretrained"],
+        "model_keys": {**LITE0["model_keys"], "arch": _point["model.arch"]},
+        "epochs": 4,
+    }
+SWEEP.update(STUDY)
 for _name, _point in SWEEP.items():
-    if _name in ARCHS:
+    if _name in ARCHS or _name in STUDY:
         continue
     RECIPES[_name] = dict(
         dataset="camvid",
@@ -264,6 +273,14 @@ RECIPE_PARAMS = [_needs_extra(r) for r in sorted(RECIPES)]
 SAME_BUILD = {
     "cs_coarse_stage2": "cs_hrnet",
     "cs_coarse_stage3": "cs_hrnet",
+    # the study's points differ in the seed: seed 1 of each architecture takes the step (its Unet is the recipe's)
+    **{
+        name: "camvid_lite0_pretrained"
+        if point["model.arch"] == "Unet"
+        else f"camvid_lite0_archs:{point['model.arch']}-1"
+        for name, point in STUDY.items()
+        if point["model.arch"] == "Unet" or point["seed"] != "1"
+    },
 }
 STEP_PARAMS = [_needs_extra(r) for r in sorted(RECIPES) if r not in SAME_BUILD]
 
@@ -290,6 +307,7 @@ def test_every_recipe_file_is_covered():
     assert sorted(ARCHS) == [
         f"camvid_smp_archs:{a}" for a in sorted(["Unet", "UnetPlusPlus", "FPN", "PSPNet", "MAnet", "DeepLabV3Plus"])
     ]
+    assert sorted(STUDY) == [f"camvid_lite0_archs:{a}-{s}" for a in ("DeepLabV3Plus", "FPN", "Unet") for s in (1, 2, 3)]
 
 
 @pytest.mark.parametrize("recipe", RECIPE_PARAMS)
