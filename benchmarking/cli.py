@@ -11,9 +11,8 @@ from core.errors import OneLineArgumentParser
 PLOT_KEYS = {"dataset": None, "resolution": None, "interesting": "pareto", "tables": "tables", "out": None}
 
 
-def _aggregate(argv: list[str]) -> int:
-    from benchmarking.aggregate import aggregate, import_mmseg
-
+def aggregate_parser() -> OneLineArgumentParser:
+    """The command line of ``benchmark.py aggregate``."""
     p = OneLineArgumentParser(
         prog="benchmark.py aggregate", description="Merge benchmark records and reported numbers into tables/*.csv"
     )
@@ -22,6 +21,13 @@ def _aggregate(argv: list[str]) -> int:
     p.add_argument("--reported", default=None, help="reported model-zoo CSVs (default <tables>/reported)")
     p.add_argument("--import-mmseg", action="store_true", help="also read the installed MMSeg's metafiles")
     p.add_argument("--mmseg-configs", default=None, help="an mmsegmentation configs/ folder (implies --import-mmseg)")
+    return p
+
+
+def _aggregate(argv: list[str]) -> int:
+    from benchmarking.aggregate import aggregate, import_mmseg
+
+    p = aggregate_parser()
     a = p.parse_args(argv)
     mmseg = import_mmseg(a.mmseg_configs) if (a.import_mmseg or a.mmseg_configs) else None
     for path in aggregate(a.root, a.tables, a.reported, mmseg):

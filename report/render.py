@@ -155,9 +155,8 @@ def render_files(files=None, results=None, check: bool = False) -> list[str]:
     return drift
 
 
-def main(argv: list[str]) -> int:
-    """``benchmark.py render [--check] [--results DIR] [FILE ...]``; exit 1 on drift (``--check``) or a bad
-    record, one line each."""
+def build_parser():
+    """The command line of ``benchmark.py render`` (:class:`core.errors.OneLineArgumentParser`)."""
     from core.errors import OneLineArgumentParser
 
     p = OneLineArgumentParser(
@@ -166,6 +165,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("files", nargs="*", help="Markdown files (default: README.md and docs/**/*.md)")
     p.add_argument("--results", default=None, help="folder of the records (default: results/)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 when a table differs from its record")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """``benchmark.py render [--check] [--results DIR] [FILE ...]``; exit 1 on drift (``--check``) or a bad
+    record, one line each."""
+    p = build_parser()
     a = p.parse_args(argv)
     try:
         drift = render_files(a.files or None, a.results, check=a.check)

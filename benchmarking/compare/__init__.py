@@ -142,8 +142,8 @@ def compare(
     return written
 
 
-def main(argv: list[str]) -> int:
-    """``benchmark.py compare`` command line; returns the exit code (1: bad arguments or input, one line)."""
+def build_parser():
+    """The command line of ``benchmark.py compare`` (:class:`core.errors.OneLineArgumentParser`)."""
     from omegaconf import OmegaConf
 
     import core.hydra  # noqa: F401  (resolvers of config/environment)
@@ -154,7 +154,9 @@ def main(argv: list[str]) -> int:
         prog="benchmark.py compare",
         description="Group training runs (summary.json) into configurations: mean, std, 95 %% CI, cost.",
     )
-    p.add_argument("--root", default=None, help=f"folder searched for */summary.json (default LOGDIR: {env.log_dir})")
+    p.add_argument(
+        "--root", default=str(env.log_dir), help=f"folder searched for */summary.json (default LOGDIR: {env.log_dir})"
+    )
     p.add_argument("--tables", default="tables/compare", help="output folder (runs.csv, experiments.csv/.md, plots)")
     p.add_argument(
         "--by",
@@ -174,11 +176,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--baseline", default=None, help="configuration label: adds Δ mean and Welch's t-test p-value")
     p.add_argument("--record", default=None, help="also write the table as a results record, e.g. results/<name>.yaml")
     p.add_argument("--caption", default="", help="the record's caption (how it was measured is added)")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """``benchmark.py compare`` command line; returns the exit code (1: bad arguments or input, one line)."""
+    p = build_parser()
     a = p.parse_args(argv)
     by = [k.strip() for k in a.by.split(",") if k.strip()] if a.by else None
     try:
         paths = compare(
-            a.root or env.log_dir,
+            a.root,
             a.tables,
             by,
             a.metric,
