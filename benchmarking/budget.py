@@ -34,8 +34,8 @@ def photo_budget(model, cfg: DictConfig, device: torch.device, precision: str) -
     Raises:
         FileNotFoundError: ``cfg.photos`` is not a folder or holds no image.
     """
-    from inference.engine import InferenceSettings
     from inference.predict import Predictor, list_images, load_preset, read_rgb
+    from inference.settings import InferenceSettings
 
     folder = Path(str(cfg.photos)).expanduser()
     if not folder.is_dir():
