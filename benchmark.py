@@ -40,7 +40,8 @@ FAILED: list[tuple[str, str]] = []
 def main(cfg: DictConfig) -> float | None:
     """Measure one configuration; the record goes to the run's ``benchmark/`` folder. Returns fps (or None)."""
     task_started()
-    from benchmarking.runner import run_benchmark, summary  # torch & co. only for measuring, not aggregate/plot
+    from benchmarking.console import summary
+    from benchmarking.runner import run_benchmark  # torch & co. only for measuring, not aggregate/plot
 
     hc = HydraConfig.get()
     rec, path = run_benchmark(

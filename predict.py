@@ -28,9 +28,9 @@ from pathlib import Path
 
 from core.errors import OneLineArgumentParser, one_line, run_entry, unquoted_space
 from datasets.image_io import IMAGE_EXTENSIONS
-from inference.engine import InferenceSettings
 from inference.loading import load_for_inference, pick_device
 from inference.predict import Predictor, list_images, load_preset
+from inference.settings import InferenceSettings
 
 
 def _image_or_path(arg: str) -> bool:

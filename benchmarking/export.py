@@ -67,7 +67,7 @@ def export_model(
     cfg, model_choice: str, formats: list[str], out: str | None = None, overrides: Sequence[str] = ()
 ) -> tuple[Path, dict]:
     """Export the model of ``cfg`` (``checkpoint=`` run folder / file through the benchmark's loader
-    :func:`benchmarking.runner.load_model` with the command's ``overrides``, or random weights) in ``formats``.
+    :func:`benchmarking.loading.load_model` with the command's ``overrides``, or random weights) in ``formats``.
 
     Returns:
         (the new export folder, the ``export.json`` content).
@@ -90,8 +90,8 @@ def export_model(
         require,
         size_multiple,
     )
+    from benchmarking.loading import load_model, parse_resolution
     from benchmarking.parity import compare, split_images, tolerance_for, violations
-    from benchmarking.runner import load_model, parse_resolution
 
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
@@ -215,7 +215,7 @@ def run_export(argv: list[str]) -> int:
         cfg, choice = compose_benchmark_config(overrides)
         folder, info = export_model(cfg, choice, [f.strip() for f in formats.split(",") if f.strip()], out, overrides)
     except Exception as e:
-        from benchmarking.runner import error_text
+        from benchmarking.run_record import error_text
 
         log.debug(traceback.format_exc())
         print(f"benchmark.py export: {error_text(e)}", file=sys.stderr)

@@ -7,16 +7,25 @@
 * ``delta_miou``: mIoU(backend) - mIoU(eager fp32) on the evaluation split (0..1 units, when ``evaluate=true``).
 
 Images come through the normal dataset pipeline (``dataset.test`` augmentation + normalisation), evenly spaced
-over a split: the evaluation split for parity, the training split for int8 calibration.
+over a split: the evaluation split for parity, the training split for int8 calibration. :func:`measure_parity`
+fills these numbers into the record of a measurement with an exported backend.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
+
+from benchmarking.backends import BackendModule, eager
+from benchmarking.evaluation import evaluate_miou
+from benchmarking.run_record import error_text
+from core.records import BenchmarkRecord
+
+log = logging.getLogger("segbench.benchmark")
 
 
 def split_images(cfg: DictConfig, split: str, n: int) -> list[torch.Tensor]:
@@ -112,3 +121,28 @@ def violations(parity: dict, tolerance: DictConfig | dict | None, delta_miou: fl
     if dm is not None and delta_miou is not None and abs(100 * delta_miou) > float(dm):
         out.append(f"|ΔmIoU| {abs(100 * delta_miou):.2f} points > {float(t['delta_miou_points']):g}")
     return out
+
+
+def measure_parity(rec: BenchmarkRecord, cfg: DictConfig, model, runner, device: torch.device, fallback) -> None:
+    """Fill the ``parity_*`` fields of ``rec``: ``runner`` vs eager 32-true on ``parity.images`` images of the
+    evaluation split (``fallback``, the timed input, when the split cannot be read), and with ``evaluate=true``
+    the backend's mIoU (validation.py's evaluation) minus eager 32-true's; checked against
+    ``parity.tolerance[precision]``."""
+    p = cfg.get("parity") or {}
+    split = str(cfg.get("eval_split") or cfg.dataset.get("val_split", "val"))
+    try:
+        images, rec.parity_images = split_images(cfg, split, int(p.get("images", 4))), split
+    except (OSError, ValueError) as e:
+        log.warning(f"parity on the timed input: split {split!r} unreadable ({error_text(e)})")
+        images, rec.parity_images = [fallback], "timed input"
+    rec.parity_images += f" ({len(images)} images)"
+    res = compare(eager(model, fallback, "32-true", device), runner, images)
+    rec.parity_reference = "eager 32-true"
+    rec.parity_max_abs_logit, rec.parity_max_abs_reference = res["max_abs_logit"], res["max_abs_reference"]
+    rec.parity_label_agreement = res["label_agreement"]
+    if cfg.get("evaluate"):
+        ref, _, _ = evaluate_miou(model, cfg, device, "32-true")
+        rec.mIoU, rec.eval_split, rec.eval_images = evaluate_miou(BackendModule(runner, model), cfg, device, "32-true")
+        rec.parity_delta_mIoU = rec.mIoU - ref
+    rec.parity_violations = violations(res, tolerance_for(p.get("tolerance"), rec.precision), rec.parity_delta_mIoU)
+    rec.parity_ok = not rec.parity_violations

@@ -109,6 +109,16 @@ def _no_sync() -> None:
     return None
 
 
+def device_sync(device) -> Callable[[], None]:
+    """The ``sync`` of :func:`time_callable` for ``device`` (a ``torch.device``): ``torch.cuda.synchronize(device)``
+    on a CUDA device, a no-op elsewhere."""
+    if device.type != "cuda":
+        return _no_sync
+    import torch
+
+    return lambda: torch.cuda.synchronize(device)
+
+
 def time_callable(
     fn: Callable[[], object],
     protocol: TimingProtocol = TimingProtocol(),

@@ -14,7 +14,7 @@ Layout (``../shared/DESIGN.md``)::
         benchmark/                written by benchmark.py
         export/<timestamp>/       ONNX + OpenVINO IR written by `benchmark.py export`
         export/<backend>_<precision>_<WxH>/   the file benchmark.py / predict.py run with an exported backend
-                                  (+ manifest.json), reused while the manifest matches (benchmarking/backends.py)
+                                  (+ manifest.json), reused while the manifest matches (benchmarking/backends/cache.py)
 
 Every entry point (main.py, validation.py, benchmark.py, predict.py) goes through :class:`RunFolder`.
 

@@ -1,6 +1,7 @@
 """The inference engine: whole-image or sliding-window, multi-scale and flip, merged as probabilities.
 
-One function (:func:`infer`) serves training-time validation, validation.py, benchmark.py and predict.py.
+One function (:func:`infer`) serves training-time validation, validation.py, benchmark.py and predict.py. Its
+settings are :class:`inference.settings.InferenceSettings`; the sliding windows are :mod:`inference.windows`.
 
 Convention (MMSegmentation 0.x ``EncoderDecoder.inference`` / ``aug_test``, Contributors 2020,
 https://github.com/open-mmlab/mmsegmentation):
@@ -35,124 +36,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inference.settings import InferenceSettings, keep_ratio_size
+from inference.windows import forward_logits, model_device, slide_logits, window_starts
+
 log = logging.getLogger(__name__)
-
-MODES = ("whole", "slide")
-
-
-def _pair(value, name: str) -> tuple[int, int] | None:
-    """``None`` | int | (H, W) -> (H, W) of positive ints; ValueError naming ``name`` otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = (value, value)
-    try:
-        h, w = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"inference {name} must be an int or [H, W], got {value!r}") from None
-    if h <= 0 or w <= 0:
-        raise ValueError(f"inference {name} must be positive, got {[h, w]}")
-    return h, w
-
-
-@dataclass
-class InferenceSettings:
-    """Test-time settings (``dataset.test`` in the configs).
-
-    Attributes:
-        mode: ``whole`` (one forward per view) or ``slide`` (windows of ``crop_size`` every ``stride``).
-        crop_size: (H, W) of slide windows in pixels (an int means square); required for ``slide``.
-        stride: (H, W) step of slide windows in pixels; required for ``slide``.
-        scales: image scale factors, e.g. ``[0.5, 1.0, 2.0]`` (all > 0).
-        flip: also run the left-right flipped image (doubles the views).
-        window_batch: slide windows per forward pass (>= 1); per image, so a batch of N images runs
-            ``N * window_batch`` windows per forward.
-        accumulate_on: device of the full-size accumulator (``None`` = the device of the images, ``"cpu"``).
-        resize: test scale ``[long_max, short_max]`` in pixels (order free, MMSeg's ``scale``; see
-            :func:`keep_ratio_size`), or ``None`` for the image's own size.
-
-    Raises:
-        ValueError: unknown mode (valid names listed), slide without crop_size/stride, a stride larger than
-            crop_size, non-positive sizes, scales or window_batch.
-    """
-
-    mode: str = "whole"
-    crop_size: Sequence[int] | None = None
-    stride: Sequence[int] | None = None
-    scales: Sequence[float] = field(default_factory=lambda: [1.0])
-    flip: bool = False
-    window_batch: int = 4
-    accumulate_on: str | None = None
-    resize: Sequence[int] | None = None
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"inference mode must be one of {list(MODES)}, got {self.mode!r}")
-        self.crop_size = _pair(self.crop_size, "crop_size")
-        self.stride = _pair(self.stride, "stride")
-        if self.mode == "slide" and (self.crop_size is None or self.stride is None):
-            raise ValueError(
-                f"slide inference needs crop_size and stride (H, W), got crop_size={self.crop_size} "
-                f"stride={self.stride}"
-            )
-        if self.mode == "slide" and any(st > c for st, c in zip(self.stride, self.crop_size)):
-            raise ValueError(
-                f"slide stride {list(self.stride)} must not exceed crop_size {list(self.crop_size)} "
-                f"(pixels between windows would get no prediction)"
-            )
-        if isinstance(self.scales, (int, float)):
-            self.scales = [self.scales]
-        self.scales = [float(s) for s in self.scales]
-        if not self.scales or any(s <= 0 for s in self.scales):
-            raise ValueError(f"inference scales must be a non-empty list of positive factors, got {self.scales}")
-        self.flip = bool(self.flip)
-        if int(self.window_batch) < 1:
-            raise ValueError(f"inference window_batch must be >= 1, got {self.window_batch}")
-        self.window_batch = int(self.window_batch)
-        self.resize = _pair(self.resize, "resize")
-
-    @classmethod
-    def from_config(cls, cfg=None, **overrides) -> InferenceSettings:
-        """Build from a mapping (e.g. ``cfg.dataset.test``), then ``overrides``; unknown keys are ignored,
-        None values keep the defaults."""
-        names = set(cls.__dataclass_fields__)
-        kw = {}
-        for source in (dict(cfg or {}), overrides):
-            for k, v in source.items():
-                if k in names and v is not None:
-                    kw[k] = list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
-        return cls(**kw)
-
-    def to_dict(self) -> dict:
-        """Plain dict (lists, not tuples) for JSON/YAML records."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-
-def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    out = model(x)
-    return out["out"] if isinstance(out, dict) else out
-
-
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else fallback
-
-
-def window_starts(size: int, crop: int, stride: int) -> list[int]:
-    """Start offsets of slide windows along one axis (MMSeg ``slide_inference`` grid).
-
-    ``n = max(size - crop + stride - 1, 0) // stride + 1`` windows start at ``i * stride``; a window that
-    would cross the border is shifted back so that it ends at ``size`` (last window aligned to the
-    border). With ``size <= crop`` there is one window covering ``[0, size)``.
-    """
-    n = max(size - crop + stride - 1, 0) // stride + 1
-    return [max(min(i * stride + crop, size) - crop, 0) for i in range(n)]
 
 
 def _softmax_(t: torch.Tensor) -> torch.Tensor:
@@ -161,65 +53,8 @@ def _softmax_(t: torch.Tensor) -> torch.Tensor:
     return t.div_(t.sum(dim=1, keepdim=True))
 
 
-@torch.no_grad()
-def slide_logits(
-    model: nn.Module, x: torch.Tensor, settings: InferenceSettings, accumulate_on: torch.device | str | None = None
-) -> torch.Tensor:
-    """Sliding-window logits: the mean of the logits of every window covering a pixel.
-
-    Args:
-        model: segbench model (``forward -> {"out": float[B, K, h, w]}``); windows are moved to its device.
-        x: float[N, 3, H, W] (normalised) image batch, on any device.
-        settings: gives ``crop_size``, ``stride`` (H, W) and ``window_batch``.
-        accumulate_on: device of the result (default: ``x.device``).
-
-    Returns:
-        float32[N, K, H, W] averaged logits on ``accumulate_on``. Window outputs smaller than the window
-        are resized to it (bilinear, ``align_corners=False``) before they are added.
-    """
-    (ch, cw), (sh, sw) = settings.crop_size, settings.stride
-    n, _, h, w = x.shape
-    dev = torch.device(accumulate_on) if accumulate_on is not None else x.device
-    run_dev = _model_device(model, x.device)
-    ys, xs = window_starts(h, ch, sh), window_starts(w, cw, sw)
-    wh, ww = min(ch, h), min(cw, w)
-    cnt_y = torch.zeros(h, dtype=torch.float32, device=dev)
-    cnt_x = torch.zeros(w, dtype=torch.float32, device=dev)
-    for y0 in ys:
-        cnt_y[y0 : y0 + wh] += 1
-    for x0 in xs:
-        cnt_x[x0 : x0 + ww] += 1
-    windows = [(y0, x0) for y0 in ys for x0 in xs]
-    acc = None
-    for i in range(0, len(windows), settings.window_batch):
-        chunk = windows[i : i + settings.window_batch]
-        batch = torch.cat([x[..., y0 : y0 + wh, x0 : x0 + ww] for y0, x0 in chunk]).to(run_dev, non_blocking=True)
-        logits = _forward(model, batch)
-        if tuple(logits.shape[-2:]) != (wh, ww):
-            logits = F.interpolate(logits, size=(wh, ww), mode="bilinear", align_corners=False)
-        logits = logits.to(dev, torch.float32)
-        if acc is None:
-            acc = torch.zeros((n, logits.shape[1], h, w), dtype=torch.float32, device=dev)
-        for j, (y0, x0) in enumerate(chunk):
-            acc[..., y0 : y0 + wh, x0 : x0 + ww] += logits[j * n : (j + 1) * n]
-        del batch, logits
-    return acc.div_(cnt_y.view(1, 1, h, 1)).div_(cnt_x.view(1, 1, 1, w))
-
-
 def _view_size(h: int, w: int, scale: float) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
-
-
-def keep_ratio_size(h: int, w: int, scale: Sequence[int]) -> tuple[int, int]:
-    """(H', W') of an H x W image resized to the test ``scale`` with its aspect ratio kept (MMCV ``rescale_size``).
-
-    ``s = min(max(scale) / max(H, W), min(scale) / min(H, W))``; ``H' = int(H*s + 0.5)``, ``W' = int(W*s + 0.5)``
-    (MMCV ``_scale_size`` rounds half up). E.g. ADE20K ``scale=(2048, 512)``: 683x512 (W x H) stays 683x512,
-    a 5312x2988 photo becomes 910x512.
-    """
-    long_max, short_max = max(scale), min(scale)
-    s = min(long_max / max(h, w), short_max / min(h, w))
-    return max(1, int(h * s + 0.5)), max(1, int(w * s + 0.5))
 
 
 def _resized(images: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
@@ -235,7 +70,7 @@ def _views(model: nn.Module, images: torch.Tensor, s: InferenceSettings, acc_dev
     """Yield ``(flip, float32 logits[N, K, h_v, w_v] on acc_dev)`` of every view of ``images`` (flipped logits are
     not flipped back)."""
     _n, _, h, w = images.shape
-    run_dev = _model_device(model, images.device)
+    run_dev = model_device(model, images.device)
     scales = s.scales
     if getattr(model, "eval_scales", None):
         if list(scales) != [1.0]:
@@ -253,7 +88,7 @@ def _views(model: nn.Module, images: torch.Tensor, s: InferenceSettings, acc_dev
             if s.mode == "slide":
                 logits = slide_logits(model, xv, s, acc_dev)
             else:
-                logits = _forward(model, xv.to(run_dev)).to(acc_dev, torch.float32)
+                logits = forward_logits(model, xv.to(run_dev)).to(acc_dev, torch.float32)
             del xv
             yield flip, logits
 

@@ -27,13 +27,8 @@ from PIL import Image
 from core.precision import autocast, canonical_precision
 from datasets.image_io import IMAGE_EXTENSIONS, read_image
 from datasets.transforms import build_transforms
-from inference.engine import (
-    InferenceSettings,
-    keep_ratio_size,
-    predict_labels,
-    predict_labels_streaming,
-    streams_labels,
-)
+from inference.engine import predict_labels, predict_labels_streaming, streams_labels
+from inference.settings import InferenceSettings, keep_ratio_size
 from inference.visualize import class_fractions, overlay_with_legend
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "config" / "inference"

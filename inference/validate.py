@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader, Subset
 from core.precision import autocast, canonical_precision
 from datasets import build_dataset
 from datasets.transforms import build_transforms
-from inference.engine import InferenceSettings, predict_labels
+from inference.engine import predict_labels
+from inference.settings import InferenceSettings
 from inference.visualize import comparison, denormalize
 from metrics import SegmentationMetrics, metrics_from_confusion
 from metrics.aggregations import PerImageMIoU, aggregations

@@ -24,7 +24,14 @@ from PIL import Image
 import predict
 from benchmarking import backends
 from benchmarking.aggregate import aggregate
-from benchmarking.backends import BackendModule, BackendOptions, build_runner, size_multiple
+from benchmarking.backends import (
+    BackendModule,
+    BackendOptions,
+    build_runner,
+    onnx_runtime,
+    openvino_runtime,
+    size_multiple,
+)
 from benchmarking.export import run_export
 from benchmarking.parity import compare, split_images, violations
 from benchmarking.runner import run_benchmark
@@ -370,7 +377,8 @@ def test_exports_of_a_run_stay_in_its_folder_and_are_reused(tmp_path, private_tm
 
     real_export = backends.export_onnx
     calls = []
-    monkeypatch.setattr(backends, "export_onnx", lambda *a, **k: calls.append(a) or real_export(*a, **k))
+    for module in (onnx_runtime, openvino_runtime):  # the modules that export
+        monkeypatch.setattr(module, "export_onnx", lambda *a, **k: calls.append(a) or real_export(*a, **k))
     again, _ = run_benchmark(bench_cfg(*fast, "backend=onnxruntime"), tmp_path / "out")
     assert again.status == "ok" and calls == []  # the run's export was reused
     assert again.parity_max_abs_logit == rec.parity_max_abs_logit

@@ -1,9 +1,9 @@
 """The benchmark-backend example of docs/extending.md, executed as written.
 
-The ``python`` block under "Add a benchmark backend" is run in the namespace of :mod:`benchmarking.backends` (the
-names it uses: ``register_backend``, ``_torch_runner``, ``Runner``, ``nn``, ``torch``); the backend it registers must
-accept ``precision=fp32`` and ``precision=bf16`` (given as the command line gives them, as aliases) and refuse
-``fp16``, as the page says. Every ``register_backend(..., precisions=...)`` on the page names Lightning precisions
+The ``python`` block under "Add a benchmark backend" is run in the namespace of
+:mod:`benchmarking.backends.registry` (the names it uses: ``register_backend``, ``_torch_runner``, ``Runner``,
+``nn``, ``torch``); the backend it registers must accept ``precision=fp32`` and ``precision=bf16`` (given as the
+command line gives them, as aliases) and refuse ``fp16``, as the page says. Every ``register_backend(..., precisions=...)`` on the page names Lightning precisions
 (what :func:`core.precision.canonical_precision` returns), since aliases such as ``fp32`` there match no request.
 """
 
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from benchmarking import backends
-from benchmarking.backends import build_runner, check_precision
+from benchmarking.backends import build_runner, check_precision, registry
 from core.precision import canonical_precision
 from tests.conftest import REPO
 
@@ -40,7 +40,7 @@ def documented_backend():
     blocks = _python_blocks(_section(PAGE.read_text(), "Add a benchmark backend"))
     assert len(blocks) == 1, f"{PAGE}: expected one python block under 'Add a benchmark backend', got {len(blocks)}"
     before = set(backends.BACKENDS)
-    namespace = dict(vars(backends))
+    namespace = dict(vars(registry))
     exec(compile(blocks[0], str(PAGE), "exec"), namespace)
     added = set(backends.BACKENDS) - before
     assert len(added) == 1, f"the example registers one backend, got {sorted(added)}"

@@ -12,7 +12,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
-from benchmarking.runner import parse_resolution, run_benchmark
+from benchmarking.loading import parse_resolution
+from benchmarking.runner import run_benchmark
 from datasets import build_dataset
 from datasets.transforms import build_transforms
 from tests.benchmarking.fakes import CountingModel

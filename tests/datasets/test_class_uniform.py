@@ -1,4 +1,5 @@
-"""Class-uniform sampling (datasets/class_uniform.py): index, cache invalidation, centred crops, measured rates."""
+"""Class-uniform sampling (datasets/class_uniform.py, datasets/class_index.py): index, cache invalidation, centred
+crops, measured rates."""
 
 from __future__ import annotations
 
@@ -10,14 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.class_uniform import (
-    CACHE_DIR,
-    CentredCrop,
-    ClassPixelIndex,
-    ClassUniformPlan,
-    load_or_build_index,
-    with_centred_crop,
-)
+from datasets.class_index import CACHE_DIR, ClassPixelIndex, load_or_build_index
+from datasets.class_uniform import CentredCrop, ClassUniformPlan, with_centred_crop
 from tests.conftest import REPO, compose_cfg
 from training.datamodule import SegDataModule
 from training.determinism import SeededTransformDataset

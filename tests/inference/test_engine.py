@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from inference import InferenceSettings, infer, predict_labels, predict_labels_streaming
-from inference.engine import slide_logits, window_starts
+from inference.windows import slide_logits, window_starts
 
 
 class Identity(nn.Module):

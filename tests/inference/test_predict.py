@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 import predict
-from inference.engine import InferenceSettings
 from inference.predict import list_images, settings_for
+from inference.settings import InferenceSettings
 from inference.visualize import overlay_with_legend
 
 PHOTOS = ["chelsea.png", "camera.png", "rocket.jpg"]  # 451x300 RGB, 512x512 grey, 640x427 JPEG

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from inference.engine import InferenceSettings, infer, keep_ratio_size, predict_labels
+from inference.engine import infer, predict_labels
+from inference.settings import InferenceSettings, keep_ratio_size
 
 
 def mmseg_rule(h: int, w: int, long_max: int, short_max: int) -> tuple[int, int]:

@@ -1,0 +1,163 @@
+"""``BackendOptions``: what the exported backends need beyond the model (export folder, int8 calibration and NNCF
+options, threads), read from the benchmark config (:meth:`BackendOptions.from_config`), and where their files go
+(:meth:`BackendOptions.exported`: an explicit folder, the run's cached export, or a temporary folder).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from benchmarking.backends.cache import EXPORT_FORMAT, ONNX_OPSET, cached_export
+from benchmarking.backends.int8 import nncf_options
+from core.versions import EXPORT_PACKAGES, package_versions
+
+
+@dataclass
+class BackendOptions:
+    """What exported backends need beyond the model.
+
+    Attributes:
+        folder: where the exported files go (``model.onnx``, ``openvino_<precision>/model.xml``), rewritten by
+            every export; None: see ``cache_root``.
+        cache_root: a run's ``export/`` folder: each backend, precision and traced size is exported once to its
+            own sub-folder and reused while its manifest matches (:meth:`exported`); None (or no ``source``): a
+            temporary folder, removed once the runtime has loaded the files.
+        source: what the exported model is, for the manifest: weights file (path, size, mtime), model config,
+            dataset.
+        calibration: callable returning the int8 calibration images, each float32[1, 3, H, W] normalised
+            like the model's input (``precision=int8`` only).
+        threads: intra-op threads of the runtime (default ``torch.get_num_threads()``).
+        quantize: keyword options of ``nncf.quantize`` for int8 (``calibration.nncf`` of
+            ``config/benchmark.yaml``; see :func:`nncf_options`).
+        float_first_last: int8 keeps the first and last convolution in float (``calibration.float_first_last``;
+            :func:`quantize_int8`).
+        calibration_note: the calibration in words, for records and export manifests.
+    """
+
+    folder: Path | None = None
+    calibration: Callable[[], Iterable[torch.Tensor]] | None = None
+    threads: int | None = None
+    quantize: dict = field(default_factory=dict)
+    float_first_last: bool = False
+    calibration_note: str = ""
+    cache_root: Path | None = None
+    source: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg, calibration: Mapping | None = None, **kwargs) -> BackendOptions:
+        """Options whose int8 calibration is ``calibration`` (default ``cfg.calibration``): ``images`` images of
+        ``split`` of ``cfg.dataset`` through the test pipeline (:func:`benchmarking.parity.split_images`),
+        quantised with the ``nncf`` options. ``kwargs``: ``folder``, ``threads``.
+
+        Without ``folder``, a model loaded from a run folder (``cfg.loaded_from.run_dir``, set by
+        :func:`inference.loading.load_for_inference`) keeps its exports in the run's ``export/`` folder
+        (``cache_root``), described by its weights file and model config (``source``).
+
+        Raises:
+            ValueError: an unknown ``calibration.nncf`` key (the valid ones listed), or a ``float_first_last`` that
+                is not a boolean, before anything is exported.
+        """
+        from omegaconf import OmegaConf
+
+        from benchmarking.parity import split_images
+
+        c = calibration if calibration is not None else (cfg.get("calibration") or {})
+        split, n = str(c.get("split") or "train"), int(c.get("images") or 0)
+        quantize = c.get("nncf") or {}
+        quantize = OmegaConf.to_container(quantize, resolve=True) if OmegaConf.is_config(quantize) else dict(quantize)
+        nncf_options(quantize)  # fail on a bad key before anything is exported
+        first_last = c.get("float_first_last", False)
+        if not isinstance(first_last, bool):
+            raise ValueError(f"calibration.float_first_last must be true or false, got {first_last!r}")
+        words = (", first and last convolution in float" if first_last else "") + "".join(
+            f", {k}={v}" for k, v in quantize.items()
+        )
+        loaded = cfg.get("loaded_from") or {}
+        if kwargs.get("folder") is None and loaded.get("run_dir") and loaded.get("weights"):
+            from core.run_folder import RunFolder
+
+            weights = Path(str(loaded.get("weights"))).resolve()
+            st = weights.stat()
+            kwargs.setdefault("cache_root", RunFolder(str(loaded.get("run_dir"))).export_root)
+            kwargs.setdefault(
+                "source",
+                {
+                    "weights": str(weights),
+                    "weights_size": st.st_size,
+                    "weights_mtime_ns": st.st_mtime_ns,
+                    "model": OmegaConf.to_container(cfg.model, resolve=True),
+                    "dataset": str(cfg.dataset.get("name", "")),
+                },
+            )
+        return cls(
+            calibration=lambda: split_images(cfg, split, n),
+            quantize=quantize,
+            float_first_last=first_last,
+            calibration_note=f"{split} ({n} images{words}, nncf.quantize)",
+            **kwargs,
+        )
+
+    def manifest(self, backend: str, precision: str, example: torch.Tensor) -> dict:
+        """What an export of ``backend``/``precision`` traced on ``example`` depends on (``manifest.json``).
+
+        Returns:
+            format, backend, precision, traced size ``WxH``, ONNX opset, ``source``, int8 calibration, package
+            versions (torch, onnx, onnxruntime, openvino, nncf).
+        """
+        h, w = example.shape[-2:]
+        return {
+            "format": EXPORT_FORMAT,
+            "backend": backend,
+            "precision": precision,
+            "traced_at": f"{w}x{h}",
+            "opset": ONNX_OPSET,
+            "source": self.source,
+            "calibration": self.calibration_note if precision == "int8" else None,
+            "versions": package_versions(EXPORT_PACKAGES, keep_missing=True),
+        }
+
+    @contextmanager
+    def exported(
+        self, backend: str, precision: str, example: torch.Tensor, write: Callable[[Path], Path]
+    ) -> Iterator[Path]:
+        """The exported file of ``backend``/``precision``: ``write(folder)`` writes it and returns its path.
+
+        * ``folder`` set: written there (every time);
+        * ``cache_root`` and ``source`` set: ``<cache_root>/<backend>_<precision>_<WxH>/`` (``WxH`` of
+          ``example``) is reused when its ``manifest.json`` equals :meth:`manifest`; otherwise written into a
+          temporary sibling folder with the manifest and renamed into place (an older export there is replaced), so
+          the folder is complete or absent and repeated runs add nothing;
+        * else: a temporary folder, removed when the ``with`` block ends (load the files inside it).
+
+        Args:
+            backend: backend name (folder name and manifest).
+            precision: canonical precision.
+            example: the tracing input float32[N, 3, H, W].
+            write: ``write(folder) -> path of the file to run``.
+
+        Yields:
+            the path returned by ``write`` (or the reused file).
+        """
+        if self.folder is not None:
+            self.folder = Path(self.folder)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            yield write(self.folder)
+        elif self.cache_root is not None and self.source:
+            from core.run_folder import backend_export_name
+
+            h, w = example.shape[-2:]
+            final = Path(self.cache_root) / backend_export_name(backend, precision, f"{w}x{h}")
+            yield cached_export(final, self.manifest(backend, precision, example), write)
+        else:
+            tmp = Path(tempfile.mkdtemp(prefix="segbench_export_"))
+            try:
+                yield write(tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
