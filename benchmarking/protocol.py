@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class TimingProtocol:
@@ -89,7 +91,7 @@ class TimingResult:
 
 
 def percentile(values: list[float], q: float) -> float:
-    """``q``-th percentile (0..100) with linear interpolation between order statistics (numpy's default).
+    """``q``-th percentile (0..100) with linear interpolation between order statistics (``numpy.percentile``).
 
     Raises:
         ValueError: empty ``values`` or ``q`` outside [0, 100].
@@ -98,11 +100,7 @@ def percentile(values: list[float], q: float) -> float:
         raise ValueError("percentile of an empty list")
     if not 0 <= q <= 100:
         raise ValueError(f"percentile q must be in [0, 100], got {q}")
-    s = sorted(values)
-    pos = (len(s) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+    return float(np.percentile(values, q))
 
 
 def _no_sync() -> None:

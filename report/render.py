@@ -15,6 +15,8 @@ import re
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from core.results import OPS, ResultsError, ResultsRecord, load_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,21 +39,24 @@ def format_value(v, spec: str = "") -> str:
 
 
 def render_table(rec: ResultsRecord) -> str:
-    """The Markdown table of ``rec`` (best values of ``best`` columns in bold)."""
+    """The Markdown table of ``rec`` (``pandas.DataFrame.to_markdown``; best values of ``best`` columns in bold,
+    columns with a number format right-aligned)."""
     best = {}
     for c in rec.columns:
         values = [r[c.key] for r in rec.rows if _is_number(r[c.key]) and not math.isnan(r[c.key])]
         if c.best and values:
             best[c.key] = (max if c.best == "max" else min)(values)
-    lines = ["| " + " | ".join(c.header for c in rec.columns) + " |"]
-    lines.append("|" + "|".join("---:" if c.format else "---" for c in rec.columns) + "|")
-    for r in rec.rows:
-        cells = []
-        for c in rec.columns:
-            text = format_value(r[c.key], c.format)
-            cells.append(f"**{text}**" if c.key in best and r[c.key] == best[c.key] else text)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    cells = {
+        c.header: [
+            f"**{format_value(r[c.key], c.format)}**"
+            if c.key in best and r[c.key] == best[c.key]
+            else format_value(r[c.key], c.format)
+            for r in rec.rows
+        ]
+        for c in rec.columns
+    }
+    align = tuple("right" if c.format else "left" for c in rec.columns)
+    return pd.DataFrame(cells).to_markdown(index=False, tablefmt="pipe", colalign=align, disable_numparse=True)
 
 
 def _row_values(row: dict) -> dict:

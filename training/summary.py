@@ -44,7 +44,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
-from core.liveness import process_start_ticks
+from core.liveness import process_start
 from core.measure import read_peak_memory, reset_peak_memory
 from core.run_folder import RunFolder
 from core.versions import TRAINING_PACKAGES, git_info, package_versions
@@ -268,7 +268,7 @@ class RunSummary(pl.Callback):
             "choices": choices,
             "seed": int(cfg.seed) if cfg.get("seed") is not None else None,
             "pid": os.getpid(),
-            "pid_start": process_start_ticks(os.getpid()),
+            "pid_start": process_start(os.getpid()),
             "hostname": socket.gethostname(),
             "params": total,
             "trainable_params": trainable,

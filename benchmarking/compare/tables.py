@@ -150,7 +150,7 @@ def markdown(df: pd.DataFrame, metric: str, root: Path, common: str) -> str:
         *fps_cols,
         "runs",
     ] + (["Δ mean", "p (Welch)"] if has_base else [])
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    rows = []
     for _, r in df.iterrows():
         values = [float(v) for v in str(r[f"{m}_runs"]).split(", ") if v]
         best = max(values) if values else None
@@ -176,7 +176,8 @@ def markdown(df: pd.DataFrame, metric: str, root: Path, common: str) -> str:
         ]
         if has_base:
             cells += [_fmt(r["delta_mean"]), _fmt(r["p_welch"], 3)]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+        rows.append([str(c).replace("|", "\\|") for c in cells])
+    table = pd.DataFrame(rows, columns=head).to_markdown(index=False, tablefmt="pipe", disable_numparse=True)
     select = df.attrs.get("select", "best")
     caption = [
         f"Runs under `{root}`; {m} ({AGGREGATIONS.get(m, m)}) in %, {SELECT[select]}.",
@@ -190,4 +191,4 @@ def markdown(df: pd.DataFrame, metric: str, root: Path, common: str) -> str:
         caption.append("Δ mean and p (Welch's t-test) against the baseline configuration.")
     if common:
         caption.append(f"Common overrides: `{common}`.")
-    return "\n".join(lines) + "\n\n" + "\n".join(caption) + "\n"
+    return table + "\n\n" + "\n".join(caption) + "\n"

@@ -40,11 +40,11 @@ def owner() -> dict:
     """This process as a trial's owner.
 
     Returns:
-        ``{"hostname", "pid", "pid_start"}`` (start time in clock ticks after boot, None where unknown).
+        ``{"hostname", "pid", "pid_start"}`` (start time in s since the epoch, :func:`core.liveness.process_start`; None where unknown).
     """
-    from core.liveness import process_start_ticks
+    from core.liveness import process_start
 
-    return {"hostname": socket.gethostname(), "pid": os.getpid(), "pid_start": process_start_ticks(os.getpid())}
+    return {"hostname": socket.gethostname(), "pid": os.getpid(), "pid_start": process_start(os.getpid())}
 
 
 def is_stale(trial: Any, now: _dt.datetime | None = None) -> bool:
