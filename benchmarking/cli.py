@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-from core.errors import OneLineArgumentParser
+from core.errors import OneLineArgumentParser, print_written
 
 PLOT_KEYS = {"dataset": None, "resolution": None, "interesting": "pareto", "tables": "tables", "out": None}
 
@@ -62,14 +62,11 @@ def _plot(argv: list[str]) -> int:
         return 2
     out = Path(opts["out"] or tables / "plots") / f"{opts['dataset']}_{res}"
     title = f"{opts['dataset']} @ {opts['resolution']}"
-    try:
-        paths = plot_table(pd.read_csv(src), out, title=title, interesting=opts["interesting"])
-    except ValueError as e:
-        print(f"benchmark.py plot: {e}", file=sys.stderr)
-        return 2
-    for path in paths:
-        print(path)
-    return 0
+    return print_written(
+        "benchmark.py plot",
+        lambda: plot_table(pd.read_csv(src), out, title=title, interesting=opts["interesting"]),
+        error_status=2,
+    )
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:

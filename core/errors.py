@@ -203,3 +203,20 @@ def run_entry(entry: str, main, argv=None) -> int:
         report(entry, e)
         return 1
     return 0
+
+
+def print_written(prog: str, make: Callable[[], Sequence], error_status: int = 1) -> int:
+    """Run ``make`` (which returns the files it wrote) and print each file, one per line; a ``ValueError`` (bad
+    input) becomes one line ``<prog>: <message>`` on stderr instead.
+
+    Returns:
+        the exit status: 0, or ``error_status`` after a ``ValueError``.
+    """
+    try:
+        paths = make()
+    except ValueError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return error_status
+    for path in paths:
+        print(path)
+    return 0

@@ -181,11 +181,13 @@ def build_parser():
 
 def main(argv: list[str]) -> int:
     """``benchmark.py compare`` command line; returns the exit code (1: bad arguments or input, one line)."""
-    p = build_parser()
-    a = p.parse_args(argv)
+    from core.errors import print_written
+
+    a = build_parser().parse_args(argv)
     by = [k.strip() for k in a.by.split(",") if k.strip()] if a.by else None
-    try:
-        paths = compare(
+    return print_written(
+        "benchmark.py compare",
+        lambda: compare(
             a.root,
             a.tables,
             by,
@@ -196,10 +198,5 @@ def main(argv: list[str]) -> int:
             record=a.record,
             argv=["compare", *argv],
             caption=a.caption,
-        )
-    except ValueError as e:
-        print(f"benchmark.py compare: {e}", file=sys.stderr)
-        return 1
-    for path in paths:
-        print(path)
-    return 0
+        ),
+    )
