@@ -88,9 +88,11 @@ def build_record(
             {"key": "delta_mean", "header": "Δ mean", "format": "+.2f"},
             {"key": "p_welch", "header": "p (Welch)", "format": ".3f"},
         ]
+    # GFLOPs at the resolution of the fps when there is one benchmark setting, else at the training crop_size
+    gflops = f"{next(iter(fps_cols))} GFLOPs" if len(fps_cols) == 1 else "GFLOPs"
     columns += [
         {"key": "params_M", "header": "params (M)", "format": ".2f"},
-        {"key": "GFLOPs", "header": "GFLOPs", "format": ".1f"},
+        {"key": gflops, "header": "GFLOPs", "format": ".1f"},
         {"key": "time_s_mean", "header": "train time (s)", "format": ".0f"},
         *({"key": c, "header": c, "format": ".2f", "best": "max"} for c in fps_cols),
     ]
@@ -106,6 +108,11 @@ def build_record(
         f"(ddof 1), every run's value"
         + (", Δ mean and Welch's p against the baseline" if "p_welch" in df else "")
         + "".join(f"; {c}: {s}" for c, s in fps_cols.items())
+        + (
+            "; GFLOPs at the fps resolution (1 MAC = 2 FLOPs)"
+            if len(fps_cols) == 1
+            else "; GFLOPs at the training crop_size (1 MAC = 2 FLOPs)"
+        )
         + "."
     )
     d = {

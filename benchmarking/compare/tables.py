@@ -88,6 +88,10 @@ def experiments_table(
             "GFLOPs": _mean(r["GFLOPs"] for r in members),
             "checkpoint_MB": _mean(r["checkpoint_MB"] for r in members),
             **{col: _mean(r["_benches"][s].fps for r in ok if s in r["_benches"]) for col, s in fps_cols.items()},
+            **{
+                f"{col} GFLOPs": _mean(r["_benches"][s].gflops for r in ok if s in r["_benches"])
+                for col, s in fps_cols.items()
+            },
             "status_counts": ", ".join(f"{s}: {k}" for s, k in counts.items() if k),
             "seeds": ", ".join(str(r["seed"]) for r in ok),
         }
