@@ -99,7 +99,7 @@ def render(rec: ResultsRecord, commands: bool = True) -> str:
     """The whole block: table, caption, claims and (unless ``commands`` is False) the commands."""
     parts = [render_table(rec), render_caption(rec), *render_claims(rec)]
     if commands:
-        parts.append("```bash\n" + "\n".join(str(c).strip() for c in rec.measured["commands"]) + "\n```")
+        parts.append("```bash\n" + "\n".join(str(c).rstrip() for c in rec.measured["commands"]) + "\n```")
     return "\n\n".join(parts) + "\n"
 
 
