@@ -22,6 +22,12 @@ def _distinct(values) -> str:
     return ", ".join(dict.fromkeys(str(v) for v in values if v not in (None, "")))
 
 
+def _one_or_all(values):
+    """The value when all runs agree (keeps its type: ``2`` reads "2 threads"), else :func:`_distinct`."""
+    found = {v for v in values if v not in (None, "")}
+    return found.pop() if len(found) == 1 else _distinct(values)
+
+
 def _clean(v):
     if isinstance(v, float):
         return None if math.isnan(v) else round(v, 4)
@@ -63,7 +69,7 @@ def provenance(rows: list[dict], argv: list[str]) -> dict:
         "date": date,
         "commit": commits.strip(", ") or missing,
         "hardware": hardware,
-        "threads": _distinct(d.get("threads") for d in devices) or missing,
+        "threads": _one_or_all([d.get("threads") for d in devices]) or missing,
         "torch": _distinct((s.get("versions") or {}).get("torch") for s in summaries) or missing,
         "load": f"1-min load average up to {max(loads):.1f} at epoch ends" if loads else missing,
         "commands": [*(f"{c}  # seed={seeds}" for c in train), "python benchmark.py " + shlex.join(argv)],
