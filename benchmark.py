@@ -6,11 +6,11 @@
     python benchmark.py plot dataset=cityscapes resolution=2048x1024 [interesting=pareto|reproduced|A,B]
     python benchmark.py export checkpoint=<run folder> [formats=onnx,openvino,openvino_int8]   # ONNX + OpenVINO IR
     python benchmark.py compare [--root LOGDIR] [--tables DIR] [--by KEYS] [--metric NAME] [--select RULE]
-                                [--baseline CONFIG] [--record NAME]
+                                [--baseline CONFIG] [--record results/<name>.yaml]
     python benchmark.py render [--check]          # README/docs result tables from results/*.yaml
 
-Thin entry point: ``aggregate``, ``plot``, ``compare``, ``render`` and ``export`` are dispatched before Hydra sees ``sys.argv``; the work
-is in ``benchmarking/``. The exit status is 1 when any measurement failed (a sweep writes every record first);
+Thin entry point: ``aggregate``, ``plot``, ``compare``, ``render`` and ``export`` are dispatched before Hydra sees
+``sys.argv``; the work is in ``benchmarking/`` (``render``: ``report/``). The exit status is 1 when any measurement failed (a sweep writes every record first);
 errors are one line on stderr (unknown override keys included, see :mod:`core.errors`).
 """
 

@@ -14,17 +14,23 @@ from pathlib import Path
 from core.precision import canonical_precision
 
 
+def hardware_of(rec) -> str:
+    """The hardware a record was measured on: its ``hardware_profile`` (GPU name, or CPU model + ISA flags); records
+    written before the profile existed fall back to their ``device_name`` / ``hardware``."""
+    return rec.hardware_profile or rec.device_name or rec.hardware or "unknown hardware"
+
+
 def bench_setting(rec) -> str:
     """Setting label of a :class:`core.records.BenchmarkRecord`, e.g.
     ``"eager/32-true 512x512 batch 1, 2 threads, AMD EPYC [avx2 avx512f]"``.
 
-    Records written before the hardware profile existed fall back to their ``device_name``.
+    The hardware is :func:`hardware_of`.
     """
     try:
         precision = canonical_precision(rec.precision, quantized=True)
     except ValueError:
         precision = str(rec.precision)
-    hardware = rec.hardware_profile or rec.device_name or rec.hardware or "unknown hardware"
+    hardware = hardware_of(rec)
     threads = f"{rec.threads} threads" if rec.threads else "threads unknown"
     return f"{rec.backend}/{precision} {rec.resolution or 'native size'} batch {rec.batch_size}, {threads}, {hardware}"
 

@@ -26,24 +26,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarking.like_for_like import hardware_of
 from core.precision import canonical_precision
 from core.records import load_records
 
 #: fields of :func:`setting` after the name, and how the model cell names them when they differ
 SETTING_FIELDS = (
-    ("dataset", lambda v: str(v)),
-    ("resolution", lambda v: str(v)),
-    ("batch_size", lambda v: f"batch {v}"),
-    ("threads", lambda v: f"{v} threads"),
-    ("hardware", lambda v: str(v)),
-    ("device_name", lambda v: str(v)),
+    (lambda r: r.dataset, str),
+    (lambda r: r.resolution, str),
+    (lambda r: r.batch_size, lambda v: f"batch {v}"),
+    (lambda r: r.threads, lambda v: f"{v} threads"),
+    (hardware_of, str),
 )
 
 
 def setting(r) -> tuple:
-    """What a speed-up compares like for like: model name, dataset, resolution, batch size, threads, hardware
-    (``hardware`` and ``device_name`` of the record)."""
-    return (r.name, *(getattr(r, f) for f, _ in SETTING_FIELDS))
+    """What a speed-up compares like for like: model name, dataset, resolution, batch size, threads, hardware profile
+    (:func:`benchmarking.like_for_like.hardware_of`: CPU model + ISA flags, or GPU name)."""
+    return (r.name, *(get(r) for get, _ in SETTING_FIELDS))
 
 
 def evaluation(r) -> tuple:

@@ -3,6 +3,7 @@ settings), by their overrides or by ``--by`` keys, which are checked against wha
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -13,14 +14,22 @@ class UnknownKeyError(ValueError):
 _MISSING = object()
 
 
-def _config_value(row: dict, key: str):
+@lru_cache(maxsize=4096)
+def _run_config(summary_path: str):
+    """The run's resolved ``hparams.yaml`` beside its ``summary.json`` (read once per run), or None."""
     from omegaconf import OmegaConf
 
     try:
-        cfg = OmegaConf.load(Path(row["_summary_path"]).parent / "hparams.yaml")
+        return OmegaConf.load(Path(summary_path).parent / "hparams.yaml")
     except (OSError, ValueError):
-        return _MISSING
-    return OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False)
+        return None
+
+
+def _config_value(row: dict, key: str):
+    from omegaconf import OmegaConf
+
+    cfg = _run_config(row["_summary_path"])
+    return _MISSING if cfg is None else OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False)
 
 
 def _lookup(row: dict, key: str):
@@ -41,11 +50,10 @@ def _known_keys(rows: list[dict]) -> list[str]:
     keys = set()
     for r in rows[:20]:
         keys |= set(r["_overrides"]) | {k for k, v in r["_summary"].items() if not isinstance(v, dict | list)}
-        try:
-            cfg = OmegaConf.to_container(OmegaConf.load(Path(r["_summary_path"]).parent / "hparams.yaml"))
-        except (OSError, ValueError):
+        cfg = _run_config(r["_summary_path"])
+        if cfg is None:
             continue
-        stack = [("", cfg)]
+        stack = [("", OmegaConf.to_container(cfg))]
         while stack:
             prefix, node = stack.pop()
             for k, v in node.items():

@@ -40,7 +40,8 @@ def owner() -> dict:
     """This process as a trial's owner.
 
     Returns:
-        ``{"hostname", "pid", "pid_start"}`` (start time in s since the epoch, :func:`core.liveness.process_start`; None where unknown).
+        ``{"hostname", "pid", "pid_start"}`` (start time in s since the epoch, :func:`core.liveness.process_start`;
+        None where unknown).
     """
     from core.liveness import process_start
 

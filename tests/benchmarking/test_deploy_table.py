@@ -97,3 +97,23 @@ def test_speed_up_and_delta_miou_compare_like_for_like(tmp_path, capsys):
         ("Unet-x (1024x512, 2 threads)", "channels_last", "8.50x", ""),  # evaluated on 5 images, eager on 10
     ]
     assert "eager 32-true mIoU (%): Unet-x (512x512, 2 threads) 60.00, Unet-x (1024x512, 2 threads) 70.00" in out
+
+
+def test_same_cpu_name_with_other_isa_flags_is_another_setting(tmp_path, capsys):
+    """Two VMs report "AMD EPYC", one with AVX-512 BF16: the hardware profile keeps their speed-ups apart."""
+    folder = tmp_path / "run" / "benchmark"
+    for second, (backend, precision, fps, profile) in enumerate(
+        [
+            ("eager", "32-true", 2.0, "AMD EPYC [avx2]"),
+            ("eager", "32-true", 4.0, "AMD EPYC [avx2 avx512_bf16 avx512f]"),
+            ("openvino", "int8", 6.0, "AMD EPYC [avx2]"),
+            ("openvino", "int8", 16.0, "AMD EPYC [avx2 avx512_bf16 avx512f]"),
+        ]
+    ):
+        rec = _rec(backend, precision, fps, resolution="512x512", threads=2, device_name="AMD EPYC")
+        rec.hardware_profile, rec.timestamp = profile, f"2026-01-01T00:00:{second:02d}"
+        write_record(rec, folder)
+    assert deploy_table.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    speed = [ln.split("|")[5].strip() for ln in out.splitlines() if ln.startswith("| Unet-x") and "openvino" in ln]
+    assert speed == ["3.00x", "4.00x"]  # each against its own machine's eager fp32 (not the median 3.0)

@@ -3,8 +3,8 @@
 The ``python`` block under "Add a benchmark backend" is run in the namespace of
 :mod:`benchmarking.backends.registry` (the names it uses: ``register_backend``, ``_torch_runner``, ``Runner``,
 ``nn``, ``torch``); the backend it registers must accept ``precision=fp32`` and ``precision=bf16`` (given as the
-command line gives them, as aliases) and refuse ``fp16``, as the page says. Every ``register_backend(..., precisions=...)`` on the page names Lightning precisions
-(what :func:`core.precision.canonical_precision` returns), since aliases such as ``fp32`` there match no request.
+command line gives them, as aliases) and refuse ``fp16``, as the page says. Every
+``register_backend(..., precisions=...)`` on the page names Lightning precisions (what :func:`core.precision.canonical_precision` returns), since aliases such as ``fp32`` there match no request.
 """
 
 from __future__ import annotations
