@@ -2,6 +2,8 @@
 
     python validation.py --valdir=<run folder> [--ckpt best|last|<path>] [--split val|test] [key=value ...]
     python validation.py --ckpt <file.pth|.pt|.ckpt> model=<m> dataset=<d> [split=test] [--out DIR] [overrides ...]
+    python validation.py --valdir=<run folder> corruptions=all|[gaussian_noise,fog,...] [severities=[1,2,3,4,5]]
+        [corruption_seed=0]
 
 Model and config come from :func:`inference.loading.load_for_inference` (as in predict.py and benchmark.py).
 With ``--valdir`` (or ``--ckpt`` naming a ``.ckpt`` inside a run folder) the run's config is reloaded (the raw
@@ -15,6 +17,10 @@ its paths). For any other file the overrides are Hydra overrides of ``config/tra
 allowed); a model defining ``load_pretrained`` loads author weights, otherwise the file is a plain state dict.
 Results go to ``--out``, the run's ``validation/<timestamp>/``, or
 ``LOGDIR/<dataset>/pretrained/<file stem>/validation/<timestamp>/``.
+
+``corruptions=`` then evaluates the same split once per corruption x severity with the same inference settings
+(the image corrupted before normalisation) and adds ``robustness.csv``, ``robustness.json`` and mPC / rPC in
+``metrics.json`` (see :mod:`inference.robustness`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 from core.errors import OneLineArgumentParser, run_entry, unquoted_space
 from core.run_folder import RunFolder
 from inference.loading import load_for_inference, pick_device
+from inference.robustness import pop_protocol, run_robustness
 from inference.validate import run_validation
 
 
@@ -64,6 +71,7 @@ def main(argv=None) -> dict:
     A failed validation leaves no ``validation/<timestamp>/`` folder behind (nor any parent folder it created).
     """
     args = parse_args(argv)
+    protocol, args.overrides = pop_protocol(args.overrides)
     device = pick_device(args.device)
     source = args.valdir or args.ckpt
     which = args.ckpt or "best" if args.valdir else "best"
@@ -83,7 +91,10 @@ def main(argv=None) -> dict:
                 created, missing = [missing], missing.parent
             out = RunFolder(root.parent).new_validation_dir()
             created = created or [out]
-        return run_validation(cfg, model, args.split, out, device, args.num_vis)
+        record = run_validation(cfg, model, args.split, out, device, args.num_vis)
+        if protocol is not None:
+            record = run_robustness(cfg, model, args.split, out, protocol, record, device)
+        return record
     except BaseException:
         for path in created:
             shutil.rmtree(path, ignore_errors=True)

@@ -98,8 +98,18 @@ def corruption_names() -> list[str]:
     return list(_load_imagecorruptions().get_corruption_names("common"))
 
 
-def check_corruption(name: str, severity: int) -> None:
-    """Validate one corruption name and severity.
+def check_severity(severity) -> None:
+    """Validate a severity.
+
+    Raises:
+        ValueError: not an integer in 1..5 (one line).
+    """
+    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or int(severity) not in SEVERITIES:
+        raise ValueError(f"corruption severity {severity!r} is not an integer in 1..5")
+
+
+def check_corruption(name: str, severity: int | None = None) -> None:
+    """Validate a corruption name (one of the 15, or a validation corruption of the package) and a severity.
 
     Raises:
         ValueError: an unknown name (one line listing the valid names) or a severity outside 1..5.
@@ -107,8 +117,8 @@ def check_corruption(name: str, severity: int) -> None:
     valid = corruption_names() + list(_load_imagecorruptions().get_corruption_names("validation"))
     if name not in valid:
         raise ValueError(f"unknown corruption {name!r}; valid: {', '.join(valid)}")
-    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or int(severity) not in SEVERITIES:
-        raise ValueError(f"corruption severity {severity!r} is not an integer in 1..5")
+    if severity is not None:
+        check_severity(severity)
 
 
 def corruption_seed(image: np.ndarray, name: str, severity: int, seed: int = 0) -> int:

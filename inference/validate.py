@@ -114,10 +114,14 @@ def iou_table(metrics: dict, class_names) -> str:
     return "\n".join(rows)
 
 
-def eval_loader(cfg: DictConfig, split: str, limit: int | None = None) -> tuple[DataLoader, str]:
+def eval_loader(
+    cfg: DictConfig, split: str, limit: int | None = None, corruption: tuple[str, int, int] | None = None
+) -> tuple[DataLoader, str]:
     """The loader validation.py and ``benchmark.py evaluate=true`` read: ``split`` (``val``/``test``/a name,
     see :func:`inference.loading.resolve_split`) with the test transforms, ``val_batch_size``, no shuffling;
-    the first ``limit`` images only when given.
+    the first ``limit`` images only when given. ``corruption`` = ``(name, severity, seed)`` puts
+    :class:`datasets.corruptions.Corrupt` first in the test transforms (the uint8 image, before normalisation;
+    labels untouched).
 
     Returns:
         (loader, split name of the dataset).
@@ -129,7 +133,12 @@ def eval_loader(cfg: DictConfig, split: str, limit: int | None = None) -> tuple[
 
     d = cfg.dataset
     split_name = resolve_split(d, split)
-    dataset = build_dataset(d, split_name, build_transforms((cfg.get("augmentation") or {}).get("test"), d.mean, d.std))
+    steps = list((cfg.get("augmentation") or {}).get("test") or [])
+    if corruption is not None:
+        name, severity, seed = corruption
+        corrupt = {"_target_": "datasets.corruptions.Corrupt", "corruption": name, "severity": severity}
+        steps.insert(0, {**corrupt, "corruption_seed": seed})
+    dataset = build_dataset(d, split_name, build_transforms(steps, d.mean, d.std))
     if limit is not None:
         dataset = Subset(dataset, range(min(int(limit), len(dataset))))
     loader = DataLoader(
@@ -151,12 +160,13 @@ def evaluate_config(
     channels_last=None,
     keep: int = 0,
     limit: int | None = None,
+    corruption: tuple[str, int, int] | None = None,
 ) -> tuple[Evaluation, str, InferenceSettings]:
-    """:func:`evaluate` of ``model`` on ``split`` (first ``limit`` images) with the settings of ``cfg``
-    (``dataset.test``, ``precision``, ``channels_last``; ``precision``/``channels_last`` given here win).
-    Returns (evaluation, split name, settings)."""
+    """:func:`evaluate` of ``model`` on ``split`` (first ``limit`` images; ``corruption`` as in :func:`eval_loader`)
+    with the settings of ``cfg`` (``dataset.test``, ``precision``, ``channels_last``; ``precision``/``channels_last``
+    given here win). Returns (evaluation, split name, settings)."""
     d = cfg.dataset
-    loader, split_name = eval_loader(cfg, split, limit)
+    loader, split_name = eval_loader(cfg, split, limit, corruption)
     settings = InferenceSettings.from_config(d.get("test"))
     ev = evaluate(
         model,
