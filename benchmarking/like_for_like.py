@@ -61,4 +61,8 @@ def eval_setting(metrics: dict) -> str:
         parts.append(f"{metrics['num_images']} images")
     if metrics.get("precision"):
         parts.append(str(metrics["precision"]))
+    robustness = metrics.get("robustness") or {}
+    if robustness:  # validation.py corruptions=...: mPC / rPC only compare over the same corruption grid
+        names = robustness.get("label") or "+".join(robustness.get("corruptions") or [])
+        parts.append(f"corrupted: {names} x severities {robustness.get('severities')}, seed {robustness.get('seed')}")
     return ", ".join(parts)

@@ -42,6 +42,14 @@ class Protocol:
     severities: tuple[int, ...]
     seed: int = 0
 
+    @property
+    def label(self) -> str:
+        """``"15 benchmark corruptions"`` for the full set (any order), else the names joined by ``+``."""
+        from datasets.corruptions import corruption_names
+
+        full = len(self.corruptions) == 15 and set(self.corruptions) == set(corruption_names())
+        return "15 benchmark corruptions" if full else "+".join(self.corruptions)
+
 
 def _parse_value(key: str, text: str):
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -175,6 +183,7 @@ def run_robustness(
             "corruptions": summary["corruptions"],
             "severities": summary["severities"],
             "seed": protocol.seed,
+            "label": protocol.label,
         },
     }
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))

@@ -40,8 +40,10 @@ from pathlib import Path
 
 from benchmarking.compare.grouping import UnknownKeyError, assign_configurations, check_by_keys, common_overrides
 from benchmarking.compare.runs import (
+    DESCRIPTIONS,
     METRICS,
     NOT_CONFIGURATION,
+    ROBUSTNESS,
     SELECT,
     configuration_overrides,
     parse_override,
@@ -52,7 +54,6 @@ from benchmarking.compare.runs import (
 from benchmarking.compare.stats import describe, welch_p
 from benchmarking.compare.tables import experiments_table, markdown, per_class_table, runs_table
 from core.records import atomic_write_text
-from metrics.aggregations import AGGREGATIONS
 
 __all__ = [
     "METRICS",
@@ -100,13 +101,18 @@ def compare(
         the files written.
 
     Raises:
-        ValueError: unknown ``metric`` or ``select``, no run summary under ``root``, an unknown ``baseline``.
+        ValueError: unknown ``metric`` or ``select``, ``mPC``/``rPC`` without ``test-at-best-val``, no run summary under ``root``, an unknown ``baseline``.
         UnknownKeyError: a ``by`` key no run has.
     """
     from benchmarking.compare.plots import plot_all
 
     if metric not in METRICS:
         raise ValueError(f"--metric {metric!r} is not known; valid: {list(METRICS)}")
+    if metric in ROBUSTNESS and select != "test-at-best-val":
+        raise ValueError(
+            f"--metric {metric} comes from validation.py corruptions=... records on the test split, not from training: "
+            "add --select test-at-best-val"
+        )
     root = Path(root).resolve()
     if not root.is_dir():
         raise ValueError(f"--root {root} is not a folder")
@@ -165,7 +171,7 @@ def build_parser():
         "overrides except seed), e.g. model.arch,model.encoder",
     )
     p.add_argument(
-        "--metric", default="mIoU", choices=METRICS, help="; ".join(f"{k}: {v}" for k, v in AGGREGATIONS.items())
+        "--metric", default="mIoU", choices=METRICS, help="; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
     )
     p.add_argument(
         "--select",

@@ -11,7 +11,15 @@ from benchmarking.like_for_like import bench_setting, checkpoint_kind, eval_sett
 from core.records import load_records
 from metrics.aggregations import AGGREGATIONS
 
-METRICS = (*AGGREGATIONS, "aAcc", "mAcc")
+#: figures of validation.py ``corruptions=...`` records (:mod:`metrics.robustness`); no ``summary.json`` has them, so
+#: they come from a run's test records (``--select test-at-best-val``, or the ``test_<metric>`` columns)
+ROBUSTNESS = {
+    "mPC": "mean over the corruptions and severities evaluated of the mIoU on corrupted images",
+    "rPC": "mPC / clean mIoU",
+}
+METRICS = (*AGGREGATIONS, "aAcc", "mAcc", *ROBUSTNESS)
+#: what each ``--metric`` is, for help texts and captions
+DESCRIPTIONS = {**AGGREGATIONS, **ROBUSTNESS}
 #: override keys (and key prefixes before a dot) that never define a configuration: paths, workers, display
 NOT_CONFIGURATION = (
     "seed",

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarking.compare.runs import SELECT, STATUS_ORDER, _pct
+from benchmarking.compare.runs import DESCRIPTIONS, SELECT, STATUS_ORDER, _pct
 from benchmarking.compare.stats import describe, welch_p
-from metrics.aggregations import AGGREGATIONS
 
 
 def _fmt(v, digits=2) -> str:
@@ -184,7 +183,7 @@ def markdown(df: pd.DataFrame, metric: str, root: Path, common: str) -> str:
     table = pd.DataFrame(rows, columns=head).to_markdown(index=False, tablefmt="pipe", disable_numparse=True)
     select = df.attrs.get("select", "best")
     caption = [
-        f"Runs under `{root}`; {m} ({AGGREGATIONS.get(m, m)}) in %, {SELECT[select]}.",
+        f"Runs under `{root}`; {m} ({DESCRIPTIONS.get(m, m)}) in %, {SELECT[select]}.",
         "Statistics over finished runs with a value: sample std (ddof 1), Student-t 95 % half-width; best run in bold.",
     ]
     if select == "test-at-best-val" and len(set(df["inference"])) == 1 and df["inference"].iloc[0]:

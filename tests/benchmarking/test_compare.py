@@ -19,6 +19,7 @@ from scipy import stats
 from benchmarking.cli import run_subcommand
 from benchmarking.compare import (
     assign_configurations,
+    build_parser,
     compare,
     configuration_overrides,
     describe,
@@ -364,3 +365,35 @@ def test_sigkill_mid_epoch_shows_killed_with_last_epoch(tmp_path):
     assert run["mIoU"] == pytest.approx(100 * summary["best"]["mIoU"])
     exp = pd.read_csv(tables / "experiments.csv").iloc[0]
     assert exp["n"] == 0 and exp["status_counts"] == "killed: 1" and math.isnan(exp["mIoU_mean"])
+
+
+def test_mpc_and_rpc_are_metrics_from_the_corruption_records(tmp_path):
+    """validation.py corruptions=... records carry mPC / rPC; a plain record of the same run is another setting."""
+    root = tmp_path / "logs"
+    mpc, clean = [0.30, 0.33, 0.36], [0.60, 0.60, 0.62]
+    grid = {"corruptions": ["fog", "snow"], "severities": [1, 2], "seed": 0, "label": "fog+snow"}
+    for i, v in enumerate(A):
+        run = write_summary(root, f"unet/{i}", ["model.arch=Unet"], i, v / 100)
+        _add_test_record(run, "2026-01-01_00-00-00", clean[i])
+        _add_test_record(run, "2026-01-02_00-00-00", clean[i])
+        path = run / "validation" / "2026-01-02_00-00-00" / "metrics.json"
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "mPC": mpc[i], "rPC": mpc[i] / clean[i], "robustness": grid}))
+    for metric, values in (("mPC", mpc), ("rPC", [m / c for m, c in zip(mpc, clean)])):
+        compare(root, tmp_path / metric, metric=metric, select="test-at-best-val", warn=lambda s: None)
+        exp = pd.read_csv(tmp_path / metric / "experiments.csv").set_index("inference")
+        corrupted = exp.loc[
+            "test, whole, scales [1.0], 233 images, 32-true, corrupted: fog+snow x severities [1, 2], seed 0"
+        ]
+        assert corrupted["n"] == 3 and corrupted[f"{metric}_mean"] == pytest.approx(100 * np.mean(values))
+        assert corrupted[f"{metric}_std"] == pytest.approx(100 * np.std(values, ddof=1))
+        plain = exp.loc["test, whole, scales [1.0], 233 images, 32-true"]
+        assert plain["n"] == 0  # a record without corruptions has no mPC
+        assert f"{metric} (" in (tmp_path / metric / "experiments.md").read_text()
+        runs = pd.read_csv(tmp_path / metric / "runs.csv").drop_duplicates("run")  # a row per run and setting
+        column = [c for c in runs.columns if c.startswith(f"test_{metric} [") and "corrupted" in c]
+        assert len(column) == 1 and sorted(runs[column[0]].dropna()) == pytest.approx(sorted(100 * np.array(values)))
+    # no summary.json has mPC: the val-epoch rules say so in one line
+    with pytest.raises(ValueError, match="^--metric mPC comes from validation.py corruptions=.*test-at-best-val$"):
+        compare(root, tmp_path / "best", metric="mPC", warn=lambda s: None)
+    assert "mPC" in build_parser().format_help() and "rPC" in build_parser().format_help()

@@ -17,7 +17,7 @@ from tests.conftest import error_line, run_entry
 def test_protocol_overrides_are_taken_out():
     protocol, rest = pop_protocol(["corruptions=all", "num_vis=0", "severities=[1,3]", "split=val"])
     assert protocol == Protocol(tuple(corruption_names()), (1, 3), 0) and len(protocol.corruptions) == 15
-    assert rest == ["num_vis=0", "split=val"]
+    assert rest == ["num_vis=0", "split=val"] and protocol.label == "15 benchmark corruptions"
     protocol, _ = pop_protocol(["corruptions=[gaussian_noise,motion_blur,jpeg_compression]", "corruption_seed=7"])
     assert protocol == Protocol(("gaussian_noise", "motion_blur", "jpeg_compression"), (1, 2, 3, 4, 5), 7)
     assert pop_protocol(["corruptions=fog", "severities=2"])[0] == Protocol(("fog",), (2,), 0)
@@ -71,7 +71,12 @@ def test_two_corruptions_two_severities_end_to_end(tiny_run, capsys):
     assert metrics["rPC"] == pytest.approx(table["mIoU"].mean() / metrics["mIoU"], rel=1e-12)
     per = table.groupby("corruption", sort=False)["mIoU"].mean()
     assert metrics["mIoU_corruption"] == pytest.approx(per.to_dict(), rel=1e-12)
-    assert metrics["robustness"] == {"corruptions": ["gaussian_noise", "fog"], "severities": [1, 3], "seed": 0}
+    assert metrics["robustness"] == {
+        "corruptions": ["gaussian_noise", "fog"],
+        "severities": [1, 3],
+        "seed": 0,
+        "label": "gaussian_noise+fog",
+    }
     record = json.loads((out / "robustness.json").read_text())
     assert record["clean"]["mIoU"] == metrics["mIoU"] and record["num_images"] == 3 and record["threads"] >= 1
     assert record["seconds_corruption"]["fog"] == pytest.approx(table["seconds"][table.corruption == "fog"].sum())
