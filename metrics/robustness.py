@@ -1,18 +1,17 @@
-r"""Robustness to corrupted inputs: mean and relative performance under corruption (mPC, rPC).
+"""Robustness to corrupted inputs: mean and relative performance under corruption (mPC, rPC).
 
-With :math:`P_{c,s}` the mIoU on the images corrupted by corruption :math:`c` at severity :math:`s`, and
-:math:`P_\mathrm{clean}` the mIoU on the clean images (Michaelis et al., "Benchmarking Robustness in Object
-Detection: Autonomous Driving when Winter is Coming", 2019; mIoU as the performance measure for segmentation
-following Kamann & Rother, "Benchmarking the Robustness of Semantic Segmentation Models", CVPR 2020 / IJCV 2021):
+With ``P_{c,s}`` the mIoU on the images corrupted by corruption ``c`` at severity ``s`` and ``P_clean`` the mIoU on
+the clean images (Michaelis et al., "Benchmarking Robustness in Object Detection: Autonomous Driving when Winter is
+Coming", 2019; mIoU as the performance measure for segmentation as in Kamann & Rother, "Benchmarking the
+Robustness of Semantic Segmentation Models", CVPR 2020 / IJCV 2021):
 
-.. math::
+* ``mPC = (1/N_c) Σ_c (1/N_s) Σ_s P_{c,s}`` over the ``N_c`` corruptions and ``N_s`` severities evaluated (the
+  benchmark: 15 x 5);
+* ``rPC = mPC / P_clean`` (reported in %);
+* per corruption, ``(1/N_s) Σ_s P_{c,s}``.
 
-    \mathrm{mPC} = \frac{1}{N_c} \sum_{c=1}^{N_c} \frac{1}{N_s} \sum_{s=1}^{N_s} P_{c,s}, \qquad
-    \mathrm{rPC} = \frac{\mathrm{mPC}}{P_\mathrm{clean}}
-
-over the :math:`N_c` corruptions and :math:`N_s` severities evaluated (the benchmark: 15 x 5). Unlike the mCE of
-Hendrycks & Dietterich (ICLR 2019) no reference model normalises the errors; the per-corruption means
-:math:`\frac{1}{N_s} \sum_s P_{c,s}` are reported beside them.
+Unlike the mCE of Hendrycks & Dietterich (ICLR 2019), no reference model normalises the errors, so the figures need
+no baseline run and are comparable between models evaluated on the same corruptions, severities and images.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ def robustness_metrics(clean_miou: float, miou: Mapping[tuple[str, int], float])
     """mPC, rPC and the per-corruption means of a complete corruption x severity grid.
 
     Args:
-        clean_miou: :math:`P_\\mathrm{clean}`, mIoU on the clean images (0..1).
+        clean_miou: ``P_clean``, mIoU on the clean images (0..1).
         miou: ``{(corruption, severity): mIoU}`` (0..1), every corruption at the same severities.
 
     Returns:

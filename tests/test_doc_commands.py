@@ -154,8 +154,9 @@ def test_documented_command_parses(where, script, argv):
             check_hydra("benchmark", argv)
     elif script == "validation.py":
         import validation
+        from inference.robustness import pop_protocol
 
-        validation.parse_args(argv)
+        pop_protocol(validation.parse_args(argv).overrides)  # corruptions=..., severities=... as documented
     else:
         import predict
 

@@ -106,3 +106,14 @@ def test_pipeline_corrupts_the_image_before_normalisation_and_never_the_label():
     assert s_noisy["image"].dtype == torch.float32 and s_noisy["image"].shape == s_clean["image"].shape
     np.testing.assert_allclose(s_noisy["image"].permute(1, 2, 0).numpy(), expected, atol=1e-5)
     assert SEVERITIES == (1, 2, 3, 4, 5)
+
+
+def test_a_result_of_another_size_is_resized_back(monkeypatch):
+    """None of the 15 changes the size of 480x360 or 56x40 images; should one do so, the label stays aligned."""
+    from datasets.corruptions import _load_imagecorruptions
+
+    package = _load_imagecorruptions()
+    monkeypatch.setattr(package, "corrupt", lambda image, severity, corruption_name: image[:-3, :-5])
+    image = small_image()
+    out = corrupt(image, "frost", 1)
+    assert out.shape == image.shape and out.dtype == np.uint8
