@@ -79,7 +79,9 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
         rec.mIoU, rec.eval_split, rec.eval_images = evaluate_miou(model, cfg, device, rec.precision)
     if cfg.get("photos") and not exported:
         rec.budget = photo_budget(model, cfg, device, rec.precision)
-    runner = build_runner(model, x, rec.backend, rec.precision, device, backend_options(cfg, rec))
+    options = backend_options(cfg, rec)
+    runner = build_runner(model, x, rec.backend, rec.precision, device, options)
+    rec.runtime_properties = dict(options.report.get("runtime_properties") or {})
     if exported:
         measure_parity(rec, cfg, model, runner, device, x[:1])
         if cfg.get("photos"):

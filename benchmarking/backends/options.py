@@ -39,6 +39,9 @@ class BackendOptions:
         float_first_last: int8 keeps the first and last convolution in float (``calibration.float_first_last``;
             :func:`quantize_int8`).
         calibration_note: the calibration in words, for records and export manifests.
+        report: filled by the backend while it builds its runner: ``runtime_properties`` (what the compiled
+            model reports, :func:`benchmarking.backends.openvino_runtime.compiled_properties`); benchmark records
+            keep it.
     """
 
     folder: Path | None = None
@@ -49,6 +52,7 @@ class BackendOptions:
     calibration_note: str = ""
     cache_root: Path | None = None
     source: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, cfg, calibration: Mapping | None = None, **kwargs) -> BackendOptions:
