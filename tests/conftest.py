@@ -143,6 +143,7 @@ def shared_data() -> Path:
 SERIAL_GROUPS = {
     "tests/benchmarking/test_backends_export.py": "deploy",
     "tests/benchmarking/test_openvino_runtime.py": "deploy",
+    "tests/benchmarking/test_accuracy_control.py": "deploy",
     "tests/training/test_slurm.py": "slurm",
     "tests/training/test_main.py": "main_run",
     "tests/training/test_tracking.py": "tracking_run",

@@ -11,6 +11,7 @@ to it); other shapes (parity frames, evaluation, predict.py) go to the dynamic-s
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -23,6 +24,8 @@ from benchmarking.backends.padding import pad_to_multiple, padded_runner, size_m
 from benchmarking.backends.registry import Runner, register_backend, require
 from core.precision import canonical_precision
 
+#: beside an int8 IR quantised with accuracy control: its choices and the measured drop (read back on reuse)
+ACCURACY_CONTROL_FILE = "accuracy_control.json"
 OV_HINTS = {"32-true": "f32", "bf16-mixed": "bf16", "int8": "f32"}  # int8: layers left unquantised run in f32
 #: properties of the compiled model kept in benchmark records (those the device supports)
 OV_PROPERTIES = (
@@ -52,8 +55,9 @@ def export_openvino(
 ) -> Path:
     """ONNX export (:func:`export_onnx`) converted to OpenVINO IR (``openvino.convert_model``), quantised to
     int8 with NNCF when ``precision == "int8"``; saved with fp32 weights (no fp16 compression) to
-    ``<folder>/openvino_<fp32|int8>/model.xml`` (+ ``.bin``). bf16 uses the fp32 IR (the precision is a
-    compile-time hint). Returns the ``.xml`` path.
+    ``<folder>/openvino_<fp32|int8>/model.xml`` (+ ``.bin``; int8 with accuracy control adds
+    :data:`ACCURACY_CONTROL_FILE`). bf16 uses the fp32 IR (the precision is a compile-time hint). Returns the
+    ``.xml`` path.
 
     Args:
         model: segbench model.
@@ -83,11 +87,19 @@ def export_openvino(
         if options.calibration is None:
             raise ValueError("precision=int8 needs calibration images (options.calibration)")
         ov_model = quantize_int8(
-            ov_model, options.calibration(), size_multiple(model), options.quantize, options.float_first_last
+            ov_model,
+            options.calibration(),
+            size_multiple(model),
+            options.quantize,
+            options.float_first_last,
+            options.accuracy_control,
+            options.report,
         )
     xml = folder / f"openvino_{kind}" / "model.xml"
     xml.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(ov_model, str(xml), compress_to_fp16=False)
+    if kind == "int8" and options.accuracy_control is not None:
+        (xml.parent / ACCURACY_CONTROL_FILE).write_text(json.dumps(options.report["accuracy_control"], indent=2) + "\n")
     return xml
 
 
@@ -112,6 +124,9 @@ def openvino(
     static = tuple(pad_to_multiple(example, multiple).shape)
     write = lambda d: export_openvino(model, example, precision, options, folder=d)
     with options.exported("openvino", precision, example, write) as xml:
+        done = Path(xml).parent / ACCURACY_CONTROL_FILE  # also when the export is reused
+        if precision == "int8" and options.accuracy_control is not None and done.is_file():
+            options.report["accuracy_control"] = json.loads(done.read_text())
         return openvino_runner(xml, precision, multiple, options.threads, static_shape=static, report=options.report)
 
 

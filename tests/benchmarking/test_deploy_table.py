@@ -164,3 +164,48 @@ def test_percent_of_own_peak_uses_the_stored_peak_of_each_records_precision(tmp_
     assert cells == [f"{2 * fps:.1f}" for _, _, fps, _, _ in rows]  # 20 GFLOPs x fps / 1 TFLOP/s
     with pytest.raises(SystemExit, match=r"--peak fp16=1: use PRECISION=TFLOPS with PRECISION in"):
         deploy_table.main([str(tmp_path / "run"), "--peak", "fp16=1"])
+
+
+def test_int8_with_accuracy_control_is_its_own_row_naming_bound_and_drop(tmp_path, capsys):
+    folder = tmp_path / "run" / "benchmark"
+    ac = {"enabled": True, "max_drop": 0.5, "images": 16, "max_iters": 10, "split": "train"}
+    for second, (precision, fps, extra) in enumerate(
+        [
+            ("32-true", 2.0, {}),
+            ("int8", 6.0, {}),
+            ("int8", 5.0, {"accuracy_control": ac | {"drop": 0.314, "fp32_mIoU": 60.0, "int8_mIoU": 59.686}}),
+            ("int8", 5.0, {"accuracy_control": ac, "status": "failed", "error": "ValueError: no held-out image"}),
+        ]
+    ):
+        rec = _rec("eager" if precision == "32-true" else "openvino", precision, fps, **extra)
+        rec.timestamp = f"2026-01-01T00:00:{second:02d}"
+        write_record(rec, folder)
+    assert deploy_table.main([str(tmp_path)]) == 1
+    cells = [ln.split(" | ")[2:5] for ln in capsys.readouterr().out.splitlines() if ln.startswith("| Unet-x")]
+    assert cells == [
+        ["32-true", "2.00", "1.00x"],
+        ["int8", "6.00", "3.00x"],
+        ["int8 (accuracy control: max drop 0.5, measured 0.31 mIoU points)", "5.00", "2.50x"],
+        ["int8 (accuracy control: max drop 0.5 mIoU points)", "failed: ValueError: no held-out image", "|"],
+    ]
+
+
+def test_the_sweep_runs_int8_with_accuracy_control_and_measures_the_peaks(tmp_path):
+    import os
+    import subprocess
+
+    log, fake = tmp_path / "calls.txt", tmp_path / "python"
+    fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {log}\necho "x: 1.00 fps"\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, PY=str(fake), OUT=str(tmp_path / "out"), PROTOCOL="warmup=1 iterations=2 threads=2")
+    env |= {"COMBOS": "eager:fp32 openvino:int8 openvino:int8-ac", "AC": "calibration.accuracy_control.max_drop=0.3"}
+    subprocess.run(["bash", str(REPO / "scripts" / "deploy_sweep.sh")], env=env, check=True, capture_output=True)
+    calls = log.read_text().splitlines()
+    assert len(calls) == 2 * 3 + 2  # two models x three members, the peaks, the table
+    assert calls[2].startswith(
+        "benchmark.py model=smp backend=openvino precision=int8 calibration.accuracy_control.enabled=true "
+        "calibration.accuracy_control.max_drop=0.3 resolution=512x512"
+    )
+    assert "accuracy_control" not in calls[1] and " precision=int8 " in calls[1]
+    assert calls[6] == "benchmark.py peak threads=2"
+    assert calls[7].startswith("scripts/deploy_table.py --since ")
