@@ -10,8 +10,10 @@ timed calls; FLOPs = 2 * M * N * K (1 MAC = 2 FLOPs), so the figure is TFLOP/s (
 * ``fp32``  ``torch.matmul`` on float32 (oneDNN / MKL sgemm);
 * ``bf16``  ``torch.matmul`` on bfloat16 (oneDNN AVX-512 BF16 / AMX kernels);
 * ``int8``  ``torch.ao.nn.quantized.Linear`` (uint8 activations x int8 weights -> uint8) with the ``onednn``
-  quantised engine (VNNI / AMX kernels; ``x86`` where oneDNN is missing). It is torch's public int8 GEMM; its
-  quantised tensors warn that they are deprecated in torch 2.14, a warning this command silences.
+  quantised engine (VNNI / AMX kernels; ``x86`` where oneDNN is missing). It is torch's public int8 GEMM; on an
+  AVX-512 VNNI CPU it runs as fast as the private ``torch._int_mm`` and faster than ONNX Runtime's
+  ``MatMulInteger``, so no private API is needed. Its quantised tensors warn that they are deprecated in torch 2.14,
+  a warning this command silences.
 
 A precision the CPU lacks natively (:data:`benchmarking.peak_store.NATIVE_FLAGS`: bf16 needs ``avx512_bf16`` or
 ``amx_bf16``, int8 ``avx512_vnni``, ``avx_vnni`` or ``amx_int8``) is refused in one line naming the missing flags

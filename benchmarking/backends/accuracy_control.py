@@ -100,13 +100,19 @@ class AccuracyControl:
 
 
 def validation_fn(num_classes: int, ignore_index: int = 255) -> Callable:
-    """``validate(compiled_model, items) -> (mIoU points, [per-item mIoU points])`` as NNCF calls it.
+    """The validation function NNCF calls: ``validate(compiled_model, items) -> (mIoU points, [per-item points])``.
 
-    Each item is ``(image float32[1, 3, H', W'] padded, mask int64[1, H, W])`` (numpy); the logits are cropped to
-    the mask's H x W (the padding is at the bottom/right; resized bilinearly where the model outputs another size),
-    argmaxed and scored with one confusion matrix over all items (:func:`metrics.confusion.metrics_from_confusion`,
-    mIoU = nanmean of per-class IoU); the per-item values are per-image mIoUs (0 where an image has no labelled
-    pixel), which NNCF uses to rank layers.
+    Args:
+        num_classes: K of the logits.
+        ignore_index: label value that is not scored.
+
+    Returns:
+        ``validate``: ``compiled_model`` is an ``openvino.CompiledModel`` (logits output first). Each item is ``(image float32[1, 3, H', W'] padded, mask int64[1, H, W])`` (numpy); the logits are cropped to
+        the mask's H x W (the padding is at the bottom/right; resized bilinearly where the model outputs another
+        size), argmaxed and scored with one confusion matrix over all items
+        (:func:`metrics.confusion.metrics_from_confusion`, mIoU = nanmean of per-class IoU, times 100); the per-item
+        values are per-image mIoUs in points (0 where an image has no labelled pixel), which NNCF uses to rank
+        layers.
     """
 
     def validate(compiled, items) -> tuple[float, list[float]]:

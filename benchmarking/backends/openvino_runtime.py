@@ -139,9 +139,16 @@ def check_openvino_precision(precision: str) -> None:
 
 
 def compiled_properties(compiled) -> dict:
-    """What an ``openvino.CompiledModel`` reports for :data:`OV_PROPERTIES` (those it supports; precisions as
-    OpenVINO's short names ``f32``/``bf16``, numbers and booleans as such, the rest as text) and its
-    ``input_shape`` (e.g. ``"[1,3,512,512]"``, ``?`` for a dynamic dimension)."""
+    """What a compiled model reports about how it runs.
+
+    Args:
+        compiled: an ``openvino.CompiledModel``.
+
+    Returns:
+        :data:`OV_PROPERTIES` the device supports (precisions as OpenVINO's short names ``f32``/``bf16``, numbers and
+        booleans as such, the rest as text) and ``input_shape`` (e.g. ``"[1,3,512,512]"``, ``?`` for a dynamic
+        dimension).
+    """
     supported = {str(p) for p in compiled.get_property("SUPPORTED_PROPERTIES")}
     out: dict = {}
     for name in OV_PROPERTIES:
