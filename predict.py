@@ -66,7 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--backend",
         default="eager",
         help="NAME[:PRECISION] running the forward (benchmarking.backends): eager, onnxruntime, openvino, "
-        "openvino:bf16, openvino:int8 (NNCF, calibrated on config/benchmark.yaml calibration.images training images)",
+        "openvino:bf16, openvino:int8 (NNCF, calibrated on config/benchmark.yaml calibration.images training images; "
+        "calibration.* overrides, e.g. calibration.images=64, change them)",
     )
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colours in the overlay")
     args = p.parse_intermixed_args(argv)
@@ -83,7 +84,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_predictor(args) -> Predictor:
     """Model and config from ``--ckpt`` (:func:`inference.loading.load_for_inference`), settings from the dataset's
     ``test`` settings, then ``--preset``, then the command-line options."""
-    model, cfg = load_for_inference(args.ckpt, args.overrides, which=args.which)
+    calibration = [o for o in args.overrides if o.split("=", 1)[0].lstrip("+~").startswith("calibration.")]
+    if calibration and args.backend == "eager":
+        raise ValueError(f"{calibration[0]}: calibration.* overrides need --backend NAME:int8 (e.g. openvino:int8)")
+    overrides = [o for o in args.overrides if o not in calibration]
+    model, cfg = load_for_inference(args.ckpt, overrides, which=args.which)
     preset = load_preset(args.preset)
     mode = args.mode or preset.pop("mode", None) or "auto"
     if mode in ("whole", "slide"):
@@ -103,7 +108,7 @@ def load_predictor(args) -> Predictor:
     if args.backend != "eager":
         from benchmarking.backends import backend_module
 
-        model = backend_module(model, args.backend, cfg, device)
+        model = backend_module(model, args.backend, cfg, device, calibration)
     return Predictor(model, cfg, base, device, mode, args.max_whole_pixels)
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CPU deployment table in one sweep: eager fp32 / channels_last bf16 / compile fp32 / onnxruntime fp32 /
+# CPU deployment table in one sweep: eager fp32 / channels_last fp32, bf16 / compile fp32 / onnxruntime fp32 /
 # openvino fp32, bf16, int8 and int8 with accuracy control for two models at 512x512, with mIoU on the evaluation
 # split and parity vs eager fp32; then the matmul peaks of this machine for the `% of own peak` column.
 #
@@ -22,7 +22,7 @@ EVAL=${EVAL:-evaluate=true}
 AC=${AC:-}
 PEAK=${PEAK:-1}
 # eager fp32 first and last: the drift of the machine over the sweep (speed-ups use the median of the two)
-COMBOS=${COMBOS:-eager:fp32 channels_last:bf16 compile:fp32 onnxruntime:fp32 openvino:fp32 openvino:bf16 openvino:int8 openvino:int8-ac eager:fp32}
+COMBOS=${COMBOS:-eager:fp32 channels_last:fp32 channels_last:bf16 compile:fp32 onnxruntime:fp32 openvino:fp32 openvino:bf16 openvino:int8 openvino:int8-ac eager:fp32}
 START=$(date +%Y-%m-%dT%H:%M:%S)
 echo "sweep start $START; load: $(uptime)"
 for model in "$UNET" "$HRNET"; do
