@@ -41,6 +41,10 @@ def test_fit_temperature_stores_t_and_every_loader_applies_it(run_copy, capsys):
     plain = validation.main(["--valdir", str(run.root), "--num-vis", "0"])
     assert plain["temperature"] is None and 0 <= plain["ECE"] <= plain["MCE"] <= 1 and "ECE_scaled" not in plain
     plain_dir = newest_validation(run.root)
+    # training-time validation: the same probabilities, the same bins (Lightning logs float32)
+    summary = json.loads(run.summary.read_text())
+    assert summary["best"]["ECE"] == pytest.approx(plain["ECE"], rel=1e-6) == summary["last"]["ECE"]
+    assert summary["best"]["MCE"] == pytest.approx(plain["MCE"], rel=1e-6)
     assert (plain_dir / "reliability.png").stat().st_size > 10_000
     capsys.readouterr()
 
