@@ -92,3 +92,28 @@ def test_entropy_png_has_the_image_size_and_the_colour_scale(tmp_path):
 
     lut = (np.asarray(colormaps["magma"]([0.0, 1.0]))[:, :3] * 255).round().astype(np.uint8)
     assert np.array_equal(rgb[5, 5], lut[0]) and np.array_equal(rgb[5, 40], lut[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["whole", "slide"])
+def test_predict_uncertainty_png_is_the_entropy_of_the_probabilities(tiny_run, tiny_camvid, tmp_path, mode):
+    import predict
+    from inference.loading import load_for_inference
+    from inference.predict import normalize
+    from inference.uncertainty import entropy_rgb
+    from metrics.calibration import normalized_entropy
+
+    frame = sorted((tiny_camvid / "camvid" / "val").glob("*.png"))[0]
+    extra = ["--crop-size", "64", "--stride", "48"] if mode == "slide" else []  # slide: the streaming labels
+    (rec,) = predict.main(
+        ["--ckpt", str(tiny_run), str(frame), "--out", str(tmp_path), "--mode", mode, "--uncertainty", *extra]
+    )
+    png = Image.open(tmp_path / f"{frame.stem}_uncertainty.png")
+    assert png.size == Image.open(frame).size == (128, 96) and rec["uncertainty_png"] == png.filename.split("/")[-1]
+    model, cfg = load_for_inference(tiny_run)
+    image = np.asarray(Image.open(frame).convert("RGB"))
+    s = InferenceSettings(mode=mode, crop_size=(64, 64), stride=(48, 48)) if mode == "slide" else InferenceSettings()
+    entropy = normalized_entropy(infer(model, normalize(image, cfg.dataset.mean, cfg.dataset.std), s))[0].numpy()
+    assert rec["mean_entropy"] == pytest.approx(float(entropy.mean()), abs=1e-5)
+    got, want = np.asarray(png.convert("RGB"))[:, :96], entropy_rgb(entropy)[:, :96]  # left of the colour bar
+    assert (got == want).all(-1).mean() > 0.99  # equal but where rounding puts a value on the next of 256 levels
