@@ -106,7 +106,10 @@ def view_logits(
     """The logits of every view :func:`infer` merges, at the output size, one view at a time.
 
     Args:
-        model, images, settings, out_size: as in :func:`infer`.
+        model: segbench model, as in :func:`infer`.
+        images: float[N, 3, H, W] normalised images.
+        settings: :class:`InferenceSettings` (default: whole, scale 1, no flip, no resize).
+        out_size: (H_out, W_out); default (H, W).
 
     Yields:
         ``(flip, logits)``: ``flip`` True for a left-right flipped view, whose logits are *not* flipped back;

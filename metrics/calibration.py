@@ -57,8 +57,9 @@ def calibration_errors(count: torch.Tensor, conf_sum: torch.Tensor, correct: tor
     """ECE and MCE of reliability bins (module docstring).
 
     Args:
-        count: (B,) labelled pixels per bin; conf_sum: (B,) their summed confidence; correct: (B,) how many are
-            correct. Any numeric dtype.
+        count: (B,) labelled pixels per bin (any numeric dtype).
+        conf_sum: (B,) their summed confidence.
+        correct: (B,) how many of them are correct.
 
     Returns:
         ``{"ECE": float, "MCE": float}``, fractions in ``[0, 1]``; NaN when every bin is empty.
@@ -76,7 +77,9 @@ def reliability(count: torch.Tensor, conf_sum: torch.Tensor, correct: torch.Tens
     """Per-bin accuracy, mean confidence and ``|acc - conf|`` of reliability bins (the reliability diagram).
 
     Args:
-        count, conf_sum, correct: (B,) bins as in :func:`calibration_errors`.
+        count: (B,) labelled pixels per bin.
+        conf_sum: (B,) their summed confidence.
+        correct: (B,) how many of them are correct.
 
     Returns:
         float64 (B,) tensors on the CPU: ``lower``/``upper`` bin edges, ``count``, ``accuracy``, ``confidence``,
