@@ -61,4 +61,6 @@ def eval_setting(metrics: dict) -> str:
         parts.append(f"{metrics['num_images']} images")
     if metrics.get("precision"):
         parts.append(str(metrics["precision"]))
+    if metrics.get("temperature") is not None:  # scaled views merge differently: labels may differ
+        parts.append(f"temperature {metrics['temperature']:.4g}")
     return ", ".join(parts)
