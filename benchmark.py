@@ -8,9 +8,11 @@
     python benchmark.py compare [--root LOGDIR] [--tables DIR] [--by KEYS] [--metric NAME] [--select RULE]
                                 [--baseline CONFIG] [--record results/<name>.yaml]
     python benchmark.py render [--check]          # README/docs result tables from results/*.yaml
+    python benchmark.py peak [precisions=[fp32,bf16,int8]] [threads=N]   # matmul peaks for `% of peak` columns
 
-Thin entry point: ``aggregate``, ``plot``, ``compare``, ``render`` and ``export`` are dispatched before Hydra sees
-``sys.argv``; the work is in ``benchmarking/`` (``render``: ``report/``). The exit status is 1 when any measurement failed (a sweep writes every record first);
+Thin entry point: ``aggregate``, ``plot``, ``compare``, ``peak``, ``render`` and ``export`` are dispatched before
+Hydra sees ``sys.argv``; the work is in ``benchmarking/`` (``render``: ``report/``). The exit status is 1 when any
+measurement failed (a sweep writes every record first);
 errors are one line on stderr (unknown override keys included, see :mod:`core.errors`).
 """
 
@@ -67,7 +69,7 @@ def cli(argv: list[str]) -> None:
         from report.render import main as render
 
         sys.exit(render(argv[1:]))
-    if argv and argv[0] in ("aggregate", "plot", "compare"):
+    if argv and argv[0] in ("aggregate", "plot", "compare", "peak"):
         from benchmarking.cli import run_subcommand
 
         sys.exit(run_subcommand(argv[0], argv[1:]))

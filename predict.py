@@ -2,14 +2,18 @@
 
     python predict.py --ckpt <run folder | file.ckpt> <images or folders ...> [--out DIR] [--mode auto|whole|slide]
                       [--crop-size H W] [--stride H W] [--scales 0.5 1.0] [--flip] [--window-batch 4]
-                      [--accumulate-on cpu] [--device cuda] [--backend openvino:int8] [key=value ...]
+                      [--accumulate-on cpu] [--device cuda] [--backend openvino:int8] [--uncertainty]
+                      [key=value ...]
     python predict.py --ckpt <file.pth> model=<m> dataset=<d> <images ...>     # plain or author weights
     python predict.py --ckpt <run> --preset production <photos ...>             # flat time per photo
 
 Per image ``DIR/<stem>_label.png`` (trainIds, 8-bit), ``DIR/<stem>_overlay.png`` (photo blended with the class
 colours, legend of the classes found: colour, name, pixel share) and ``DIR/<stem>.json`` (size, settings used,
 per-class pixel fractions, timing in seconds, peak memory in MiB); prints the per-image time and writes
-``DIR/summary.json``. Defaults: the dataset's test-time settings (``dataset.test``, including its test scale
+``DIR/summary.json``. ``--uncertainty`` also writes ``DIR/<stem>_uncertainty.png``: the per-pixel normalised
+entropy of the merged class probabilities, ``-sum_k p_k log p_k / log K`` in [0, 1] (0: one class certain, 1: all
+classes equally likely), through the magma colour map with a colour bar, at the photo's size (the probabilities
+include the run's temperature scaling when ``validation.py --fit-temperature`` stored one). Defaults: the dataset's test-time settings (``dataset.test``, including its test scale
 ``resize``), then ``--preset`` (``config/inference/<name>.yaml``), then the options; ``--mode auto`` switches
 to ``slide`` for images above ``--max-whole-pixels`` at the test scale (windows of ``dataset.test.crop_size``,
 else the training ``dataset.crop_size``; stride 2/3 of the window). ``--preset production`` resizes every
@@ -31,6 +35,7 @@ from datasets.image_io import IMAGE_EXTENSIONS
 from inference.loading import load_for_inference, pick_device
 from inference.predict import Predictor, list_images, load_preset
 from inference.settings import InferenceSettings
+from inference.temperature import set_temperature, temperature_of
 
 
 def _image_or_path(arg: str) -> bool:
@@ -66,9 +71,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--backend",
         default="eager",
         help="NAME[:PRECISION] running the forward (benchmarking.backends): eager, onnxruntime, openvino, "
-        "openvino:bf16, openvino:int8 (NNCF, calibrated on config/benchmark.yaml calibration.images training images)",
+        "openvino:bf16, openvino:int8 (NNCF, calibrated on config/benchmark.yaml calibration.images training images; "
+        "calibration.* overrides, e.g. calibration.images=64, change them)",
     )
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colours in the overlay")
+    p.add_argument(
+        "--uncertainty", action="store_true", help="also write <stem>_uncertainty.png (normalised entropy map)"
+    )
     args = p.parse_intermixed_args(argv)
     split = unquoted_space(args.inputs, literal=_image_or_path)  # key=/tmp/my data, split by the shell
     if split:
@@ -83,7 +92,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_predictor(args) -> Predictor:
     """Model and config from ``--ckpt`` (:func:`inference.loading.load_for_inference`), settings from the dataset's
     ``test`` settings, then ``--preset``, then the command-line options."""
-    model, cfg = load_for_inference(args.ckpt, args.overrides, which=args.which)
+    calibration = [o for o in args.overrides if o.split("=", 1)[0].lstrip("+~").startswith("calibration.")]
+    if calibration and args.backend == "eager":
+        raise ValueError(f"{calibration[0]}: calibration.* overrides need --backend NAME:int8 (e.g. openvino:int8)")
+    overrides = [o for o in args.overrides if o not in calibration]
+    model, cfg = load_for_inference(args.ckpt, overrides, which=args.which)
     preset = load_preset(args.preset)
     mode = args.mode or preset.pop("mode", None) or "auto"
     if mode in ("whole", "slide"):
@@ -103,8 +116,9 @@ def load_predictor(args) -> Predictor:
     if args.backend != "eager":
         from benchmarking.backends import backend_module
 
-        model = backend_module(model, args.backend, cfg, device)
-    return Predictor(model, cfg, base, device, mode, args.max_whole_pixels)
+        temperature = temperature_of(model)
+        model = set_temperature(backend_module(model, args.backend, cfg, device, calibration), temperature)
+    return Predictor(model, cfg, base, device, mode, args.max_whole_pixels, args.uncertainty)
 
 
 class ImagesFailed(RuntimeError):

@@ -12,6 +12,12 @@ OmegaConf dotlist, then resolved), e.g. ``dataset.test.mode=slide dataset.test.c
 dataset.test.stride=[240,320]`` or ``environment.data_root=../shared/data``. Results go to
 ``<run>/validation/<timestamp>/`` (see :func:`inference.validate.run_validation`).
 
+``--fit-temperature`` (run folders only) fits temperature scaling on the val split: one scalar ``T`` dividing the
+logits, by minimising the NLL of a deterministic sample of at most ``--fit-pixels`` labelled pixels; it validates
+with ``T`` and then stores ``<run>/calibration/temperature.json``, which every later loading of that checkpoint
+applies (see :mod:`inference.temperature`). Every validation reports ``ECE``/``MCE`` and writes a reliability
+diagram (:func:`inference.validate.run_validation`).
+
 A ``.ckpt`` outside a run folder brings its stored config (overrides applied; ``environment.*`` overrides move
 its paths). For any other file the overrides are Hydra overrides of ``config/train.yaml`` (group choices
 allowed); a model defining ``load_pretrained`` loads author weights, otherwise the file is a plain state dict.
@@ -35,6 +41,7 @@ from core.errors import OneLineArgumentParser, run_entry, unquoted_space
 from core.run_folder import RunFolder
 from inference.loading import load_for_inference, pick_device
 from inference.robustness import pop_protocol, run_robustness
+from inference.temperature import fit_run_temperature
 from inference.validate import run_validation
 
 
@@ -52,6 +59,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", help="output folder (default: <run>/validation/<timestamp>/)")
     p.add_argument("--device", help="cpu | cuda | cuda:1 ... (default: cuda if available)")
     p.add_argument("--num-vis", type=int, help="colourised predictions to save (default: the run's num_vis)")
+    p.add_argument(
+        "--fit-temperature",
+        action="store_true",
+        help="fit temperature scaling on the val split and store <run>/calibration/temperature.json",
+    )
+    p.add_argument(
+        "--fit-pixels", type=int, default=1_000_000, help="labelled pixels sampled for --fit-temperature (1000000)"
+    )
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = p.parse_intermixed_args(argv)
     split = unquoted_space(args.overrides)  # key=/tmp/my data: the shell split the value
@@ -60,6 +75,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     splits = [o.split("=", 1)[1] for o in args.overrides if o.startswith("split=")]
     args.overrides = [o for o in args.overrides if not o.startswith("split=")]
     args.split = args.split or (splits[-1] if splits else "val")
+    if args.fit_temperature and args.split != "val":
+        p.error(f"--fit-temperature fits on the val split; got split {args.split!r}")
+    if args.fit_pixels < 1:
+        p.error(f"--fit-pixels must be >= 1, got {args.fit_pixels}")
     if not args.valdir and not args.ckpt:
         p.error("give --valdir=<run folder> or --ckpt=<checkpoint file> (with model=... dataset=...)")
     return args
@@ -72,6 +91,8 @@ def main(argv=None) -> dict:
     """
     args = parse_args(argv)
     protocol, args.overrides = pop_protocol(args.overrides)
+    if protocol is not None and args.fit_temperature:
+        raise ValueError("--fit-temperature and corruptions= are two commands: fit the temperature first")
     device = pick_device(args.device)
     source = args.valdir or args.ckpt
     which = args.ckpt or "best" if args.valdir else "best"
@@ -91,6 +112,8 @@ def main(argv=None) -> dict:
                 created, missing = [missing], missing.parent
             out = RunFolder(root.parent).new_validation_dir()
             created = created or [out]
+        if args.fit_temperature:
+            return fit_run_temperature(cfg, model, out, device, args.fit_pixels, args.num_vis)
         record = run_validation(cfg, model, args.split, out, device, args.num_vis)
         if protocol is not None:
             record = run_robustness(cfg, model, args.split, out, protocol, record, device)

@@ -9,6 +9,8 @@
 * :mod:`benchmarking.aggregate` records + reported model-zoo numbers -> ``tables/*.csv`` (atomic)
 * :mod:`benchmarking.pareto`    Pareto front of (fps, mIoU)
 * :mod:`benchmarking.plot`      fps (log) vs mIoU plot
+* :mod:`benchmarking.peak`      ``benchmark.py peak``: matmul peaks per precision, stored by
+  :mod:`benchmarking.peak_store` for ``% of peak`` columns
 
 Params, FLOPs, peak memory and the hardware profile come from :mod:`core.measure`, the records from
 :mod:`core.records`.

@@ -1,4 +1,4 @@
-"""``benchmark.py aggregate``, ``plot`` and ``compare`` (dispatched before Hydra parses ``sys.argv``)."""
+"""``benchmark.py aggregate``, ``plot``, ``compare`` and ``peak`` (dispatched before Hydra parses ``sys.argv``)."""
 
 from __future__ import annotations
 
@@ -69,8 +69,14 @@ def _plot(argv: list[str]) -> int:
     )
 
 
+def _peak(argv: list[str]) -> int:
+    from benchmarking.peak import run_peak
+
+    return run_peak(argv)
+
+
 def run_subcommand(name: str, argv: list[str]) -> int:
-    """Run ``aggregate``, ``plot`` or ``compare`` with the remaining arguments; returns the exit code."""
+    """Run ``aggregate``, ``plot``, ``compare`` or ``peak`` with the remaining arguments; returns the exit code."""
     from benchmarking.compare import main as _compare
 
-    return {"aggregate": _aggregate, "plot": _plot, "compare": _compare}[name](argv)
+    return {"aggregate": _aggregate, "plot": _plot, "compare": _compare, "peak": _peak}[name](argv)

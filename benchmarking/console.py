@@ -24,6 +24,12 @@ def summary(rec: BenchmarkRecord) -> str:
             + ("" if rec.parity_delta_mIoU is None else f", ΔmIoU {100 * rec.parity_delta_mIoU:+.2f}")
             + ("" if rec.parity_ok else " PARITY EXCEEDED: " + "; ".join(rec.parity_violations))
         )
+    ac = rec.accuracy_control or {}
+    if ac.get("drop") is not None:
+        parity += (
+            f", accuracy control: drop {ac['drop']:.2f} mIoU points (max {ac['max_drop']:g}) on "
+            f"{ac.get('validation_images')} held-out {ac.get('split')} images"
+        )
     return (
         f"{rec.name} [{rec.backend}/{rec.precision} {rec.resolution} on {rec.hardware}]: {rec.fps:.2f} fps, "
         f"latency p50 {rec.latency_ms_p50:.1f} ms p95 {rec.latency_ms_p95:.1f} ms, params "

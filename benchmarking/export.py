@@ -14,7 +14,8 @@ run folder), written under a temporary name and renamed when complete, so a fail
 * ``openvino_int8/model.xml``    NNCF post-training quantisation on ``calibration.images`` images of
   ``calibration.split`` (with ``formats`` containing ``openvino_int8``);
 * ``export.json``                source weights, model and dataset config (mean, std, classes), input contract,
-  versions, and per file the parity against eager 32-true (:mod:`benchmarking.parity`) with the tolerance check.
+  versions, and per file the parity against eager 32-true (:mod:`benchmarking.parity`) with the tolerance check;
+  with ``calibration.accuracy_control.enabled=true`` the int8 accuracy-control choices and measured drop.
 
 Exit code 0 when every file is within ``parity.tolerance``, 1 when one exceeds it (files are kept, the
 violations printed), 2 on bad input (one line naming it).
@@ -170,6 +171,7 @@ def export_model(
             "opset": 17,
             "traced_at": f"{w}x{h}",
             "calibration": options.calibration_note if "openvino_int8" in formats else None,
+            "accuracy_control": options.report.get("accuracy_control") if "openvino_int8" in formats else None,
             "parity_reference": "eager 32-true",
             "parity": parity,
             "versions": _versions(),

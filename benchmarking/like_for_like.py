@@ -61,6 +61,8 @@ def eval_setting(metrics: dict) -> str:
         parts.append(f"{metrics['num_images']} images")
     if metrics.get("precision"):
         parts.append(str(metrics["precision"]))
+    if metrics.get("temperature") is not None:  # scaled views merge differently: labels may differ
+        parts.append(f"temperature {metrics['temperature']:.4g}")
     robustness = metrics.get("robustness") or {}
     if robustness:  # validation.py corruptions=...: mPC / rPC only compare over the same corruption grid
         names = robustness.get("label") or "+".join(robustness.get("corruptions") or [])

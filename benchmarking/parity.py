@@ -28,23 +28,59 @@ from core.records import BenchmarkRecord
 log = logging.getLogger("segbench.benchmark")
 
 
+def evenly_spaced(length: int, n: int) -> list[int]:
+    """``min(n, length)`` indices of ``range(length)``, evenly spaced with the first and last included (sorted)."""
+    if length < 1 or n < 1:
+        return []
+    return sorted({int(i) for i in np.linspace(0, length - 1, min(n, length)).round()})
+
+
+def _split_dataset(cfg: DictConfig, split: str):
+    from datasets import build_dataset
+    from datasets.transforms import build_transforms
+
+    d, aug = cfg.dataset, cfg.get("augmentation")
+    return build_dataset(d, split, build_transforms(aug.test if aug is not None else None, d.mean, d.std))
+
+
 def split_images(cfg: DictConfig, split: str, n: int) -> list[torch.Tensor]:
-    """``n`` images of ``split`` (evenly spaced over it, first and last included), each float32[1, 3, H, W]
-    normalised with the dataset's test transforms (``augmentation.test``).
+    """``n`` images of ``split`` (evenly spaced over it, first and last included: :func:`evenly_spaced`), each
+    float32[1, 3, H, W] normalised with the dataset's test transforms (``augmentation.test``).
 
     Raises:
         ValueError: ``n < 1``.
         FileNotFoundError / ValueError: the dataset's split cannot be read (from the dataset class).
     """
-    from datasets import build_dataset
-    from datasets.transforms import build_transforms
-
     if n < 1:
         raise ValueError(f"need at least one image of split {split!r}, asked for {n}")
-    d, aug = cfg.dataset, cfg.get("augmentation")
-    ds = build_dataset(d, split, build_transforms(aug.test if aug is not None else None, d.mean, d.std))
-    idx = sorted({int(i) for i in np.linspace(0, len(ds) - 1, min(n, len(ds))).round()})
-    return [ds[i]["image"].unsqueeze(0).float() for i in idx]
+    ds = _split_dataset(cfg, split)
+    return [ds[i]["image"].unsqueeze(0).float() for i in evenly_spaced(len(ds), n)]
+
+
+def held_out_samples(
+    cfg: DictConfig, split: str, n_calibration: int, n: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``n`` frames of ``split`` disjoint from the ``n_calibration`` calibration frames :func:`split_images` picks:
+    evenly spaced (:func:`evenly_spaced`) over the split's other frames, fewer where fewer are left.
+
+    Returns:
+        (image float32[1, 3, H, W] normalised with the test transforms, mask int64[1, H, W] trainIds with the
+        dataset's ``ignore_index``) per frame.
+
+    Raises:
+        ValueError: no frame of ``split`` is left after the calibration frames (the numbers named).
+        FileNotFoundError / ValueError: the dataset's split cannot be read (from the dataset class).
+    """
+    ds = _split_dataset(cfg, split)
+    taken = set(evenly_spaced(len(ds), n_calibration))
+    rest = [i for i in range(len(ds)) if i not in taken]
+    if not rest or n < 1:
+        raise ValueError(
+            f"calibration.accuracy_control.images: split {split!r} has {len(ds)} images and calibration.images takes "
+            f"{len(taken)}; no held-out image is left (asked for {n})"
+        )
+    samples = (ds[rest[j]] for j in evenly_spaced(len(rest), n))
+    return [(s["image"].unsqueeze(0).float(), s["mask"].unsqueeze(0).long()) for s in samples]
 
 
 @torch.no_grad()

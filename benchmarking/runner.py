@@ -79,7 +79,10 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
         rec.mIoU, rec.eval_split, rec.eval_images = evaluate_miou(model, cfg, device, rec.precision)
     if cfg.get("photos") and not exported:
         rec.budget = photo_budget(model, cfg, device, rec.precision)
-    runner = build_runner(model, x, rec.backend, rec.precision, device, backend_options(cfg, rec))
+    options = backend_options(cfg, rec)
+    runner = build_runner(model, x, rec.backend, rec.precision, device, options)
+    rec.runtime_properties = dict(options.report.get("runtime_properties") or {})
+    rec.accuracy_control.update(options.report.get("accuracy_control") or {})  # + the measured drop
     if exported:
         measure_parity(rec, cfg, model, runner, device, x[:1])
         if cfg.get("photos"):
@@ -112,10 +115,13 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
 
 def backend_options(cfg: DictConfig, rec: BenchmarkRecord) -> BackendOptions:
     """Options of exported backends: threads, and for int8 the ``calibration.images`` images of
-    ``calibration.split`` (``config/benchmark.yaml``) through the dataset's test pipeline."""
+    ``calibration.split`` (``config/benchmark.yaml``) through the dataset's test pipeline, with
+    ``calibration.accuracy_control`` NNCF's accuracy control (its choices go to ``rec.accuracy_control``)."""
     options = BackendOptions.from_config(cfg, threads=int(cfg.threads) if cfg.get("threads") else None)
     if rec.precision == "int8":
         rec.calibration = options.calibration_note
+        if options.accuracy_control is not None:  # the choices, also in a record whose quantisation fails
+            rec.accuracy_control = options.accuracy_control.choices()
     return options
 
 

@@ -75,6 +75,8 @@ class BenchmarkRecord:
     parity_ok: bool | None = None  # False: a tolerance of config/benchmark.yaml parity.tolerance exceeded
     parity_violations: list[str] = field(default_factory=list)
     calibration: str = ""  # int8: e.g. "train (32 images, nncf.quantize)"
+    accuracy_control: dict = field(default_factory=dict)  # int8 by nncf accuracy control: choices, measured drop
+    runtime_properties: dict = field(default_factory=dict)  # what the compiled runtime reports (openvino)
     device: str = ""
     device_name: str = ""
     hardware: str = ""

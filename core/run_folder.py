@@ -12,6 +12,7 @@ Layout (``../shared/DESIGN.md``)::
         summary.json           run summary, rewritten atomically each epoch and at the end (training/summary.py)
         validation/<timestamp>/   written by validation.py
         benchmark/                written by benchmark.py
+        calibration/temperature.json   temperature scaling fitted by validation.py --fit-temperature
         export/<timestamp>/       ONNX + OpenVINO IR written by `benchmark.py export`
         export/<backend>_<precision>_<WxH>/   the file benchmark.py / predict.py run with an exported backend
                                   (+ manifest.json), reused while the manifest matches (benchmarking/backends/cache.py)
@@ -154,6 +155,15 @@ class RunFolder:
     @property
     def benchmark_dir(self) -> Path:
         return self.root / "benchmark"
+
+    @property
+    def calibration_dir(self) -> Path:
+        return self.root / "calibration"
+
+    @property
+    def temperature_file(self) -> Path:
+        """``calibration/temperature.json``: the temperature of the run's logits (:mod:`inference.temperature`)."""
+        return self.calibration_dir / "temperature.json"
 
     @property
     def export_root(self) -> Path:

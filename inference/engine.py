@@ -35,7 +35,7 @@ MS-OCR (Tao et al. 2020) does its own hierarchical multi-scale attention: a mode
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +45,10 @@ from inference.settings import InferenceSettings, keep_ratio_size
 from inference.windows import forward_logits, model_device, slide_logits, window_starts
 
 log = logging.getLogger(__name__)
+
+#: ``on_probs(probs, r0, r1)`` of :func:`predict_labels`: float32[N, K, r1 - r0, W_out] merged probabilities of
+#: output rows ``r0:r1``; a buffer the engine reuses (read it, do not keep it)
+ProbsCallback = Callable[[torch.Tensor, int, int], None]
 
 
 def _softmax_(t: torch.Tensor) -> torch.Tensor:
@@ -93,6 +97,40 @@ def _views(model: nn.Module, images: torch.Tensor, s: InferenceSettings, acc_dev
             yield flip, logits
 
 
+def view_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    settings: InferenceSettings | None = None,
+    out_size: Sequence[int] | None = None,
+):
+    """The logits of every view :func:`infer` merges, at the output size, one view at a time.
+
+    Args:
+        model: segbench model, as in :func:`infer`.
+        images: float[N, 3, H, W] normalised images.
+        settings: :class:`InferenceSettings` (default: whole, scale 1, no flip, no resize).
+        out_size: (H_out, W_out); default (H, W).
+
+    Yields:
+        ``(flip, logits)``: ``flip`` True for a left-right flipped view, whose logits are *not* flipped back;
+        ``logits`` float32[N, K, H_out, W_out] (bilinear, ``align_corners=False``) on ``settings.accumulate_on``
+        (default: the device of ``images``), divided by the model's temperature when it has one
+        (:func:`inference.windows.forward_logits`). The consumer may modify it in place.
+    """
+    s = settings or InferenceSettings()
+    _n, _, h, w = images.shape
+    out_size = (int(out_size[0]), int(out_size[1])) if out_size is not None else (h, w)
+    acc_dev = torch.device(s.accumulate_on) if s.accumulate_on else images.device
+    x = _resized(images, s)
+    for flip, logits in _views(model, x, s, acc_dev):
+        if tuple(logits.shape[-2:]) != out_size:
+            logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+        elif s.mode == "whole" and logits.data_ptr() == images.data_ptr():
+            logits = logits.clone()  # an identity model: never write into the caller's images
+        yield flip, logits
+        del logits  # before the next view is computed
+
+
 @torch.no_grad()
 def infer(
     model: nn.Module,
@@ -113,17 +151,8 @@ def infer(
         float32[N, K, H_out, W_out] softmax probabilities averaged over views, on ``settings.accumulate_on``
         (default: the device of ``images``).
     """
-    s = settings or InferenceSettings()
-    _n, _, h, w = images.shape
-    out_size = (int(out_size[0]), int(out_size[1])) if out_size is not None else (h, w)
-    acc_dev = torch.device(s.accumulate_on) if s.accumulate_on else images.device
-    x = _resized(images, s)
     acc, n_views = None, 0
-    for flip, logits in _views(model, x, s, acc_dev):
-        if tuple(logits.shape[-2:]) != out_size:
-            logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
-        elif s.mode == "whole" and logits.data_ptr() == images.data_ptr():
-            logits = logits.clone()  # an identity model: never write into the caller's images
+    for flip, logits in view_logits(model, images, settings, out_size):
         probs = _softmax_(logits)
         if acc is None and not flip:
             acc = probs
@@ -155,8 +184,13 @@ def predict_labels(
     settings: InferenceSettings | None = None,
     out_size: Sequence[int] | None = None,
     band_bytes: int = 64 * 2**20,
+    on_probs: ProbsCallback | None = None,
 ) -> torch.Tensor:
     """Predicted trainIds int64[N, H_out, W_out] = argmax over classes of :func:`infer`.
+
+    ``on_probs(probs, r0, r1)``, when given, receives the merged probabilities float32[N, K, r1 - r0, W_out] of
+    output rows ``r0:r1`` (all rows at once, or band by band; see :data:`ProbsCallback`), e.g. to accumulate
+    calibration bins or an entropy map without a second full-size buffer.
 
     When ``settings.resize`` changes the size, the same merge is done band by band: each view's logits
     (at the test scale) are upsampled to ``band_bytes`` worth of output rows (bilinear, ``align_corners=False``),
@@ -169,7 +203,10 @@ def predict_labels(
     out_h, out_w = (int(out_size[0]), int(out_size[1])) if out_size is not None else (h, w)
     x = _resized(images, s)
     if x is images:
-        return infer(model, images, s, (out_h, out_w)).argmax(1)
+        probs = infer(model, images, s, (out_h, out_w))
+        if on_probs is not None:
+            on_probs(probs, 0, out_h)
+        return probs.argmax(1)
     acc_dev = torch.device(s.accumulate_on) if s.accumulate_on else images.device
     views = list(_views(model, x, s, acc_dev))
     del x
@@ -187,6 +224,8 @@ def predict_labels(
             band = _softmax_(band) if len(views) > 1 else band
             merged = band if merged is None else merged.add_(band)
         labels[:, r0:r1] = merged.argmax(1)
+        if on_probs is not None:
+            on_probs(_softmax_(merged) if len(views) == 1 else merged.div_(len(views)), r0, r1)
     return labels
 
 
@@ -201,7 +240,9 @@ def streams_labels(model: nn.Module, settings: InferenceSettings) -> bool:
 
 
 @torch.no_grad()
-def predict_labels_streaming(model: nn.Module, images: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
+def predict_labels_streaming(
+    model: nn.Module, images: torch.Tensor, settings: InferenceSettings, on_probs: ProbsCallback | None = None
+) -> torch.Tensor:
     """Labels of a slide inference at scale 1.0 without the full-size probability buffer (huge photos, large K).
 
     The same arithmetic as :func:`predict_labels` (window logits averaged, softmax per view, views averaged,
@@ -214,7 +255,8 @@ def predict_labels_streaming(model: nn.Module, images: torch.Tensor, settings: I
 
     Args:
         model: segbench model; images: float[N, 3, H, W] normalised; settings: slide mode, scales [1.0]
-            (see :func:`streams_labels`), flip/window_batch/accumulate_on as in :func:`infer`.
+            (see :func:`streams_labels`), flip/window_batch/accumulate_on as in :func:`infer`; on_probs: as in
+            :func:`predict_labels` (called once per band of finished rows).
 
     Returns:
         int64[N, H, W] trainIds on ``settings.accumulate_on`` (default: the images' device).
@@ -245,6 +287,8 @@ def predict_labels_streaming(model: nn.Module, images: torch.Tensor, settings: I
             probs = probs.flip(-1) if flip else probs
             merged = probs if merged is None else merged.add_(probs)
         labels[:, a:b] = merged.argmax(1)
+        if on_probs is not None:
+            on_probs(merged.div_(len(views)) if len(views) > 1 else merged, a, b)
 
     for y0 in ys:
         if y0 > lo:

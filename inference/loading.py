@@ -24,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 import core.hydra  # noqa: F401  (registers the resolvers used by the configs)
 import models.pretrained  # noqa: F401  (registers ${pretrained_norm:...})
 from core.run_folder import RunFolder
+from inference.temperature import apply_run_temperature
 from models.build import build_model
 from models.checkpoint import load_weights, read_checkpoint
 
@@ -172,16 +173,18 @@ def load_for_inference(
       (``model=<m> dataset=<d> ...``).
 
     The weights are read once by :func:`models.checkpoint.load_weights` (strict). The model is in eval mode
-    (on ``device`` when given); ``cfg.loaded_from`` records ``weights`` (path), ``run_dir`` (or null) and
-    ``loaded_by`` (``state_dict`` | ``load_pretrained``).
+    (on ``device`` when given); ``cfg.loaded_from`` records ``weights`` (path), ``run_dir`` (or null),
+    ``loaded_by`` (``state_dict`` | ``load_pretrained``) and ``temperature``: the run's temperature scaling
+    (``calibration/temperature.json``, fitted by ``validation.py --fit-temperature`` for this checkpoint), which the
+    inference engine applies to the logits (:func:`inference.temperature.apply_run_temperature`), or null.
 
     Returns:
         (model, resolved config).
 
     Raises:
         FileNotFoundError: ``source`` (or the run's checkpoint) does not exist (named).
-        ValueError: bad overrides, unreadable file, no stored config, or weights that do not fit the model
-            (the file is named).
+        ValueError: bad overrides, unreadable file, no stored config, weights that do not fit the model, or an
+            invalid ``calibration/temperature.json`` (the file is named).
     """
     src = Path(source).expanduser()
     run = find_run_folder(src)
@@ -198,11 +201,13 @@ def load_for_inference(
         weights, cfg = src, compose_config(overrides)
     model = build_model(cfg.model, init_weights=False)
     report = load_weights(model, weights, strict=True)
+    temperature = apply_run_temperature(model, run, weights) if run is not None else None
     OmegaConf.set_struct(cfg, False)
     cfg.loaded_from = {
         "weights": str(weights),
         "run_dir": str(run.root) if run is not None else None,
         "loaded_by": report["loaded_by"],
+        "temperature": temperature,
     }
     model.eval()
     if device is not None:

@@ -29,7 +29,9 @@ from datasets.image_io import IMAGE_EXTENSIONS, read_image
 from datasets.transforms import build_transforms
 from inference.engine import predict_labels, predict_labels_streaming, streams_labels
 from inference.settings import InferenceSettings, keep_ratio_size
+from inference.uncertainty import entropy_png
 from inference.visualize import class_fractions, overlay_with_legend
+from metrics.calibration import normalized_entropy
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "config" / "inference"
 
@@ -135,6 +137,11 @@ class Predictor:
         settings: base :class:`InferenceSettings` (``dataset.test`` + command-line overrides).
         mode: ``auto`` | ``whole`` | ``slide`` (see :func:`settings_for`).
         max_whole_pixels: ``auto`` switches to slide above this many pixels.
+        uncertainty: :meth:`predict_file` also writes ``<stem>_uncertainty.png``, the per-pixel normalised entropy
+            ``H(p) / log K`` in [0, 1] of the merged probabilities (:func:`metrics.calibration.normalized_entropy`)
+            through a colour map with a colour bar (:func:`inference.uncertainty.entropy_png`), at the photo's size.
+            The entropy is computed band by band as the engine hands over probabilities; it costs one float32
+            (H, W) map.
     """
 
     model: torch.nn.Module
@@ -143,32 +150,49 @@ class Predictor:
     device: torch.device
     mode: str = "auto"
     max_whole_pixels: int = 2048 * 1024
+    uncertainty: bool = False
 
     def __post_init__(self):
         self.model = self.model.eval().to(self.device)
         if self.cfg.get("channels_last"):
             self.model = self.model.to(memory_format=torch.channels_last)
 
-    @torch.no_grad()
     def labels(self, image: np.ndarray) -> tuple[np.ndarray, InferenceSettings]:
         """uint8[H, W, 3] RGB -> (uint8[H, W] trainIds, the settings used)."""
+        labels, s, _ = self.labels_and_entropy(image, entropy=False)
+        return labels, s
+
+    @torch.no_grad()
+    def labels_and_entropy(
+        self, image: np.ndarray, entropy: bool = True
+    ) -> tuple[np.ndarray, InferenceSettings, np.ndarray | None]:
+        """uint8[H, W, 3] RGB -> (uint8[H, W] trainIds, the settings used, float32[H, W] normalised entropy in
+        [0, 1] of the merged probabilities, or None when ``entropy`` is False)."""
         d = self.cfg.dataset
         h, w = image.shape[:2]
         s = settings_for(self.settings, self.mode, h, w, self.max_whole_pixels, d.get("crop_size") or (512, 512))
         x = normalize(image, d.mean, d.std)
         if self.cfg.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
+        ent = torch.empty((h, w), dtype=torch.float32) if entropy else None
+
+        def on_probs(probs: torch.Tensor, r0: int, r1: int) -> None:
+            ent[r0:r1] = normalized_entropy(probs)[0].cpu()
+
+        cb = on_probs if entropy else None
         with autocast(self.cfg.get("precision", "32-true"), self.device):
             if streams_labels(self.model, s):  # slide at scale 1: no full-size probability buffer
-                lab = predict_labels_streaming(self.model, x, s)[0]
+                lab = predict_labels_streaming(self.model, x, s, on_probs=cb)[0]
             else:
-                lab = predict_labels(self.model, x, s)[0]
+                lab = predict_labels(self.model, x, s, on_probs=cb)[0]
         del x
-        return lab.to(torch.uint8 if d.num_classes <= 256 else torch.int32).cpu().numpy(), s
+        lab = lab.to(torch.uint8 if d.num_classes <= 256 else torch.int32).cpu().numpy()
+        return lab, s, None if ent is None else ent.numpy()
 
     def predict_file(self, path: Path, out_dir: Path, alpha: float = 0.5) -> dict:
         """Label ``path``; write ``<stem>_label.png`` (trainIds), ``<stem>_overlay.png`` (with legend) and
-        ``<stem>.json`` (size, settings, per-class pixel fractions, timing in s (wall; ``inference_cpu``: the process's
+        ``<stem>.json`` (size, settings, per-class pixel fractions, with ``uncertainty`` ``<stem>_uncertainty.png``
+        and ``mean_entropy`` (mean normalised entropy), timing in s (wall; ``inference_cpu``: the process's
         CPU seconds over all threads), peak memory in MiB) into
         ``out_dir``; returns the JSON record. ``peak_rss_mib`` is the process peak so far (``getrusage``; it
         never decreases, so run one image per process to measure one image), ``peak_cuda_mib`` the
@@ -179,7 +203,7 @@ class Predictor:
         t0 = time.perf_counter()
         image = read_rgb(path)
         t1, c1 = time.perf_counter(), time.process_time()
-        labels, s = self.labels(image)
+        labels, s, entropy = self.labels_and_entropy(image, entropy=self.uncertainty)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         t2, c2 = time.perf_counter(), time.process_time()
@@ -190,6 +214,8 @@ class Predictor:
         overlay_with_legend(image, labels, d.palette, names, alpha=alpha).save(
             out_dir / f"{stem}_overlay.png", compress_level=1
         )  # fast
+        if entropy is not None:
+            entropy_png(entropy, out_dir / f"{stem}_uncertainty.png")
         frac = class_fractions(labels, d.num_classes)
         t3 = time.perf_counter()
         order = np.argsort(-frac, kind="stable")
@@ -203,6 +229,11 @@ class Predictor:
             "device": str(self.device),
             "precision": canonical_precision(self.cfg.get("precision", "32-true")),
             "class_fractions": {names[int(k)]: round(float(frac[k]), 6) for k in order if frac[k] > 0},
+            **(
+                {"uncertainty_png": f"{stem}_uncertainty.png", "mean_entropy": round(float(entropy.mean()), 6)}
+                if entropy is not None
+                else {}
+            ),
             "timing_s": {
                 "read": round(t1 - t0, 3),
                 "inference": round(t2 - t1, 3),

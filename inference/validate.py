@@ -5,6 +5,12 @@ same :func:`inference.infer`
 in ``whole`` mode under the same precision (Lightning's ``bf16-mixed``/``16-mixed`` = ``torch.autocast``),
 memory format (``channels_last``) and ``val_batch_size``, so ``whole`` mode here reproduces its confusion
 matrix exactly.
+
+Calibration (Guo et al. 2017, "On Calibration of Modern Neural Networks", ICML; :mod:`metrics.calibration`): the
+merged per-pixel probabilities of the engine fill 15 confidence bins over the labelled pixels, giving ``ECE`` and
+``MCE`` (fractions in [0, 1]) of the model's own probabilities (``T = 1``). When the model carries a temperature
+(:mod:`inference.temperature`), the labels are those of the scaled probabilities, whose bins give ``ECE_scaled``
+and ``MCE_scaled``; the model's own probabilities then come from a second inference of each batch without it.
 """
 
 from __future__ import annotations
@@ -26,9 +32,12 @@ from datasets import build_dataset
 from datasets.transforms import build_transforms
 from inference.engine import predict_labels
 from inference.settings import InferenceSettings
+from inference.temperature import temperature_of, without_temperature
+from inference.uncertainty import reliability_diagram
 from inference.visualize import comparison, denormalize
 from metrics import SegmentationMetrics, metrics_from_confusion
 from metrics.aggregations import PerImageMIoU, aggregations
+from metrics.calibration import SegmentationCalibration
 
 log = logging.getLogger("segbench")
 
@@ -37,14 +46,23 @@ log = logging.getLogger("segbench")
 class Evaluation:
     """Result of :func:`evaluate`: int64 (K, K) confusion matrix (rows = ground truth), the metrics of
     :func:`metrics.metrics_from_confusion` plus ``mIoU_image``, ``fwIoU``, ``IoU_micro``
-    (:mod:`metrics.aggregations`), image count, wall time (s) and up to ``keep`` samples
-    ``(name, uint8[H,W,3] image, int64[H,W] target, int64[H,W] prediction)``."""
+    (:mod:`metrics.aggregations`), ``ECE``/``MCE`` (and ``ECE_scaled``/``MCE_scaled`` with a temperature; module
+    docstring), image count, wall time (s) and up to ``keep`` samples
+    ``(name, uint8[H,W,3] image, int64[H,W] target, int64[H,W] prediction)``; ``calibration``: ``"T = 1"`` (and
+    ``"T = <t>"``) -> :meth:`metrics.calibration.SegmentationCalibration.compute` (bins for the reliability
+    diagram)."""
 
     confmat: torch.Tensor
     metrics: dict
     num_images: int
     seconds: float
     samples: list = field(default_factory=list)
+    calibration: dict = field(default_factory=dict)
+
+
+def _binner(metric: SegmentationCalibration, target: torch.Tensor):
+    """The engine's ``on_probs`` callback adding rows ``a:b`` of a batch to ``metric``."""
+    return lambda probs, a, b: metric.update(probs, target[:, a:b])
 
 
 @torch.no_grad()
@@ -62,7 +80,8 @@ def evaluate(
     std=None,
 ) -> Evaluation:
     """Run ``model`` over ``loader`` (batches of ``{"image": float[N,3,H,W], "mask": int64[N,H,W]}``) with the
-    inference engine and accumulate one confusion matrix (ignore pixels dropped).
+    inference engine and accumulate one confusion matrix (ignore pixels dropped) and the calibration bins of the
+    merged probabilities (module docstring).
 
     ``keep`` > 0 also returns that many de-normalised samples (needs ``mean``/``std``) for pictures.
     """
@@ -72,13 +91,21 @@ def evaluate(
         model = model.to(memory_format=torch.channels_last)
     metric = SegmentationMetrics(num_classes, ignore_index).to(device)
     image_miou = PerImageMIoU(num_classes, ignore_index).to(device)
+    temperature = temperature_of(model)
+    calib = SegmentationCalibration(ignore_index).to(device)
+    scaled = SegmentationCalibration(ignore_index).to(device) if temperature is not None else None
     samples, n, t0 = [], 0, time.perf_counter()
     for batch in loader:
         images, target = batch["image"].to(device), batch["mask"].to(device)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        size = target.shape[-2:]
         with autocast(precision, device):
-            pred = predict_labels(model, images, settings, out_size=target.shape[-2:])
+            bins = _binner(calib if scaled is None else scaled, target)
+            pred = predict_labels(model, images, settings, size, on_probs=bins)
+            if scaled is not None:
+                with without_temperature(model):
+                    predict_labels(model, images, settings, size, on_probs=_binner(calib, target))
         metric.update(pred, target)
         image_miou.update(pred, target)
         n += images.shape[0]
@@ -94,7 +121,12 @@ def evaluate(
                 )
     confmat = metric.confusion().cpu()
     metrics = metrics_from_confusion(confmat) | aggregations(confmat, float(image_miou.compute()))
-    return Evaluation(confmat, metrics, n, time.perf_counter() - t0, samples)
+    calibration = {"T = 1": calib.compute()}
+    metrics.update({k: calibration["T = 1"][k] for k in ("ECE", "MCE")})
+    if scaled is not None:
+        calibration[f"T = {temperature:.4g}"] = res = scaled.compute()
+        metrics.update({"ECE_scaled": res["ECE"], "MCE_scaled": res["MCE"]})
+    return Evaluation(confmat, metrics, n, time.perf_counter() - t0, samples, calibration)
 
 
 def _num(v: float) -> float | None:
@@ -112,6 +144,36 @@ def iou_table(metrics: dict, class_names) -> str:
         more = "  ".join(f"{k} {100 * metrics[k]:.2f}" for k in ("mIoU_image", "fwIoU", "IoU_micro") if k in metrics)
         rows.append(more)
     return "\n".join(rows)
+
+
+def calibration_line(record: dict) -> str:
+    """``ECE 4.10 %  MCE 12.30 %`` (and ``after temperature T = 1.52: ECE 1.20 %  MCE 5.00 %``) of a record."""
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"
+    line = f"ECE {pct(record.get('ECE'))}  MCE {pct(record.get('MCE'))} (15 bins, labelled pixels)"
+    if record.get("temperature") is not None:
+        line += (
+            f"; after temperature T = {record['temperature']:.4g}: ECE {pct(record.get('ECE_scaled'))}  "
+            f"MCE {pct(record.get('MCE_scaled'))}"
+        )
+    return line
+
+
+def write_calibration(calibration: dict, out: Path, title: str = "") -> None:
+    """``reliability.png`` and ``calibration_bins.csv`` of :attr:`Evaluation.calibration` into ``out``."""
+    from metrics.calibration import reliability
+
+    if not calibration:
+        return
+    reliability_diagram(calibration, out / "reliability.png", title)
+    frames = []
+    for name, res in calibration.items():
+        r = {k: v.numpy() for k, v in reliability(res["count"], res["conf_sum"], res["correct"]).items()}
+        frames.append(
+            pd.DataFrame({"temperature": name, **{k: r[k] for k in ("lower", "upper", "count")}}).assign(
+                confidence=r["confidence"], accuracy=r["accuracy"]
+            )
+        )
+    pd.concat(frames).rename(columns={"count": "pixels"}).to_csv(out / "calibration_bins.csv", index=False)
 
 
 def eval_loader(
@@ -198,7 +260,10 @@ def run_validation(
     inference settings, images, seconds), ``per_class.csv`` (class, IoU, Acc), ``ConfusionMatrix.pt`` (int64
     (K, K)), ``config.yaml`` (the resolved config used, ``dataset.test`` = the settings applied) and
     ``predictions/<name>.png`` (image | ground truth | prediction) for ``num_vis`` images
-    (default ``cfg.num_vis``).
+    (default ``cfg.num_vis``), ``reliability.png`` (reliability diagram, one panel per temperature) and
+    ``calibration_bins.csv`` (per temperature and bin: edges, pixels, mean confidence, accuracy). ``metrics.json``
+    also holds ``ECE``, ``MCE`` (fractions in [0, 1], the model's own probabilities), ``temperature`` (T applied,
+    or null) and with a temperature ``ECE_scaled``, ``MCE_scaled`` (module docstring).
 
     Returns:
         the ``metrics.json`` content.
@@ -219,7 +284,9 @@ def run_validation(
         "mIoU": _num(m["mIoU"]),
         "aAcc": _num(m["aAcc"]),
         "mAcc": _num(m["mAcc"]),
-        **{key: _num(m.get(key)) for key in ("mIoU_image", "fwIoU", "IoU_micro")},
+        **{key: _num(m.get(key)) for key in ("mIoU_image", "fwIoU", "IoU_micro", "ECE", "MCE")},
+        "temperature": temperature_of(model),
+        **{key: _num(m[key]) for key in ("ECE_scaled", "MCE_scaled") if key in m},
         "IoU": {n: _num(v) for n, v in zip(names, m["IoU"])},
         "Acc": {n: _num(v) for n, v in zip(names, m["Acc"])},
         "dataset": str(d.name),
@@ -236,6 +303,7 @@ def run_validation(
     (out / "metrics.json").write_text(json.dumps(record, indent=2))
     pd.DataFrame({"class": names, "IoU": m["IoU"], "Acc": m["Acc"]}).to_csv(out / "per_class.csv", index=False)
     torch.save(ev.confmat, out / "ConfusionMatrix.pt")
+    write_calibration(ev.calibration, out, f"{d.name} / {split_name}, {ev.num_images} images")
     used = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     used.dataset.test = settings.to_dict()
     (out / "config.yaml").write_text(OmegaConf.to_yaml(used))
@@ -244,5 +312,6 @@ def run_validation(
         for name, image, target, pred in ev.samples:
             comparison(image, target, pred, d.palette, d.ignore_index).save(out / "predictions" / f"{name}.png")
     print(iou_table(m, names))
+    print(calibration_line(record))
     print(f"{ev.num_images} images in {ev.seconds:.1f} s -> {out}")
     return record

@@ -11,11 +11,18 @@ from torch import nn
 
 from inference.settings import InferenceSettings
 
+#: attribute of a model holding the temperature ``T`` its logits are divided by (temperature scaling, set by
+#: :func:`inference.loading.load_for_inference` from the run's ``calibration/temperature.json``); absent or None: 1
+TEMPERATURE_ATTR = "logit_temperature"
+
 
 def forward_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The ``"out"`` logits of ``model(x)`` (a dict), or the output itself (a tensor)."""
+    """The ``"out"`` logits of ``model(x)`` (a dict), or the output itself (a tensor), divided by the model's
+    temperature when it has one (attribute :data:`TEMPERATURE_ATTR`)."""
     out = model(x)
-    return out["out"] if isinstance(out, dict) else out
+    logits = out["out"] if isinstance(out, dict) else out
+    t = getattr(model, TEMPERATURE_ATTR, None)
+    return logits if t is None else logits / t
 
 
 def model_device(model: nn.Module, fallback: torch.device) -> torch.device:

@@ -142,6 +142,8 @@ def shared_data() -> Path:
 #: would otherwise be trained once in every worker.
 SERIAL_GROUPS = {
     "tests/benchmarking/test_backends_export.py": "deploy",
+    "tests/benchmarking/test_openvino_runtime.py": "deploy",
+    "tests/benchmarking/test_accuracy_control.py": "deploy",
     "tests/training/test_slurm.py": "slurm",
     "tests/training/test_main.py": "main_run",
     "tests/training/test_tracking.py": "tracking_run",
@@ -157,5 +159,5 @@ def pytest_collection_modifyitems(config, items):
         group = SERIAL_GROUPS.get(it.nodeid.split("::")[0])
         if group:
             it.add_marker(pytest.mark.xdist_group(group))
-    last = [it for it in items if it.nodeid.startswith("tests/benchmarking/test_backends_export.py")]
+    last = [it for it in items if SERIAL_GROUPS.get(it.nodeid.split("::")[0]) == "deploy"]
     items[:] = [it for it in items if it not in last] + last

@@ -145,6 +145,10 @@ def test_documented_command_parses(where, script, argv):
 
             parser = {"compare": compare_parser, "aggregate": aggregate_parser, "render": render_parser}[sub]
             parser().parse_args(argv[1:])
+        elif sub == "peak":
+            from benchmarking.peak import parse_peak_args
+
+            parse_peak_args(argv[1:])  # raises ValueError on a bad key or value
         elif sub in ("plot", "export"):
             assert all("=" in a for a in argv[1:]), f"{where}: {sub} takes key=value arguments"
         elif "model=tiny_fcn" in argv:

@@ -134,7 +134,11 @@ def test_flag_extraction_equals_argparse():
     finally:
         argparse.ArgumentParser.parse_known_args = original
     built = {o for a in parsers[0]._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
-    assert built == source_flags("scripts/deploy_table.py") == {"--since", "--seeded", "--peak-tflops"}
+    assert (
+        built
+        == source_flags("scripts/deploy_table.py")
+        == {"--since", "--seeded", "--peaks", "--peak", "--peak-tflops"}
+    )
 
 
 @pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))

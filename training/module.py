@@ -21,6 +21,7 @@ from inference.visualize import comparison_grid
 from losses import MultiOutputLoss
 from metrics import SegmentationMetrics, metrics_from_confusion
 from metrics.aggregations import PerImageMIoU, aggregations
+from metrics.calibration import SegmentationCalibration
 from models.build import build_model
 
 log = logging.getLogger("segbench")
@@ -31,9 +32,11 @@ class SegmentationModule(pl.LightningModule):
 
     Logs ``train/loss`` (+ one ``train/loss_<output>`` per output), ``val/mIoU``, ``val/aAcc``, ``val/mAcc``,
     ``val/IoU_<class>``, ``val/loss`` (unweighted CE of the ``out`` prediction at label size), the aggregations
-    ``val/mIoU_image``, ``val/fwIoU``, ``val/IoU_micro`` (:mod:`metrics.aggregations`) and, for TensorBoard, a
+    ``val/mIoU_image``, ``val/fwIoU``, ``val/IoU_micro`` (:mod:`metrics.aggregations`), the calibration errors
+    ``val/ECE``, ``val/MCE`` of the probabilities (fractions, :mod:`metrics.calibration`) and, for TensorBoard, a
     grid of (image | label | prediction) each epoch.
-    ``self.best_confmat`` holds the int64 (K, K) confusion matrix of the best epoch.
+    ``self.best_confmat`` holds the int64 (K, K) confusion matrix of the best epoch, ``self.best_calibration`` its
+    ``{"ECE", "MCE"}``.
     """
 
     def __init__(self, cfg: DictConfig):
@@ -55,6 +58,7 @@ class SegmentationModule(pl.LightningModule):
         )
         self.val_metrics = SegmentationMetrics(d.num_classes, d.ignore_index)
         self.val_image_miou = PerImageMIoU(d.num_classes, d.ignore_index)
+        self.val_calibration = SegmentationCalibration(d.ignore_index)
         self.val_settings = InferenceSettings(mode="whole", resize=(d.get("test") or {}).get("resize"))
         self.channels_last = bool(self.cfg.get("channels_last", False))
         if self.channels_last:
@@ -62,6 +66,7 @@ class SegmentationModule(pl.LightningModule):
         self.best_miou = -math.inf
         self.best_confmat: torch.Tensor | None = None
         self.best_epoch = -1
+        self.best_calibration: dict[str, float] = {}
         self.best_confmat_path = None  # set by training.train: the run folder's ConfusionMatrix.pt
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -101,6 +106,7 @@ class SegmentationModule(pl.LightningModule):
         pred = probs.argmax(1)
         self.val_metrics.update(pred, target)
         self.val_image_miou.update(pred, target)
+        self.val_calibration.update(probs, target)
         # CE of the `out` prediction: NLL of the log of its softmax at label size (= F.cross_entropy of the logits)
         logp = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
         ignore = int(self.cfg.dataset.ignore_index)
@@ -116,12 +122,16 @@ class SegmentationModule(pl.LightningModule):
         m = metrics_from_confusion(confmat)
         m.update(aggregations(confmat, float(self.val_image_miou.compute())))
         self.val_image_miou.reset()
+        calibration = {k: v for k, v in self.val_calibration.compute().items() if k in ("ECE", "MCE")}
+        self.val_calibration.reset()
         names = list(self.cfg.dataset.get("class_names") or range(len(m["IoU"])))
         self.log("val/mIoU", m["mIoU"], prog_bar=True, sync_dist=False)
         self.log("val/aAcc", m["aAcc"])
         self.log("val/mAcc", m["mAcc"])
         for key in ("mIoU_image", "fwIoU", "IoU_micro"):
             self.log(f"val/{key}", m[key])
+        for key, value in calibration.items():
+            self.log(f"val/{key}", value)
         for name, iou in zip(names, m["IoU"]):
             if not math.isnan(iou):
                 self.log(f"val/IoU_{name}", iou)
@@ -129,6 +139,7 @@ class SegmentationModule(pl.LightningModule):
             return
         if m["mIoU"] > self.best_miou:
             self.best_miou, self.best_epoch, self.best_confmat = m["mIoU"], self.current_epoch, confmat.cpu()
+            self.best_calibration = calibration
             if self.best_confmat_path is not None and self.global_rank == 0:
                 torch.save(self.best_confmat, self.best_confmat_path)
         if self.global_rank == 0:

@@ -244,7 +244,8 @@ class AppendingCSVLogger(CSVLogger):
 
 
 class BestMetricState(pl.Callback):
-    """Keeps the module's best-epoch record (``best_miou``, ``best_epoch``, ``best_confmat``) in checkpoints."""
+    """Keeps the module's best-epoch record (``best_miou``, ``best_epoch``, ``best_confmat``, ``best_calibration``) in
+    checkpoints."""
 
     @property
     def state_key(self) -> str:
@@ -255,6 +256,7 @@ class BestMetricState(pl.Callback):
             "best_miou": float(pl_module.best_miou),
             "best_epoch": int(pl_module.best_epoch),
             "best_confmat": pl_module.best_confmat,
+            "best_calibration": dict(getattr(pl_module, "best_calibration", None) or {}),
         }
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
@@ -262,6 +264,7 @@ class BestMetricState(pl.Callback):
         if best:
             pl_module.best_miou, pl_module.best_epoch = best["best_miou"], best["best_epoch"]
             pl_module.best_confmat = best["best_confmat"]
+            pl_module.best_calibration = dict(best.get("best_calibration") or {})
 
 
 def resume_checkpoint(cfg: DictConfig, run: RunFolder) -> Path | None:

@@ -10,9 +10,11 @@ and at the end (``status: finished``); on rank 0 only. A SIGKILL cannot be caugh
 Fields (units in the names or below): ``dataset``, ``model`` (config choice), ``model_name`` (display name
 from ``config/benchmark.yaml`` ``display``), ``experiment``, ``overrides`` (command line, Hydra), ``choices``
 (config groups), ``seed``, ``status``/``error``, ``best`` (epoch, mIoU, aAcc, mAcc, mIoU_image, fwIoU, IoU_micro in
-[0, 1] at the epoch of the best dataset-level mIoU, per-class ``IoU`` by class name), ``last`` (epoch,
+[0, 1] at the epoch of the best dataset-level mIoU, per-class ``IoU`` by class name, and that epoch's calibration
+errors ECE, MCE in [0, 1], :mod:`metrics.calibration`), ``last`` (epoch,
 train_loss = mean of the epoch's training-batch losses, not divided by ``accumulate_grad_batches``, val_loss = CE of
-the ``out`` prediction, val_mIoU and the last validation's mIoU, aAcc, mAcc, mIoU_image, fwIoU, IoU_micro in [0, 1]),
+the ``out`` prediction, val_mIoU and the last validation's mIoU, aAcc, mAcc, mIoU_image, fwIoU, IoU_micro, ECE, MCE
+in [0, 1]),
 ``epochs_done``, ``steps_done`` (optimizer steps), ``time`` (``total_s`` wall time from fit start, ``train_s``
 training batches only: data loading + forward/backward/step, no validation, both summed over resumed processes;
 ``s_per_step_median`` per training batch of this process; ``train_images`` training images of all ranks,
@@ -53,7 +55,7 @@ log = logging.getLogger("segbench")
 
 SCHEMA_VERSION = 1
 #: val metrics of the last epoch kept in ``last`` under their own names (``benchmark.py compare --select last``)
-LAST_METRICS = ("mIoU", "aAcc", "mAcc", "mIoU_image", "fwIoU", "IoU_micro")
+LAST_METRICS = ("mIoU", "aAcc", "mAcc", "mIoU_image", "fwIoU", "IoU_micro", "ECE", "MCE")
 #: distributions whose versions a summary records
 REPO = Path(__file__).resolve().parents[1]
 
@@ -203,6 +205,7 @@ class RunSummary(pl.Callback):
             b = metrics_from_confusion(confmat) | aggregations(confmat, m.get("mIoU_image"))
             best = {"epoch": int(trainer.current_epoch)}
             best.update({k: _num(b.get(k)) for k in ("mIoU", "aAcc", "mAcc", "mIoU_image", "fwIoU", "IoU_micro")})
+            best.update({k: _num(v) for k, v in (getattr(pl_module, "best_calibration", None) or {}).items()})
             names = list(self.cfg.dataset.get("class_names") or range(len(b["IoU"])))
             best["IoU"] = {str(n): _num(v) for n, v in zip(names, b["IoU"])}
             self.state["best"] = best

@@ -40,16 +40,27 @@ registers every backend:
 * :mod:`benchmarking.backends.onnx_runtime`      ONNX export and the ``onnxruntime`` backend
 * :mod:`benchmarking.backends.openvino_runtime`  OpenVINO IR, the CPU's capabilities and the ``openvino`` backend
 * :mod:`benchmarking.backends.int8`              NNCF int8 quantisation and its ``calibration.nncf`` options
+* :mod:`benchmarking.backends.accuracy_control`  int8 by ``nncf.quantize_with_accuracy_control``
+  (``calibration.accuracy_control``: mIoU drop bound on held-out frames)
 * :mod:`benchmarking.backends.module`            a backend as a segbench model (predict.py ``--backend``)
 """
 
+from benchmarking.backends.accuracy_control import (
+    ACCURACY_CONTROL_OPTIONS,
+    AccuracyControl,
+    quantize_with_accuracy_control,
+    validation_fn,
+)
 from benchmarking.backends.cache import EXPORT_FORMAT, MANIFEST, ONNX_OPSET, cached_export
 from benchmarking.backends.int8 import NNCF_OPTIONS, first_and_last_convolution, nncf_options, quantize_int8
 from benchmarking.backends.module import BackendModule, backend_module
 from benchmarking.backends.onnx_runtime import export_onnx, onnxruntime, onnxruntime_runner
 from benchmarking.backends.openvino_runtime import (
+    ACCURACY_CONTROL_FILE,
     OV_HINTS,
+    OV_PROPERTIES,
     check_openvino_precision,
+    compiled_properties,
     export_openvino,
     openvino,
     openvino_capabilities,
@@ -74,6 +85,8 @@ from benchmarking.backends.registry import (
 )
 
 __all__ = [
+    "ACCURACY_CONTROL_FILE",
+    "ACCURACY_CONTROL_OPTIONS",
     "BACKENDS",
     "BACKEND_PRECISIONS",
     "EXPORTED",
@@ -83,7 +96,9 @@ __all__ = [
     "NNCF_OPTIONS",
     "ONNX_OPSET",
     "OV_HINTS",
+    "OV_PROPERTIES",
     "TORCH_PRECISIONS",
+    "AccuracyControl",
     "BackendModule",
     "BackendOptions",
     "Runner",
@@ -94,6 +109,7 @@ __all__ = [
     "check_openvino_precision",
     "check_precision",
     "compiled",
+    "compiled_properties",
     "eager",
     "export_onnx",
     "export_openvino",
@@ -107,7 +123,9 @@ __all__ = [
     "pad_to_multiple",
     "padded_runner",
     "quantize_int8",
+    "quantize_with_accuracy_control",
     "register_backend",
     "require",
     "size_multiple",
+    "validation_fn",
 ]

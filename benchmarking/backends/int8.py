@@ -1,6 +1,7 @@
 """int8 by NNCF post-training quantisation of an OpenVINO model (:func:`quantize_int8`): the ``calibration.nncf``
-options of ``config/benchmark.yaml`` (:func:`nncf_options`) and, on request, the first and last convolution kept
-in float (:func:`first_and_last_convolution`).
+options of ``config/benchmark.yaml`` (:func:`nncf_options`), on request the first and last convolution kept in
+float (:func:`first_and_last_convolution`), and with ``calibration.accuracy_control`` NNCF's accuracy control
+(:mod:`benchmarking.backends.accuracy_control`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
+from benchmarking.backends.accuracy_control import AccuracyControl, quantize_with_accuracy_control
 from benchmarking.backends.padding import pad_to_multiple
 from benchmarking.backends.registry import require
 
@@ -50,6 +52,8 @@ def quantize_int8(
     multiple: int = 1,
     options: Mapping | None = None,
     float_first_last: bool = False,
+    accuracy_control: AccuracyControl | None = None,
+    report: dict | None = None,
 ):
     """NNCF post-training quantisation (``nncf.quantize``, its default preset unless ``options`` say) of an
     OpenVINO model.
@@ -66,13 +70,16 @@ def quantize_int8(
         options: ``calibration.nncf`` (:data:`NNCF_OPTIONS`), e.g. ``{"preset": "mixed",
             "ignored_scope": {"types": ["Softmax"]}}``.
         float_first_last: keep the first and last (Group)Convolution in float.
+        accuracy_control: quantise with ``nncf.quantize_with_accuracy_control`` on its held-out frames instead
+            (:func:`benchmarking.backends.accuracy_control.quantize_with_accuracy_control`); None: ``nncf.quantize``.
+        report: with accuracy control, ``report["accuracy_control"]`` receives its choices and the measured drop.
 
     Returns:
         the quantised ``openvino.Model`` (int8 weights and activations where NNCF places quantisers).
 
     Raises:
         ImportError: nncf is not installed (names ``requirements-openvino.txt``).
-        ValueError: no calibration image; an unknown option.
+        ValueError: no calibration image (or no held-out image); an unknown option.
     """
     nncf = require("nncf")
     kwargs = nncf_options(options or {}, nncf)
@@ -88,4 +95,9 @@ def quantize_int8(
     data = [pad_to_multiple(x.detach().float().cpu(), multiple).numpy() for x in images]
     if not data:
         raise ValueError("precision=int8: no calibration image (calibration.images must be >= 1)")
+    if accuracy_control is not None:
+        quantized, result = quantize_with_accuracy_control(nncf, ov_model, data, multiple, kwargs, accuracy_control)
+        if report is not None:
+            report["accuracy_control"] = result
+        return quantized
     return nncf.quantize(ov_model, nncf.Dataset(data), subset_size=len(data), **kwargs)

@@ -4,7 +4,7 @@ any backend, and predict.py's ``--backend NAME[:PRECISION]`` (:func:`backend_mod
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -33,20 +33,24 @@ class BackendModule(nn.Module):
         return {"out": self.runner(x).float()}
 
 
-def backend_module(model: nn.Module, spec: str, cfg, device: torch.device) -> BackendModule:
+def backend_module(
+    model: nn.Module, spec: str, cfg, device: torch.device, calibration_overrides: Sequence[str] = ()
+) -> BackendModule:
     """``model`` run by the backend ``spec`` = ``NAME[:PRECISION]`` (precision default ``32-true``) as a segbench model,
     for predict.py. int8 calibrates on ``calibration.images`` images of ``calibration.split`` of ``cfg.dataset``
-    (``config/benchmark.yaml``); the export is kept in the run folder of a trained run (reused by the next call,
+    (``config/benchmark.yaml`` composed with ``calibration_overrides``, e.g. ``["calibration.images=64"]``, as
+    benchmark.py composes it); the export is kept in the run folder of a trained run (reused by the next call,
     :meth:`BackendOptions.exported`), else it goes to a temporary folder removed once loaded.
 
     Raises:
         ValueError: unknown backend/precision (valid names listed); ImportError: the extra is missing.
+        hydra.errors.ConfigCompositionException: a calibration override names no key of ``config/benchmark.yaml``.
     """
-    from omegaconf import OmegaConf
+    from benchmarking.export import compose_benchmark_config
 
     name, _, precision = spec.partition(":")
     precision = check_precision(name, precision or "32-true")
-    c = OmegaConf.load(Path(__file__).resolve().parents[2] / "config" / "benchmark.yaml").calibration
+    c = compose_benchmark_config(list(calibration_overrides))[0].calibration
     options = BackendOptions.from_config(cfg, c)
     example = torch.randn(1, 3, 64, 64, device=device)
     return BackendModule(build_runner(model.eval().to(device), example, name, precision, device, options), model)

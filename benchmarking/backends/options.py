@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarking.backends.accuracy_control import AccuracyControl
 from benchmarking.backends.cache import EXPORT_FORMAT, ONNX_OPSET, cached_export
 from benchmarking.backends.int8 import nncf_options
 from core.versions import EXPORT_PACKAGES, package_versions
@@ -39,6 +40,11 @@ class BackendOptions:
         float_first_last: int8 keeps the first and last convolution in float (``calibration.float_first_last``;
             :func:`quantize_int8`).
         calibration_note: the calibration in words, for records and export manifests.
+        accuracy_control: int8 by ``nncf.quantize_with_accuracy_control`` on held-out frames
+            (``calibration.accuracy_control``); None: ``nncf.quantize``.
+        report: filled by the backend while it builds its runner: ``runtime_properties`` (what the compiled
+            model reports, :func:`benchmarking.backends.openvino_runtime.compiled_properties`) and, for int8 with
+            accuracy control, ``accuracy_control`` (choices and measured drop); benchmark records keep both.
     """
 
     folder: Path | None = None
@@ -49,24 +55,29 @@ class BackendOptions:
     calibration_note: str = ""
     cache_root: Path | None = None
     source: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
+    accuracy_control: AccuracyControl | None = None
 
     @classmethod
     def from_config(cls, cfg, calibration: Mapping | None = None, **kwargs) -> BackendOptions:
         """Options whose int8 calibration is ``calibration`` (default ``cfg.calibration``): ``images`` images of
         ``split`` of ``cfg.dataset`` through the test pipeline (:func:`benchmarking.parity.split_images`),
-        quantised with the ``nncf`` options. ``kwargs``: ``folder``, ``threads``.
+        quantised with the ``nncf`` options, or with ``accuracy_control`` enabled by
+        ``nncf.quantize_with_accuracy_control`` validated on ``accuracy_control.images`` other frames of ``split``
+        (:func:`benchmarking.parity.held_out_samples`). ``kwargs``: ``folder``, ``threads``.
 
         Without ``folder``, a model loaded from a run folder (``cfg.loaded_from.run_dir``, set by
         :func:`inference.loading.load_for_inference`) keeps its exports in the run's ``export/`` folder
         (``cache_root``), described by its weights file and model config (``source``).
 
         Raises:
-            ValueError: an unknown ``calibration.nncf`` key (the valid ones listed), or a ``float_first_last`` that
-                is not a boolean, before anything is exported.
+            ValueError: an unknown ``calibration.nncf`` key (the valid ones listed), a ``float_first_last`` that
+                is not a boolean, or a bad ``calibration.accuracy_control`` key or value (named), before anything is
+                exported.
         """
         from omegaconf import OmegaConf
 
-        from benchmarking.parity import split_images
+        from benchmarking.parity import held_out_samples, split_images
 
         c = calibration if calibration is not None else (cfg.get("calibration") or {})
         split, n = str(c.get("split") or "train"), int(c.get("images") or 0)
@@ -76,6 +87,14 @@ class BackendOptions:
         first_last = c.get("float_first_last", False)
         if not isinstance(first_last, bool):
             raise ValueError(f"calibration.float_first_last must be true or false, got {first_last!r}")
+        ac = c.get("accuracy_control") or {}
+        ac = OmegaConf.to_container(ac, resolve=True) if OmegaConf.is_config(ac) else dict(ac)
+        d = cfg.get("dataset") or {}
+        ac = AccuracyControl.from_options(
+            ac, split=split, num_classes=int(d.get("num_classes") or 0), ignore_index=int(d.get("ignore_index", 255))
+        )
+        if ac is not None:
+            ac.samples = lambda: held_out_samples(cfg, split, n, ac.images)
         words = (", first and last convolution in float" if first_last else "") + "".join(
             f", {k}={v}" for k, v in quantize.items()
         )
@@ -100,7 +119,8 @@ class BackendOptions:
             calibration=lambda: split_images(cfg, split, n),
             quantize=quantize,
             float_first_last=first_last,
-            calibration_note=f"{split} ({n} images{words}, nncf.quantize)",
+            calibration_note=f"{split} ({n} images{words}, {ac.note() if ac else 'nncf.quantize'})",
+            accuracy_control=ac,
             **kwargs,
         )
 

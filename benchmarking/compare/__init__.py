@@ -17,8 +17,8 @@ the test-split record (validation.py ``--split test``) of the checkpoint of the 
 names its split and rule.
 
 **Like for like** (:mod:`benchmarking.like_for_like`): runs of different datasets are never one row; a test figure
-enters a mean only with others of the same split, checkpoint, inference mode, scales, flip, resize, precision and
-image count, and a benchmark figure (fps) only with others of the same backend, precision, resolution, batch size,
+enters a mean only with others of the same split, checkpoint, inference mode, scales, flip, resize, precision,
+image count and temperature scaling, and a benchmark figure (fps) only with others of the same backend, precision, resolution, batch size,
 threads and hardware profile. Each setting found is its own column (or, for the ``test-at-best-val`` statistic, its
 own row); of several records of one setting in a run the newest counts.
 
@@ -26,7 +26,8 @@ Statistics use the finished runs of a configuration that have a value (failed, k
 without a test record under ``test-at-best-val``, are counted in ``status_counts`` and listed in ``runs.csv``): ``n``,
 mean, sample standard deviation (ddof = 1), half-width of the Student-t 95 % interval
 ``t.ppf(0.975, n - 1) * s / sqrt(n)``, min, max, and the per-run values in seed order (best in bold in the
-markdown, as in the MIC-DKFZ Cityscapes tables). With ``--baseline`` each row gets the difference of means to that
+markdown, as in the MIC-DKFZ Cityscapes tables; for the calibration errors ``--metric ECE|MCE|ECE_scaled|MCE_scaled``,
+:data:`metrics.calibration.CALIBRATION`, the lowest is best). With ``--baseline`` each row gets the difference of means to that
 configuration and the p-value of Welch's t-test (``scipy.stats.ttest_ind(equal_var=False)``). Every output is
 written only after all inputs were read, each file atomically.
 """
@@ -41,6 +42,7 @@ from pathlib import Path
 from benchmarking.compare.grouping import UnknownKeyError, assign_configurations, check_by_keys, common_overrides
 from benchmarking.compare.runs import (
     DESCRIPTIONS,
+    LOWER_IS_BETTER,
     METRICS,
     NOT_CONFIGURATION,
     ROBUSTNESS,
@@ -101,7 +103,8 @@ def compare(
         the files written.
 
     Raises:
-        ValueError: unknown ``metric`` or ``select``, ``mPC``/``rPC`` without ``test-at-best-val``, no run summary under ``root``, an unknown ``baseline``.
+        ValueError: unknown ``metric`` or ``select``, ``mPC``/``rPC`` without ``test-at-best-val``, no run summary
+            under ``root``, an unknown ``baseline``.
         UnknownKeyError: a ``by`` key no run has.
     """
     from benchmarking.compare.plots import plot_all
@@ -171,7 +174,11 @@ def build_parser():
         "overrides except seed), e.g. model.arch,model.encoder",
     )
     p.add_argument(
-        "--metric", default="mIoU", choices=METRICS, help="; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
+        "--metric",
+        default="mIoU",
+        choices=METRICS,
+        help="; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
+        + f" ({', '.join(sorted(LOWER_IS_BETTER))}: lowest is best)",
     )
     p.add_argument(
         "--select",

@@ -10,6 +10,7 @@ from pathlib import Path
 from benchmarking.like_for_like import bench_setting, checkpoint_kind, eval_setting
 from core.records import load_records
 from metrics.aggregations import AGGREGATIONS
+from metrics.calibration import CALIBRATION
 
 #: figures of validation.py ``corruptions=...`` records (:mod:`metrics.robustness`); no ``summary.json`` has them, so
 #: they come from a run's test records (``--select test-at-best-val``, or the ``test_<metric>`` columns)
@@ -17,9 +18,11 @@ ROBUSTNESS = {
     "mPC": "mean over the corruptions and severities evaluated of the mIoU on corrupted images",
     "rPC": "mPC / clean mIoU",
 }
-METRICS = (*AGGREGATIONS, "aAcc", "mAcc", *ROBUSTNESS)
+METRICS = (*AGGREGATIONS, "aAcc", "mAcc", *CALIBRATION, *ROBUSTNESS)
+#: metrics where the lowest value is the best (the run marked best, the bold value)
+LOWER_IS_BETTER = frozenset(CALIBRATION)
 #: what each ``--metric`` is, for help texts and captions
-DESCRIPTIONS = {**AGGREGATIONS, **ROBUSTNESS}
+DESCRIPTIONS = {**AGGREGATIONS, **CALIBRATION, **ROBUSTNESS}
 #: override keys (and key prefixes before a dot) that never define a configuration: paths, workers, display
 NOT_CONFIGURATION = (
     "seed",
@@ -99,11 +102,35 @@ def _test_split(run_dir: Path) -> str:
         return "test"
 
 
+def _temperature(run_dir: Path) -> dict:
+    """``ECE_scaled``/``MCE_scaled`` (%, ``last_`` prefixed for a temperature fitted for ``last.ckpt``) and
+    ``temperature`` of the run's ``calibration/temperature.json``; ``{}`` without a readable one."""
+    from core.run_folder import RunFolder
+
+    try:
+        t = json.loads(RunFolder(run_dir).temperature_file.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(t, dict):
+        return {}
+    prefix = {"checkpoints/best.ckpt": "", "checkpoints/last.ckpt": "last_"}.get(str(t.get("checkpoint")))
+    if prefix is None:
+        return {"temperature": t.get("temperature")}
+    return {
+        "temperature": t.get("temperature"),
+        f"{prefix}ECE_scaled": _pct(t.get("ECE_after")),
+        f"{prefix}MCE_scaled": _pct(t.get("MCE_after")),
+    }
+
+
 def run_row(path: Path, summary: dict, root: Path) -> dict:
     """One ``runs.csv`` row from a ``summary.json`` (metrics in %, time in s, params in M).
 
     ``<metric>`` columns are the best val epoch's, ``last_<metric>`` the last val epoch's; the test and benchmark
     records of the run are kept by setting (``_tests``, ``_benches``) for :func:`select_values` and the table.
+    ``ECE_scaled``/``MCE_scaled`` (after temperature scaling) and ``temperature`` come from the run's
+    ``calibration/temperature.json`` (val split, the dataset's test-time settings; ``last_`` when it was fitted for
+    ``last.ckpt``).
     """
     from core.liveness import effective_status
 
@@ -124,6 +151,7 @@ def run_row(path: Path, summary: dict, root: Path) -> dict:
     }
     row.update({m: _pct(best.get(m)) for m in METRICS})
     row.update({f"last_{m}": _pct(last.get(m, last.get(f"val_{m}"))) for m in METRICS})
+    row.update(_temperature(run_dir))
     mem = summary.get("memory") or {}
     row.update(
         {

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarking.compare.runs import DESCRIPTIONS, SELECT, STATUS_ORDER, _pct
+from benchmarking.compare.runs import DESCRIPTIONS, LOWER_IS_BETTER, SELECT, STATUS_ORDER, _pct
 from benchmarking.compare.stats import describe, welch_p
 
 
@@ -61,7 +61,8 @@ def experiments_table(
         values = [r["value"] for r in ok]
         samples[c] = values
         d = describe(values)
-        best = max(ok, key=lambda r: r["value"]) if ok else None
+        pick = min if m in LOWER_IS_BETTER else max
+        best = pick(ok, key=lambda r: r["value"]) if ok else None
         counts = {s: sum(r["status"] == s for r in members) for s in STATUS_ORDER}
         counts["finished without a value"] = len(finished) - len(ok)
         row = {
@@ -156,7 +157,7 @@ def markdown(df: pd.DataFrame, metric: str, root: Path, common: str) -> str:
     rows = []
     for _, r in df.iterrows():
         values = [float(v) for v in str(r[f"{m}_runs"]).split(", ") if v]
-        best = max(values) if values else None
+        best = (min if m in LOWER_IS_BETTER else max)(values) if values else None
         runs = ", ".join(f"**{v:.2f}**" if v == best else f"{v:.2f}" for v in values)
         mean = _fmt(r[f"{m}_mean"]) + (f" ± {_fmt(r[f'{m}_ci95'])}" if _fmt(r[f"{m}_ci95"]) else "")
         cells = [

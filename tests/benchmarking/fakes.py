@@ -22,3 +22,23 @@ class CountingModel(nn.Module):
     def forward(self, x):
         type(self).calls += 1
         return {"out": self.conv(x)}
+
+
+class TinyConvNet(nn.Module):
+    """Three convolutions (3 -> 8 -> 8 -> ``num_classes``, 3x3, ReLU between), full resolution, stride 1: a few
+    quantisable layers for exported/int8 backends in milliseconds."""
+
+    output_names = ("out",)
+
+    def __init__(self, num_classes: int = 3, **_):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, num_classes, 3, padding=1),
+        )
+
+    def forward(self, x):
+        return {"out": self.net(x)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 
+import pytest
+
 from core.records import BenchmarkRecord, write_record
 from tests.conftest import REPO
 
@@ -117,3 +119,93 @@ def test_same_cpu_name_with_other_isa_flags_is_another_setting(tmp_path, capsys)
     out = capsys.readouterr().out
     speed = [ln.split("|")[5].strip() for ln in out.splitlines() if ln.startswith("| Unet-x") and "openvino" in ln]
     assert speed == ["3.00x", "4.00x"]  # each against its own machine's eager fp32 (not the median 3.0)
+
+
+def test_percent_of_own_peak_uses_the_stored_peak_of_each_records_precision(tmp_path, capsys):
+    """fp32 rows (eager, ONNX Runtime, OpenVINO) against the fp32 peak, bf16 (autocast, OpenVINO) against bf16, int8
+    against int8, each of the record's hardware profile and thread count; none stored: empty cell and a hint."""
+    from benchmarking.peak_store import store_peaks
+
+    cpu = "Test CPU [avx512_bf16 avx512_vnni avx512f]"
+    peaks = tmp_path / "peaks"
+    store_peaks(peaks, cpu, 2, {"fp32": {"tflops": 0.2}, "bf16": {"tflops": 0.5}, "int8": {"tflops": 0.8}})
+    store_peaks(peaks, cpu, 1, {"fp32": {"tflops": 0.1}})
+    folder = tmp_path / "run" / "benchmark"
+    rows = [  # backend, precision, fps, threads -> expected peak (TFLOP/s) or None
+        ("eager", "32-true", 2.0, 2, 0.2),
+        ("onnxruntime", "32-true", 3.0, 2, 0.2),
+        ("openvino", "fp32", 4.0, 2, 0.2),
+        ("channels_last", "bf16-mixed", 5.0, 2, 0.5),
+        ("openvino", "bf16", 6.0, 2, 0.5),
+        ("openvino", "int8", 7.0, 2, 0.8),
+        ("eager", "32-true", 1.0, 1, 0.1),
+        ("openvino", "int8", 3.0, 1, None),  # no int8 peak stored for 1 thread
+    ]
+    for second, (backend, precision, fps, threads, _) in enumerate(rows):
+        rec = _rec(backend, precision, fps, threads=threads, resolution="512x512", hardware_profile=cpu)
+        rec.timestamp = f"2026-01-01T00:00:{second:02d}"
+        write_record(rec, folder)
+    assert deploy_table.main([str(tmp_path / "run"), "--peaks", str(peaks)]) == 0
+    out = capsys.readouterr().out
+    cells = [ln.split("|")[-2].strip() for ln in out.splitlines() if ln.startswith("| Unet-x")]
+    expected = [f"{20.0 * fps / (1000 * peak) * 100:.1f}" if peak else "" for _, _, fps, _, peak in rows]
+    assert cells == expected and cells[:3] == ["20.0", "30.0", "40.0"] and cells[5] == "17.5"
+    assert (
+        f"% of own peak: no stored int8 peak for {cpu} with 1 threads in {peaks}: run "
+        "`python benchmark.py peak precisions=[int8] threads=1` on that machine (or give --peak int8=TFLOPS)" in out
+    )
+    assert f"% of own peak: bf16 peak 0.5 TFLOP/s on {cpu}, 2 threads" in out
+    # --peak overrides one precision's stored peak; --peak-tflops is one peak for every other precision
+    assert deploy_table.main([str(tmp_path / "run"), "--peaks", str(peaks), "--peak", "int8=0.35"]) == 0
+    cells = [ln.split("|")[-2].strip() for ln in capsys.readouterr().out.splitlines() if ln.startswith("| Unet-x")]
+    assert cells[5] == "40.0" and cells[7] == f"{100 * 20.0 * 3.0 / 350:.1f}" and cells[0] == "20.0"
+    assert deploy_table.main([str(tmp_path / "run"), "--peaks", str(peaks), "--peak-tflops", "1"]) == 0
+    cells = [ln.split("|")[-2].strip() for ln in capsys.readouterr().out.splitlines() if ln.startswith("| Unet-x")]
+    assert cells == [f"{2 * fps:.1f}" for _, _, fps, _, _ in rows]  # 20 GFLOPs x fps / 1 TFLOP/s
+    with pytest.raises(SystemExit, match=r"--peak fp16=1: use PRECISION=TFLOPS with PRECISION in"):
+        deploy_table.main([str(tmp_path / "run"), "--peak", "fp16=1"])
+
+
+def test_int8_with_accuracy_control_is_its_own_row_naming_bound_and_drop(tmp_path, capsys):
+    folder = tmp_path / "run" / "benchmark"
+    ac = {"enabled": True, "max_drop": 0.5, "images": 16, "max_iters": 10, "split": "train"}
+    for second, (precision, fps, extra) in enumerate(
+        [
+            ("32-true", 2.0, {}),
+            ("int8", 6.0, {}),
+            ("int8", 5.0, {"accuracy_control": ac | {"drop": 0.314, "fp32_mIoU": 60.0, "int8_mIoU": 59.686}}),
+            ("int8", 5.0, {"accuracy_control": ac, "status": "failed", "error": "ValueError: no held-out image"}),
+        ]
+    ):
+        rec = _rec("eager" if precision == "32-true" else "openvino", precision, fps, **extra)
+        rec.timestamp = f"2026-01-01T00:00:{second:02d}"
+        write_record(rec, folder)
+    assert deploy_table.main([str(tmp_path)]) == 1
+    cells = [ln.split(" | ")[2:5] for ln in capsys.readouterr().out.splitlines() if ln.startswith("| Unet-x")]
+    assert cells == [
+        ["32-true", "2.00", "1.00x"],
+        ["int8", "6.00", "3.00x"],
+        ["int8 (accuracy control: max drop 0.5, measured 0.31 mIoU points)", "5.00", "2.50x"],
+        ["int8 (accuracy control: max drop 0.5 mIoU points)", "failed: ValueError: no held-out image", "|"],
+    ]
+
+
+def test_the_sweep_runs_int8_with_accuracy_control_and_measures_the_peaks(tmp_path):
+    import os
+    import subprocess
+
+    log, fake = tmp_path / "calls.txt", tmp_path / "python"
+    fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {log}\necho "x: 1.00 fps"\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, PY=str(fake), OUT=str(tmp_path / "out"), PROTOCOL="warmup=1 iterations=2 threads=2")
+    env |= {"COMBOS": "eager:fp32 openvino:int8 openvino:int8-ac", "AC": "calibration.accuracy_control.max_drop=0.3"}
+    subprocess.run(["bash", str(REPO / "scripts" / "deploy_sweep.sh")], env=env, check=True, capture_output=True)
+    calls = log.read_text().splitlines()
+    assert len(calls) == 2 * 3 + 2  # two models x three members, the peaks, the table
+    assert calls[2].startswith(
+        "benchmark.py model=smp backend=openvino precision=int8 calibration.accuracy_control.enabled=true "
+        "calibration.accuracy_control.max_drop=0.3 resolution=512x512"
+    )
+    assert "accuracy_control" not in calls[1] and " precision=int8 " in calls[1]
+    assert calls[6] == "benchmark.py peak threads=2"
+    assert calls[7].startswith("scripts/deploy_table.py --since ")

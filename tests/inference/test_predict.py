@@ -166,3 +166,27 @@ def test_overlay_legend_lists_classes_found_largest_first():
     first = np.argwhere((px[:, 160:] == (128, 128, 128)).all(-1))[:, 0].min()
     second = np.argwhere((px[:, 160:] == (128, 64, 128)).all(-1))[:, 0].min()
     assert first < second  # Sky (75 %) listed before Road (25 %)
+
+
+def test_calibration_overrides_reach_the_backend_and_need_one(tiny_run, monkeypatch):
+    """``calibration.*`` overrides of predict.py compose ``config/benchmark.yaml`` as benchmark.py does (they are
+    not run-config keys), and without an int8 backend they fail in one line."""
+    import benchmarking.backends.module as module
+
+    seen = {}
+
+    def fake_runner(model, example, name, precision, device, options):
+        seen.update(name=name, precision=precision, note=options.calibration_note)
+        return lambda x: model(x)["out"]
+
+    monkeypatch.setattr(module, "build_runner", fake_runner)
+    args = predict.parse_args(["--ckpt", str(tiny_run), "x.png", "--backend", "openvino:int8", "calibration.images=3"])
+    predict.load_predictor(args)
+    assert seen == {
+        "name": "openvino",
+        "precision": "int8",
+        "note": "train (3 images, first and last convolution in float, nncf.quantize)",
+    }
+    args = predict.parse_args(["--ckpt", str(tiny_run), "x.png", "calibration.images=3"])
+    with pytest.raises(ValueError, match=r"^calibration.images=3: calibration.\* overrides need --backend"):
+        predict.load_predictor(args)

@@ -90,3 +90,10 @@ def test_two_corruptions_two_severities_end_to_end(tiny_run, capsys):
     assert run_in_process("validation.py", validation.main, [f"--valdir={run}", "num_vis=0"]) == 0
     plain = json.loads((sorted((run / "validation").iterdir())[-1] / "metrics.json").read_text())
     assert plain["mIoU"] == metrics["mIoU"] and "mPC" not in plain
+
+
+def test_corruptions_with_fit_temperature_is_one_line(tmp_path, capsys):
+    argv = [f"--valdir={tmp_path}", "--fit-temperature", "corruptions=[fog]"]
+    assert run_in_process("validation.py", validation.main, argv) == 1
+    assert "--fit-temperature and corruptions= are two commands" in error_line(capsys.readouterr().err, "validation.py")
+    assert list(tmp_path.iterdir()) == []

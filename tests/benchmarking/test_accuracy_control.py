@@ -1,0 +1,100 @@
+"""int8 with NNCF accuracy control (``calibration.accuracy_control``): the measured mIoU drop on held-out frames stays
+within ``max_drop`` where plain ``nncf.quantize`` exceeds it, and the benchmark record keeps the choices and the drop
+(benchmarking/backends/accuracy_control.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from benchmarking.backends import AccuracyControl, export_openvino, quantize_int8, validation_fn
+from metrics.aggregations import per_image_confusion
+from metrics.confusion import metrics_from_confusion
+from tests.benchmarking.fakes import TinyConvNet
+
+# find_spec, not import: importing OpenVINO at collection would affect every later in-process Hydra run
+if importlib.util.find_spec("nncf") is None:
+    pytest.skip("optional extra: pip install -r requirements-openvino.txt (make test does)", allow_module_level=True)
+
+MAX_DROP = 1.0  # mIoU points
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """TinyConvNet (3 classes, seed 0), 4 calibration and 4 held-out 24x32 images labelled by the fp32 model itself
+    (fp32 mIoU = 100, so every flipped pixel of int8 is a drop)."""
+    torch.manual_seed(0)
+    model = TinyConvNet(3).eval()
+    images = [torch.randn(1, 3, 24, 32) for _ in range(8)]
+    with torch.no_grad():
+        held_out = [(x, model(x)["out"].argmax(1)) for x in images[4:]]
+    xml = export_openvino(model, images[0], "fp32", folder=tmp_path_factory.mktemp("ov"))
+    return xml, images[:4], held_out
+
+
+def miou_points(compiled, samples) -> float:
+    """mIoU (points) of an OpenVINO compiled model on (image, mask) pairs, summed over one confusion matrix."""
+    total = torch.zeros(3, 3, dtype=torch.int64)
+    for x, mask in samples:
+        pred = torch.from_numpy(compiled(x.numpy())[0]).argmax(1)
+        total += per_image_confusion(pred, mask, 3).sum(0)
+    return 100 * metrics_from_confusion(total)["mIoU"]
+
+
+def test_accuracy_control_keeps_the_drop_within_max_drop(tiny):
+    import openvino as ov
+
+    xml, calibration, held_out = tiny
+    core, f32 = ov.Core(), {"INFERENCE_PRECISION_HINT": "f32"}
+    fp32 = miou_points(core.compile_model(str(xml), "CPU", f32), held_out)
+    plain = miou_points(core.compile_model(quantize_int8(core.read_model(str(xml)), calibration), "CPU", f32), held_out)
+    assert fp32 == 100.0 and fp32 - plain > MAX_DROP  # plain nncf.quantize loses more than allowed here
+    ac = AccuracyControl(max_drop=MAX_DROP, images=4, max_iters=5, samples=lambda: held_out, num_classes=3)
+    report = {}
+    model = quantize_int8(core.read_model(str(xml)), calibration, accuracy_control=ac, report=report)
+    int8 = miou_points(core.compile_model(model, "CPU", f32), held_out)
+    assert fp32 - int8 <= MAX_DROP
+    assert any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())  # still partly int8
+    r = report["accuracy_control"]
+    assert r["fp32_mIoU"] == pytest.approx(fp32) and r["int8_mIoU"] == pytest.approx(int8)
+    assert r["drop"] == pytest.approx(fp32 - int8) and r["validation_images"] == 4
+    assert {k: r[k] for k in ("enabled", "max_drop", "images", "max_iters", "split")} == {
+        "enabled": True, "max_drop": 1.0, "images": 4, "max_iters": 5, "split": "train"
+    }  # fmt: skip
+
+
+def test_validation_fn_is_the_projects_miou_in_points(tiny):
+    import openvino as ov
+
+    xml, _, held_out = tiny
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    wrong = [(x, (m + 1) % 3) for x, m in held_out]  # every label shifted: IoU 0 for every class
+    items = [(x.numpy(), m.numpy()) for x, m in held_out + wrong]
+    miou, per_item = validation_fn(3)(compiled, items)
+    assert per_item == [100.0] * 4 + [0.0] * 4
+    assert miou == pytest.approx(miou_points(compiled, held_out + wrong))
+
+
+def test_the_benchmark_record_keeps_the_choices_and_the_drop(tmp_path):
+    from benchmarking.runner import run_benchmark
+    from tests.conftest import compose_cfg
+
+    overrides = ["model._target_=tests.benchmarking.fakes.TinyConvNet", "device=cpu", "resolution=48x32"]
+    overrides += ["warmup=1", "iterations=2", "backend=openvino", "precision=int8", "threads=1", "parity.images=1"]
+    overrides += ["calibration.images=4", "calibration.accuracy_control.enabled=true"]
+    overrides += ["calibration.accuracy_control.images=3", f"calibration.accuracy_control.max_drop={MAX_DROP}"]
+    rec, _ = run_benchmark(compose_cfg(overrides, config_name="benchmark"), tmp_path)
+    assert rec.status == "ok", rec.error
+    assert rec.calibration == (
+        "train (4 images, first and last convolution in float, nncf.quantize_with_accuracy_control: max_drop 1 "
+        "mIoU points on 3 held-out train images, max_iters 10)"
+    )
+    ac = rec.accuracy_control
+    assert ac["enabled"] and ac["max_drop"] == MAX_DROP and ac["validation_images"] == 3 and ac["max_iters"] == 10
+    assert ac["drop"] == pytest.approx(ac["fp32_mIoU"] - ac["int8_mIoU"]) and ac["drop"] <= MAX_DROP
+    assert 0 <= ac["int8_mIoU"] <= 100 and rec.runtime_properties["INFERENCE_PRECISION_HINT"] == "f32"
+    from benchmarking.console import summary
+
+    assert f", accuracy control: drop {ac['drop']:.2f} mIoU points (max 1) on 3 held-out train images" in summary(rec)
