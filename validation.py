@@ -12,10 +12,11 @@ OmegaConf dotlist, then resolved), e.g. ``dataset.test.mode=slide dataset.test.c
 dataset.test.stride=[240,320]`` or ``environment.data_root=../shared/data``. Results go to
 ``<run>/validation/<timestamp>/`` (see :func:`inference.validate.run_validation`).
 
-``--fit-temperature`` (run folders only) fits temperature scaling on the val split: one scalar ``T`` dividing the
+``--fit-temperature`` fits temperature scaling on the val split: one scalar ``T`` dividing the
 logits, by minimising the NLL of a deterministic sample of at most ``--fit-pixels`` labelled pixels; it validates
-with ``T`` and then stores ``<run>/calibration/temperature.json``, which every later loading of that checkpoint
-applies (see :mod:`inference.temperature`). Every validation reports ``ECE``/``MCE`` and writes a reliability
+with ``T`` and then stores ``<run>/calibration/temperature.json`` (for a file outside any run folder:
+``LOGDIR/<dataset>/pretrained/<file stem>/calibration/temperature.json``), which every later loading of that
+checkpoint applies (see :mod:`inference.temperature`). Every validation reports ``ECE``/``MCE`` and writes a reliability
 diagram (:func:`inference.validate.run_validation`).
 
 A ``.ckpt`` outside a run folder brings its stored config (overrides applied; ``environment.*`` overrides move
@@ -39,7 +40,7 @@ from pathlib import Path
 
 from core.errors import OneLineArgumentParser, run_entry, unquoted_space
 from core.run_folder import RunFolder
-from inference.loading import load_for_inference, pick_device
+from inference.loading import load_for_inference, pick_device, results_folder
 from inference.robustness import pop_protocol, run_robustness
 from inference.temperature import fit_run_temperature
 from inference.validate import run_validation
@@ -102,11 +103,7 @@ def main(argv=None) -> dict:
         if args.out:
             out = Path(args.out)
         else:
-            if cfg.loaded_from.run_dir:
-                root = RunFolder(cfg.loaded_from.run_dir).validation_root
-            else:
-                stem = Path(cfg.loaded_from.weights).stem
-                root = RunFolder(Path(cfg.LOGDIR) / str(cfg.dataset.name) / "pretrained" / stem).validation_root
+            root = results_folder(cfg).validation_root
             missing = root
             while not missing.exists():  # the outermost folder this command creates is removed on failure
                 created, missing = [missing], missing.parent

@@ -154,6 +154,20 @@ def find_run_folder(path: str | Path) -> RunFolder | None:
     return None
 
 
+def pretrained_folder(cfg: DictConfig, weights: str | Path) -> RunFolder:
+    """The folder standing in for a run folder of a checkpoint file outside any run (author weights, a copied
+    ``.ckpt``): ``LOGDIR/<dataset>/pretrained/<file stem>/``, holding its ``validation/`` folders and its
+    ``calibration/temperature.json``."""
+    return RunFolder(Path(str(cfg.LOGDIR)) / str(cfg.dataset.name) / "pretrained" / Path(str(weights)).stem)
+
+
+def results_folder(cfg: DictConfig) -> RunFolder:
+    """Where the results of a model loaded by :func:`load_for_inference` go: its run folder, else its
+    :func:`pretrained_folder`."""
+    src = cfg.loaded_from
+    return RunFolder(src.run_dir) if src.get("run_dir") else pretrained_folder(cfg, src.weights)
+
+
 def load_for_inference(
     source: str | Path,
     overrides: Sequence[str] = (),
@@ -201,7 +215,8 @@ def load_for_inference(
         weights, cfg = src, compose_config(overrides)
     model = build_model(cfg.model, init_weights=False)
     report = load_weights(model, weights, strict=True)
-    temperature = apply_run_temperature(model, run, weights) if run is not None else None
+    folder = run if run is not None else pretrained_folder(cfg, weights)
+    temperature = apply_run_temperature(model, folder, weights)
     OmegaConf.set_struct(cfg, False)
     cfg.loaded_from = {
         "weights": str(weights),

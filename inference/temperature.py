@@ -193,7 +193,8 @@ def fit_run_temperature(
     """Fit the temperature of a run on its val split, validate with it and store ``calibration/temperature.json``.
 
     Args:
-        cfg: the run's config from :func:`inference.loading.load_for_inference` (``loaded_from.run_dir`` set).
+        cfg: the config from :func:`inference.loading.load_for_inference`; ``T`` goes to its run folder, or for a
+            checkpoint file outside any run to :func:`inference.loading.pretrained_folder`.
         model: its model.
         out_dir: the validation folder written with ``T`` applied (:func:`inference.validate.run_validation`).
         device: device the model runs on.
@@ -204,17 +205,16 @@ def fit_run_temperature(
         the ``metrics.json`` record of the validation with ``T`` plus ``temperature_record`` (the file's content).
 
     Raises:
-        ValueError: not a run folder, no labelled pixel, or a failed fit (nothing written then).
+        ValueError: no labelled pixel, or a failed fit (nothing written then).
     """
     from core.versions import git_info
+    from inference.loading import results_folder
     from inference.validate import eval_loader, run_validation
     from metrics.temperature import fit_temperature
     from models.pretrained import sha256
 
     src = cfg.get("loaded_from") or {}
-    if not src.get("run_dir"):
-        raise ValueError(f"--fit-temperature stores T in a run folder; {src.get('weights')} is not inside one")
-    run = RunFolder(src["run_dir"])
+    run = results_folder(cfg)
     loader, split = eval_loader(cfg, "val")
     settings = InferenceSettings.from_config(cfg.dataset.get("test"))
     precision = cfg.get("precision", "32-true")

@@ -100,6 +100,25 @@ def test_failed_fit_leaves_the_run_folder_as_it_was(run_copy, capsys, monkeypatc
         load_for_inference(run.root)
 
 
+@pytest.mark.slow
+def test_a_checkpoint_outside_any_run_keeps_its_temperature_in_its_pretrained_folder(tiny_run, tmp_path):
+    """Author weights or a copied ``.ckpt``: T goes to ``LOGDIR/<dataset>/pretrained/<stem>/calibration/`` (where
+    its validation folders go) and every later loading of that file applies it."""
+    ckpt = tmp_path / "copied.ckpt"
+    shutil.copyfile(tiny_run / "checkpoints" / "best.ckpt", ckpt)
+    logdir = tmp_path / "logs"
+    fitted = validation.main(
+        ["--ckpt", str(ckpt), "--fit-temperature", "--fit-pixels", "2000", "--num-vis", "0", f"LOGDIR={logdir}"]
+    )
+    model, cfg = load_for_inference(ckpt, [f"LOGDIR={logdir}"])
+    folder = RunFolder(logdir / str(cfg.dataset.name) / "pretrained" / "copied")
+    stored = json.loads(folder.temperature_file.read_text())
+    assert stored["temperature"] == fitted["temperature"] == temperature_of(model) == cfg.loaded_from.temperature
+    assert stored["checkpoint"] == str(ckpt) and len(list(folder.validation_root.iterdir())) == 1
+    other, _ = load_for_inference(ckpt, [f"LOGDIR={tmp_path / 'elsewhere'}"])
+    assert temperature_of(other) is None
+
+
 class PerPixel(nn.Module):
     """A 1x1 convolution: exactly flip-equivariant, so a flipped view read at the mirrored column equals the plain
     one."""
