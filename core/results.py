@@ -31,6 +31,7 @@ Loading validates the structure and names the file and key of anything wrong in 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import operator
 import re
 from dataclasses import dataclass, field
@@ -196,3 +197,47 @@ def load_records(folder: str | Path) -> dict[str, ResultsRecord]:
 def today() -> str:
     """Today's date (ISO) for ``measured.date``."""
     return _dt.date.today().isoformat()
+
+
+def distinct(values) -> str:
+    """The different non-empty values of ``values``, in first-seen order, joined by ``", "`` (one ``measured``
+    entry for several measurements, e.g. their commits)."""
+    return ", ".join(dict.fromkeys(str(v) for v in values if v not in (None, "")))
+
+
+def one_or_all(values):
+    """The value when all non-empty ``values`` agree (keeps its type: ``2`` reads "2 threads"), else
+    :func:`distinct`."""
+    found = {v for v in values if v not in (None, "")}
+    return found.pop() if len(found) == 1 else distinct(values)
+
+
+def clean_value(v):
+    """A table value as YAML can hold it: NaN becomes None, floats are rounded to 4 decimals, numpy scalars become
+    Python numbers."""
+    if isinstance(v, float):
+        return None if math.isnan(v) else round(v, 4)
+    return v.item() if hasattr(v, "item") else v
+
+
+def date_range(stamps) -> str:
+    """``measured.date`` of ISO timestamps (or dates): ``2026-12-03``, or ``2026-12-03 .. 2026-12-04`` when they
+    span days; empty without any."""
+    dates = sorted(str(s)[:10] for s in stamps if s)
+    if not dates:
+        return ""
+    return dates[0] if dates[0] == dates[-1] else f"{dates[0]} .. {dates[-1]}"
+
+
+def write_results(record: ResultsRecord, path: str | Path) -> Path:
+    """Write ``record`` to ``path`` atomically (:func:`core.records.atomic_write_text`): an existing file is
+    replaced only by a complete record that :func:`parse_record` accepted, never by a partial one.
+
+    Raises:
+        ResultsError: the record does not parse back (nothing is written).
+    """
+    from core.records import atomic_write_text
+
+    text = record.to_yaml()
+    parse_record(yaml.safe_load(text), Path(path))
+    return atomic_write_text(path, text)

@@ -57,3 +57,11 @@ def git_info(repo: Path = REPO) -> dict:
         return {"commit": sha, "dirty": bool(dirty)}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
+
+
+def commit_label(info: dict | None) -> str:
+    """``git_info()`` as a results record states it: the short sha, ``+dirty`` with uncommitted changes, e.g.
+    ``4c20afb+dirty``; empty when unknown."""
+    if not info or not info.get("commit"):
+        return ""
+    return f"{info['commit'][:7]}{'+dirty' if info.get('dirty') else ''}"

@@ -56,6 +56,7 @@ from benchmarking.compare.runs import (
 from benchmarking.compare.stats import describe, welch_p
 from benchmarking.compare.tables import experiments_table, markdown, per_class_table, runs_table
 from core.records import atomic_write_text
+from core.results import write_results
 
 __all__ = [
     "METRICS",
@@ -147,7 +148,7 @@ def compare(
             os.replace(p, tables / p.name)
             written.append(tables / p.name)
     if record is not None:
-        written.append(atomic_write_text(record, results.to_yaml()))
+        written.append(write_results(results, record))
     return written
 
 

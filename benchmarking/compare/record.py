@@ -4,7 +4,6 @@ profile, threads, torch, load, dates, the training commands) and the compare com
 
 from __future__ import annotations
 
-import math
 import os
 import shlex
 from pathlib import Path
@@ -12,26 +11,11 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarking.compare.runs import SELECT, parse_override
-from core.results import ResultsRecord, parse_record, today
+from core.results import ResultsRecord, clean_value, date_range, distinct, one_or_all, parse_record, today
+from core.versions import commit_label
 
 #: override keys left out of a record's training commands (the seed is listed once; paths of the log folder)
 RUN_ONLY = ("seed", "LOGDIR", "hydra")
-
-
-def _distinct(values) -> str:
-    return ", ".join(dict.fromkeys(str(v) for v in values if v not in (None, "")))
-
-
-def _one_or_all(values):
-    """The value when all runs agree (keeps its type: ``2`` reads "2 threads"), else :func:`_distinct`."""
-    found = {v for v in values if v not in (None, "")}
-    return found.pop() if len(found) == 1 else _distinct(values)
-
-
-def _clean(v):
-    if isinstance(v, float):
-        return None if math.isnan(v) else round(v, 4)
-    return v.item() if hasattr(v, "item") else v
 
 
 def provenance(rows: list[dict], argv: list[str]) -> dict:
@@ -43,15 +27,11 @@ def provenance(rows: list[dict], argv: list[str]) -> dict:
 
     summaries = [r["_summary"] for r in rows]
     devices = [s.get("devices") or {} for s in summaries]
-    hardware = _distinct(d.get("hardware_profile") for d in devices)
+    hardware = distinct(d.get("hardware_profile") for d in devices)
     if not hardware:
         hardware = f"{hardware_profile('cpu')}, {os.cpu_count()} cores (the machine running compare; not in the runs)"
-    commits = _distinct(
-        f"{s['git'].get('commit', '')[:7]}{'+dirty' if s['git'].get('dirty') else ''}"
-        for s in summaries
-        if s.get("git")
-    )
-    dates = sorted(str(s.get(k))[:10] for s in summaries for k in ("started", "ended") if s.get(k))
+    commits = distinct(commit_label(s.get("git")) for s in summaries)
+    date = date_range(s.get(k) for s in summaries for k in ("started", "ended"))
     loads = [s["load_1min_max"] for s in summaries if s.get("load_1min_max") is not None]
     train = []
     for s in summaries:
@@ -59,18 +39,16 @@ def provenance(rows: list[dict], argv: list[str]) -> dict:
         seeds_dropped = "python main.py " + " ".join(shlex.quote(o) for o in kept)
         if seeds_dropped not in train:
             train.append(seeds_dropped)
-    seeds = _distinct(s.get("seed") for s in summaries)
+    seeds = distinct(s.get("seed") for s in summaries)
     missing = "not recorded by the runs"
-    if dates:
-        date = dates[0] if dates[0] == dates[-1] else f"{dates[0]} .. {dates[-1]}"
-    else:
+    if not date:
         date = f"{today()} (the date of compare; the runs recorded none)"
     return {
         "date": date,
         "commit": commits.strip(", ") or missing,
         "hardware": hardware,
-        "threads": _one_or_all([d.get("threads") for d in devices]) or missing,
-        "torch": _distinct((s.get("versions") or {}).get("torch") for s in summaries) or missing,
+        "threads": one_or_all([d.get("threads") for d in devices]) or missing,
+        "torch": distinct((s.get("versions") or {}).get("torch") for s in summaries) or missing,
         "load": f"1-min load average up to {max(loads):.1f} at epoch ends" if loads else missing,
         "commands": [*(f"{c}  # seed={seeds}" for c in train), "python benchmark.py " + shlex.join(argv)],
     }
@@ -104,7 +82,7 @@ def build_record(
     ]
     out = []
     for _, r in df.iterrows():
-        row = {k: _clean(v) for k, v in r.items() if isinstance(k, str)}
+        row = {k: clean_value(v) for k, v in r.items() if isinstance(k, str)}
         ci = "" if row.get(f"{m}_ci95") is None else f" ± {row[f'{m}_ci95']:.2f}"
         row["mean_ci"] = "—" if row.get(f"{m}_mean") is None else f"{row[f'{m}_mean']:.2f}{ci}"
         row["runs"] = row.pop(f"{m}_runs")
