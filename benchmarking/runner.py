@@ -31,6 +31,7 @@ measurement (``torch.set_num_threads``) are restored afterwards, also after a fa
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,7 @@ from core.measure import (
 )
 from core.records import BenchmarkRecord, write_record
 from core.run_folder import RunFolder
+from core.versions import commit_label, git_info
 
 log = logging.getLogger("segbench.benchmark")
 
@@ -153,6 +155,7 @@ def run_benchmark(
             torch.set_num_threads(int(cfg.threads))
         device = resolve_device(cfg.get("device"))
         rec.__dict__.update({k: v for k, v in hardware_info(device).items() if k in rec.__dict__})
+        rec.commit, rec.load_1min = commit_label(git_info()), os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         if cfg.get("checkpoint"):  # named in the record, and filed in the run's benchmark/, also when loading fails
             from inference.loading import find_run_folder
 

@@ -4,7 +4,7 @@ A record holds what ``../shared/DESIGN.md`` promises (model, method, params, FLO
 named, resolution, batch, precision, backend, device, warm-up and timed iterations, fps, latency
 p50/p95 ms, memory MiB (peak total incl. weights; peak growth during the forward), mIoU if evaluated, status
 ok/failed with the error; parity vs eager 32-true for exported/quantised backends) plus provenance
-(config overrides, weights, torch version, threads).  Files are written atomically under a name claimed
+(config overrides, weights, torch version, threads, git commit, 1-min load average).  Files are written atomically under a name claimed
 atomically (:func:`write_new_text`), so a reader never sees half a record and no record replaces another.
 """
 
@@ -83,6 +83,8 @@ class BenchmarkRecord:
     hardware_profile: str = ""  # GPU name, or CPU model + ISA flags (core.measure.hardware_profile)
     threads: int | None = None
     torch_version: str = ""
+    commit: str = ""  # the code measured: short git sha, "+dirty" with uncommitted changes (core.versions)
+    load_1min: float | None = None  # 1-min load average of the machine when the measurement started
     extra: dict = field(default_factory=dict)
     timestamp: str = field(default_factory=lambda: _dt.datetime.now().isoformat(timespec="seconds"))
     schema: int = SCHEMA_VERSION

@@ -14,6 +14,7 @@ from PIL import Image
 
 from benchmarking.loading import parse_resolution
 from benchmarking.runner import run_benchmark
+from core.versions import commit_label, git_info
 from datasets import build_dataset
 from datasets.transforms import build_transforms
 from tests.benchmarking.fakes import CountingModel
@@ -60,6 +61,8 @@ def test_counts_flops_and_record(tmp_path):
     assert rec.overhead_pct == pytest.approx(100 * rec.overhead_ms / rec.latency_ms_p50)
     assert rec.budget["checked_on"] == "timed input" and rec.budget["ok"]
     assert path.parent == tmp_path / "benchmark" and json.loads(path.read_text())["config"] == "x=1"
+    # provenance a results record states: the code (git commit of the source tree) and the machine's load
+    assert rec.commit == commit_label(git_info()) and len(rec.commit.split("+")[0]) == 7 and rec.load_1min >= 0
 
 
 @pytest.mark.parametrize(
