@@ -209,3 +209,112 @@ def test_the_sweep_runs_int8_with_accuracy_control_and_measures_the_peaks(tmp_pa
     assert "accuracy_control" not in calls[1] and " precision=int8 " in calls[1]
     assert calls[6] == "benchmark.py peak threads=2"
     assert calls[7].startswith("scripts/deploy_table.py --since ")
+
+
+def _sweep(folder, **provenance):
+    """Eager fp32 of a trained Unet, OpenVINO int8 with parity, a failed OpenVINO bf16, int8 with accuracy control."""
+    prov = {"hardware_profile": "CPU X [avx2]", "threads": 2, "torch_version": "2.14.1", "resolution": "512x512"}
+    prov |= {"weights": "logs/run/checkpoints/best.ckpt", "memory_kind": "cpu_rss"} | provenance
+    ac = {"enabled": True, "max_drop": 0.5, "drop": 0.314}
+    members = [
+        ("eager", "32-true", 2.0, {"mIoU": 0.6, "memory_peak_mib": 1000.0, "memory_forward_mib": 100.0}),
+        ("openvino", "int8", 6.0, {"parity_delta_mIoU": -0.005, "parity_label_agreement": 0.99,
+                                   "parity_max_abs_logit": 0.5, "parity_ok": True}),
+        ("openvino", "bf16-mixed", 3.0, {"status": "failed", "error": "ValueError: needs a CPU with BF16"}),
+        ("openvino", "int8", 5.0, {"accuracy_control": ac, "parity_delta_mIoU": 0.0021, "load_1min": 1.54}),
+    ]  # fmt: skip
+    for second, (backend, precision, fps, extra) in enumerate(members):
+        rec = _rec(backend, precision, fps, **({"load_1min": 0.5, "commit": "abc1234"} | extra | prov))
+        rec.timestamp = f"2026-01-01T00:00:{second:02d}"
+        write_record(rec, folder)
+
+
+def test_record_holds_the_printed_table_and_the_records_provenance(tmp_path, capsys):
+    """--record: every row's fps, speed-up, ΔmIoU and % of own peak equal the printed cells; measured comes from the
+    benchmark records; a failed member is a row with its error; core.results loads it and a claim can use it."""
+    import shlex
+
+    from core.results import Claim, load_record
+    from report.render import render, render_claims
+
+    _sweep(tmp_path / "run" / "benchmark")
+    out = tmp_path / "results" / "sweep_x.yaml"
+    argv = [str(tmp_path), "--peak-tflops", "0.5", "--record", str(out), "--caption", "Sweep on CPU X."]
+    argv += ["--command", "PROTOCOL='warmup=5' scripts/deploy_sweep.sh"]
+    assert deploy_table.main(argv) == 1  # a member failed: still recorded, the exit code says so
+    printed = [
+        [c.strip() for c in ln.split("|")[1:-1]]
+        for ln in capsys.readouterr().out.splitlines()
+        if ln.startswith("| Unet-x")
+    ]
+    rec = load_record(out)
+    assert len(rec.rows) == len(printed) == 4
+    for row, cells in zip(rec.rows, printed, strict=True):
+        assert [row["model"], row["backend"], row["precision"]] == cells[:3]
+        if "error" in row:
+            continue
+        assert row["fps"] == float(cells[3]) and row["speedup"] == float(cells[4].rstrip("x"))
+        assert row["delta_mIoU"] == float(cells[7]) and row["pct_peak"] == float(cells[10])
+        assert f"{row['p50_ms']} / {row['p95_ms']}" == cells[5]
+    eager, int8, failed, ac = rec.rows
+    assert (eager["fps"], eager["speedup"], eager["delta_mIoU"], eager["pct_peak"]) == (2.0, 1.0, 0.0, 8.0)
+    assert (eager["mem_peak"], eager["mem_forward"], eager["trained"]) == (1000, 100, 1)
+    # 6 / 2 fps; parity ΔmIoU -0.005 = -0.50 points; 20 GFLOPs x 6 fps / 0.5 TFLOP/s = 24 %
+    assert (int8["speedup"], int8["delta_mIoU"], int8["abs_delta_mIoU"], int8["pct_peak"]) == (3.0, -0.5, 0.5, 24.0)
+    assert (int8["label_agreement"], int8["max_abs_dlogit"]) == (0.99, 0.5)
+    assert failed["fps"] == "failed: ValueError: needs a CPU with BF16" == printed[2][3]
+    assert failed["error"] == "ValueError: needs a CPU with BF16" and failed["speedup"] is None
+    assert ac["precision"] == "int8 (accuracy control: max drop 0.5, measured 0.31 mIoU points)"
+    assert (ac["speedup"], ac["delta_mIoU"]) == (2.5, 0.21)
+    m = rec.measured
+    assert (m["hardware"], m["threads"], m["torch"], m["commit"], m["date"]) == (
+        "CPU X [avx2]", 2, "2.14.1", "abc1234", "2026-01-01"
+    )  # fmt: skip
+    assert m["load"] == "1-min load average 0.5 to 1.5 at the start of the measurements"
+    assert m["commands"] == [argv[-1], "python scripts/deploy_table.py " + shlex.join(argv)]
+    assert {"precision": "int8", "tflops": 0.5, "hardware": "CPU X [avx2]", "threads": 2} in m["peaks"]
+    assert rec.caption.startswith("Sweep on CPU X. One row per benchmark record, 2026-01-01T00:00:00 .. ")
+    assert "int8 peak 0.5 TOPS on CPU X [avx2], 2 threads" in rec.caption and "1 of 4 members failed" in rec.caption
+    assert [c.header for c in rec.columns][-1] == "% of own peak"
+    text = render(rec)  # what `benchmark.py render` puts into a page
+    assert "| Unet-x  | openvino  | bf16-mixed" in text and "failed: ValueError: needs a CPU with BF16" in text
+    assert "commit `abc1234`" in text and "PROTOCOL='warmup=5' scripts/deploy_sweep.sh" in text
+    rec.claims = [
+        Claim(
+            "{backend} {precision} is {speedup:.2f}x eager within {delta_mIoU:+.2f} points.",
+            [("speedup", ">=", 2.6), ("abs_delta_mIoU", "<=", 0.5), ("trained", "==", 1)],
+        )
+    ]
+    assert render_claims(rec) == ["openvino int8 is 3.00x eager within -0.50 points."]
+
+
+def test_record_without_commit_or_load_in_the_records_says_so(tmp_path, capsys):
+    _sweep(tmp_path / "run" / "benchmark", commit="", load_1min=None)
+    out = tmp_path / "sweep_y.yaml"
+    argv = [str(tmp_path), "--since", "2026-01-01T00:00:01", "--peaks", str(tmp_path / "none"), "--record", str(out)]
+    assert deploy_table.main(argv) == 1
+    from core.results import load_record
+
+    m = load_record(out).measured
+    assert m["commit"] == m["load"] == "not recorded by the benchmark records" and "peaks" not in m
+    assert m["date"] == "2026-01-01"
+
+
+def test_a_failed_record_command_leaves_the_existing_file(tmp_path, capsys):
+    _sweep(tmp_path / "run" / "benchmark")
+    out = tmp_path / "results" / "sweep_x.yaml"
+    out.parent.mkdir()
+    out.write_text("kept\n")
+    # no record since 2030: nothing to record
+    assert deploy_table.main([str(tmp_path), "--since", "2030-01-01", "--record", str(out)]) == 2
+    assert f"deploy_table.py: error: --record {out}: sweep_x.yaml: no benchmark records" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # bad --peak: before anything is read
+        deploy_table.main([str(tmp_path), "--peak", "fp16=1", "--record", str(out)])
+    assert out.read_text() == "kept\n"
+    bad = tmp_path / "results" / "two words.yaml"  # a record name must be [A-Za-z0-9_.-]+
+    assert deploy_table.main([str(tmp_path), "--record", str(bad)]) == 2
+    assert "is not [A-Za-z0-9_.-]+" in capsys.readouterr().err and not bad.exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["sweep_x.yaml"]  # no temporary file left
+    # success replaces the file (as benchmark.py compare --record does)
+    assert deploy_table.main([str(tmp_path), "--record", str(out)]) == 1
+    assert out.read_text().startswith("name: sweep_x\n")
