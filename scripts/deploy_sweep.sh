@@ -18,7 +18,7 @@ set -u
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-logs/deploy_sweep}
 UNET=${UNET:-model=smp}
-HRNET=${HRNET:-model=hrnet model.width=18}
+HRNET=${HRNET-model=hrnet model.width=18}   # HRNET= (empty) sweeps the Unet alone
 PROTOCOL=${PROTOCOL:-warmup=5 iterations=195}
 EVAL=${EVAL:-evaluate=true}
 AC=${AC:-}
@@ -28,6 +28,7 @@ COMBOS=${COMBOS:-eager:fp32 channels_last:fp32 channels_last:bf16 compile:fp32 o
 START=$(date +%Y-%m-%dT%H:%M:%S)
 echo "sweep start $START; load: $(uptime)"
 for model in "$UNET" "$HRNET"; do
+  [ -n "$model" ] || continue
   for combo in $COMBOS; do
     precision="${combo##*:}" extra=""
     if [ "$precision" = int8-ac ]; then

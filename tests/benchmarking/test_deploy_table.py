@@ -209,6 +209,10 @@ def test_the_sweep_runs_int8_with_accuracy_control_and_measures_the_peaks(tmp_pa
     assert "accuracy_control" not in calls[1] and " precision=int8 " in calls[1]
     assert calls[6] == "benchmark.py peak threads=2"
     assert calls[7].startswith("scripts/deploy_table.py --since ")
+    log.unlink()
+    subprocess.run(["bash", str(REPO / "scripts" / "deploy_sweep.sh")], env=env | {"HRNET": ""}, check=True)
+    calls = log.read_text().splitlines()
+    assert len(calls) == 3 + 2 and not any("hrnet" in c for c in calls)  # HRNET= (empty): the Unet alone
 
 
 def _sweep(folder, **provenance):
