@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 
 from core.measure import hardware_profile
 from core.records import atomic_write_text
+from core.versions import git_info
 from inference.validate import evaluate_config
 from metrics.robustness import robustness_metrics
 
@@ -169,6 +170,8 @@ def run_robustness(
         "threads": torch.get_num_threads(),
         "num_workers": int(cfg.get("num_workers", 0)),
         "load_1min": round(load, 2),
+        "torch": torch.__version__,
+        "git": git_info(),
     }
     pd.DataFrame(rows, columns=["corruption", "severity", "mIoU", "aAcc", "seconds"]).to_csv(
         out / "robustness.csv", index=False
