@@ -1,7 +1,8 @@
 """Render the README's and the docs' result tables from ``results/*.yaml`` (``python benchmark.py render``).
 
 A Markdown file marks a table's place with ``<!-- results:<name> -->`` ... ``<!-- /results:<name> -->``
-(``<!-- results:<name> table -->`` leaves the commands out, for a table whose commands stand beside it); everything
+(``<!-- results:<name> table -->`` leaves the commands out, for a table whose commands stand beside it;
+``<!-- results:<name> claims -->`` shows only the record's claims and how they were measured); everything
 between the two markers is the rendering of ``results/<name>.yaml`` (:mod:`core.results`): the table, one caption
 paragraph that states the hardware profile, threads, torch version, load, date and commit once, the claims that
 one row shows (:class:`core.results.Claim`), and the commands. ``--check`` rewrites nothing and exits 1 naming
@@ -95,8 +96,22 @@ def render_caption(rec: ResultsRecord) -> str:
     )
 
 
-def render(rec: ResultsRecord, commands: bool = True) -> str:
-    """The whole block: table, caption, claims and (unless ``commands`` is False) the commands."""
+def render_provenance(rec: ResultsRecord) -> str:
+    """One sentence naming how ``rec`` was measured and where its table is (the ``claims`` block's second line)."""
+    m = rec.measured
+    n = m["threads"]
+    threads = (f"{n} thread" + ("" if n == 1 else "s")) if _is_number(n) else f"threads {n}"
+    return (
+        f"*Measured {m['date']} on {m['hardware']}, {threads}, torch {m['torch']}, load {m['load']}, "
+        f"commit `{m['commit']}`; record `results/{rec.name}.yaml`.*"
+    )
+
+
+def render(rec: ResultsRecord, commands: bool = True, claims_only: bool = False) -> str:
+    """The whole block: table, caption, claims and (unless ``commands`` is False) the commands; with
+    ``claims_only`` (``<!-- results:<name> claims -->``) the claims and one sentence of how they were measured."""
+    if claims_only:
+        return "\n\n".join([" ".join(render_claims(rec)), render_provenance(rec)]) + "\n"
     parts = [render_table(rec), render_caption(rec), *render_claims(rec)]
     if commands:
         parts.append("```bash\n" + "\n".join(str(c).rstrip() for c in rec.measured["commands"]) + "\n```")
@@ -118,7 +133,8 @@ def render_text(text: str, records: dict[str, ResultsRecord], where: str = "<tex
         name = match["name"]
         if name not in records:
             raise ResultsError(f"{where}: <!-- results:{name} --> names no record; records: {sorted(records)}")
-        body = render(records[name], commands="table" not in match["opts"].split())
+        opts = match["opts"].split()
+        body = render(records[name], commands="table" not in opts, claims_only="claims" in opts)
         if body != match["body"]:
             changed.append(name)
         return f"<!-- results:{name}{match['opts']}-->\n{body}<!-- /results:{name} -->"

@@ -83,6 +83,15 @@ def test_a_claim_is_rendered_only_where_one_row_shows_every_condition():
     assert render_claims(parse_record(record(rows=rows))) == ["int8+float ends is 4.02x within -0.09 points."]
 
 
+def test_a_claims_block_holds_the_claims_and_how_they_were_measured_not_the_table():
+    text = "<!-- results:speed claims -->\nold\n<!-- /results:speed -->\n"
+    new, changed = render_text(text, {"speed": parse_record(record())})
+    body = new.split("-->\n", 1)[1].rsplit("<!--", 1)[0]
+    assert changed == ["speed"] and "|" not in body and "python benchmark.py" not in body
+    assert body.startswith("No backend is 4x within 0.5 points.\n\n*Measured ")
+    assert f"on {MEASURED['hardware']}, 2 threads" in body and "record `results/speed.yaml`.*" in body
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
