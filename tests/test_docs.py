@@ -137,7 +137,7 @@ def test_flag_extraction_equals_argparse():
     assert (
         built
         == source_flags("scripts/deploy_table.py")
-        == {"--since", "--seeded", "--peaks", "--peak", "--peak-tflops"}
+        == {"--since", "--seeded", "--peaks", "--peak", "--peak-tflops", "--record", "--caption", "--command"}
     )
 
 
