@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarking.backends.padding import pad_to_multiple
+from benchmarking.backends.signal_stack import kept_signal_stack
 from metrics.aggregations import image_mious, per_image_confusion
 from metrics.confusion import metrics_from_confusion
 
@@ -165,17 +166,18 @@ def quantize_with_accuracy_control(nncf, ov_model, calibration: list, multiple: 
     restorer = AdvancedAccuracyRestorerParameters(
         **({} if ac.max_iters is None else {"max_num_iterations": ac.max_iters})
     )
-    quantized = nncf.quantize_with_accuracy_control(
-        ov_model,
-        nncf.Dataset(calibration),
-        nncf.Dataset(items, lambda item: item[0]),
-        validate,
-        max_drop=ac.max_drop,
-        drop_type=nncf.DropType.ABSOLUTE,
-        subset_size=len(calibration),
-        advanced_accuracy_restorer_parameters=restorer,
-        **kwargs,
-    )
+    with kept_signal_stack():  # NNCF leaves this thread an unmapped alternate signal stack otherwise
+        quantized = nncf.quantize_with_accuracy_control(
+            ov_model,
+            nncf.Dataset(calibration),
+            nncf.Dataset(items, lambda item: item[0]),
+            validate,
+            max_drop=ac.max_drop,
+            drop_type=nncf.DropType.ABSOLUTE,
+            subset_size=len(calibration),
+            advanced_accuracy_restorer_parameters=restorer,
+            **kwargs,
+        )
     int8 = validate(core.compile_model(quantized, "CPU", f32), items)[0]
     measured = {"validation_images": len(items), "fp32_mIoU": fp32, "int8_mIoU": int8, "drop": fp32 - int8}
     return quantized, ac.choices() | measured
