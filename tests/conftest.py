@@ -161,3 +161,15 @@ def pytest_collection_modifyitems(config, items):
             it.add_marker(pytest.mark.xdist_group(group))
     last = [it for it in items if SERIAL_GROUPS.get(it.nodeid.split("::")[0]) == "deploy"]
     items[:] = [it for it in items if it not in last] + last
+
+
+@pytest.fixture(autouse=True)
+def _signal_stack_kept():
+    """Tests that call OpenVINO directly (not through :mod:`benchmarking.backends`) get the same guard as the
+    product: the thread's alternate signal stack is put back after the test
+    (:func:`benchmarking.backends.signal_stack.kept_signal_stack`), so no later test's signal lands on unmapped
+    memory."""
+    from benchmarking.backends.signal_stack import kept_signal_stack
+
+    with kept_signal_stack(collect=False):
+        yield

@@ -13,6 +13,7 @@ import torch
 from benchmarking.backends.accuracy_control import AccuracyControl, quantize_with_accuracy_control
 from benchmarking.backends.padding import pad_to_multiple
 from benchmarking.backends.registry import require
+from benchmarking.backends.signal_stack import kept_signal_stack
 
 #: ``calibration.nncf`` keys -> how the config value becomes the ``nncf.quantize`` argument (None: as is)
 NNCF_OPTIONS: dict[str, Callable | None] = {
@@ -46,6 +47,7 @@ def first_and_last_convolution(ov_model) -> list[str]:
     return sorted({convs[0], convs[-1]}) if convs else []
 
 
+@kept_signal_stack()
 def quantize_int8(
     ov_model,
     images: Iterable[torch.Tensor],

@@ -22,6 +22,7 @@ from benchmarking.backends.onnx_runtime import export_onnx
 from benchmarking.backends.options import BackendOptions
 from benchmarking.backends.padding import pad_to_multiple, padded_runner, size_multiple
 from benchmarking.backends.registry import Runner, register_backend, require
+from benchmarking.backends.signal_stack import kept_signal_stack
 from core.precision import canonical_precision
 
 #: beside an int8 IR quantised with accuracy control: its choices and the measured drop (read back on reuse)
@@ -40,12 +41,14 @@ OV_PROPERTIES = (
 )
 
 
+@kept_signal_stack()
 def openvino_capabilities() -> list[str]:
     """``OPTIMIZATION_CAPABILITIES`` of OpenVINO's CPU device (e.g. ``['FP32', 'INT8', 'BF16', ...]``)."""
     ov = require("openvino")
     return [str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
 
 
+@kept_signal_stack()
 def export_openvino(
     model: nn.Module,
     example: torch.Tensor,
@@ -104,6 +107,7 @@ def export_openvino(
 
 
 @register_backend("openvino", precisions=("32-true", "bf16-mixed", "int8"), exported=True)
+@kept_signal_stack()
 def openvino(
     model: nn.Module, example: torch.Tensor, precision: str, device: torch.device, options: BackendOptions | None = None
 ) -> Runner:
@@ -159,6 +163,7 @@ def compiled_properties(compiled) -> dict:
     return out
 
 
+@kept_signal_stack()
 def openvino_runner(
     xml: str | Path,
     precision: str,
@@ -204,9 +209,10 @@ def openvino_runner(
     requests = {key: c.create_infer_request() for key, c in compiled.items()}
 
     def infer(a):
-        request = requests.get(tuple(a.shape)) or requests.get(None)
-        if request is None:
-            request = requests[None] = core.compile_model(ir, "CPU", config).create_infer_request()
-        return request.infer({0: a})[0].copy()
+        with kept_signal_stack(collect=False):
+            request = requests.get(tuple(a.shape)) or requests.get(None)
+            if request is None:
+                request = requests[None] = core.compile_model(ir, "CPU", config).create_infer_request()
+            return request.infer({0: a})[0].copy()
 
     return padded_runner(infer, multiple, torch.device("cpu"))

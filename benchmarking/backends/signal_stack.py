@@ -2,12 +2,13 @@
 2026.4.1 and nncf 3.4.0 on Linux x86-64).
 
 OpenVINO's CPU plugin installs alternate signal stacks (``sigaltstack(2)``) when it compiles and destroys models.
-After ``nncf.quantize_with_accuracy_control`` the calling thread was left with an alternate stack whose memory had
-been unmapped; the next signal handled on it killed the process with SIGSEGV (``si_code=SI_KERNEL``). Python installs
+After ``nncf.quantize``, ``nncf.quantize_with_accuracy_control`` and exports with compiled models dropped, the calling
+thread was left with an alternate stack whose memory had been unmapped; the next signal handled on it killed the process with SIGSEGV (``si_code=SI_KERNEL``). Python installs
 its handlers with ``SA_ONSTACK`` (SIGINT, and the SIGCHLD handler of PyTorch's multi-worker DataLoader), so a Ctrl+C
-or the end of a DataLoader worker after an accuracy-controlled quantisation crashed the command. No public API of
-either library changes this, hence :func:`kept_signal_stack`: it reads the thread's alternate stack before the call
-and puts it back after. Elsewhere than Linux it does nothing.
+or the end of a DataLoader worker after an OpenVINO backend had run crashed the command. No public API of either
+library changes this, hence :func:`kept_signal_stack`, a context manager and decorator for every OpenVINO entry point
+of :mod:`benchmarking.backends`: it reads the thread's alternate stack before the call and puts it back after.
+Elsewhere than Linux it does nothing.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def current_signal_stack() -> tuple[int, int, int] | None:
 
 
 @contextlib.contextmanager
-def kept_signal_stack() -> Iterator[None]:
-    """Run the body, then collect garbage (the body's compiled models) and put this thread's alternate signal stack
-    back as it was before.
+def kept_signal_stack(collect: bool = True) -> Iterator[None]:
+    """Run the body, then (``collect``) collect garbage, so that the body's dropped compiled models are destroyed
+    inside, and put this thread's alternate signal stack back as it was before. ``collect=False`` for calls in timed
+    loops (two ``sigaltstack`` system calls, about a microsecond each).
 
     Raises:
         OSError: restoring the stack failed (errno named).
@@ -62,7 +64,8 @@ def kept_signal_stack() -> Iterator[None]:
     try:
         yield
     finally:
-        gc.collect()
+        if collect:
+            gc.collect()
         if saved.ss_flags & 2:  # SS_DISABLE: there was none; turn whatever was installed off
             saved = _StackT(None, 2, 0)
         if call(ctypes.byref(saved), None) != 0:
