@@ -214,7 +214,8 @@ def na2d_av(
     Args:
         attn: weights ``(N, heads, H, W, kh * kw)`` as returned by :func:`na2d_qk` (after softmax).
         value: float tensor ``(N, heads, H, W, head_dim)`` of the same dtype.
-        kernel_size, dilation: as in :func:`na2d_qk`.
+        kernel_size: as in :func:`na2d_qk`.
+        dilation: as in :func:`na2d_qk`.
 
     Returns:
         ``(N, heads, H, W, head_dim)``.
@@ -247,8 +248,12 @@ def na2d(
     ``softmax(scale * q . k + rpb)`` over each query's ``kh x kw`` neighbourhood, applied to the values.
 
     Args:
-        query, key, value: float tensors ``(N, H, W, heads, head_dim)`` of one shape and dtype.
-        kernel_size, dilation, rpb: as in :func:`na2d_qk`.
+        query: float tensor ``(N, H, W, heads, head_dim)``.
+        key: as ``query`` (same shape and dtype).
+        value: as ``query`` (same shape and dtype).
+        kernel_size: as in :func:`na2d_qk`.
+        dilation: as in :func:`na2d_qk`.
+        rpb: as in :func:`na2d_qk`.
         scale: logit scale; ``head_dim ** -0.5`` when None.
 
     Returns:

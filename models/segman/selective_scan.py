@@ -103,8 +103,9 @@ def selective_scan_reference(
         u: input ``(N, D_in, L)``, any float dtype (computed in float32 at least).
         delta: step sizes ``(N, D_in, L)``.
         A: real state matrix diagonal ``(D_in, d_state)``.
-        B, C: input / output projections ``(N, groups, d_state, L)`` (or ``(N, d_state, L)`` for one group);
-            ``D_in`` must be divisible by ``groups``.
+        B: input projection ``(N, groups, d_state, L)`` (or ``(N, d_state, L)`` for one group); ``D_in`` must be
+            divisible by ``groups``.
+        C: output projection, shaped as ``B``.
         D: optional skip ``(D_in,)``.
         delta_bias: optional ``(D_in,)`` added to ``delta`` before the softplus.
         delta_softplus: apply softplus to ``delta``.
