@@ -14,7 +14,9 @@ percentages (mIoU, mPC, rPC, ECE); seconds are the wall time of the whole corrup
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -36,6 +38,14 @@ COLUMNS = [
     Column("grid", "corruptions x severities"),
     Column("minutes", "wall min", ".1f"),
 ]
+
+
+def evaluation_date(folder: Path) -> str:
+    """YYYY-MM-DD of a validation folder: its timestamped name (``<run>/validation/<stamp>``), else (``--out DIR``) the
+    day ``robustness.json`` was written."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", folder.name[:10]):
+        return folder.name[:10]
+    return datetime.date.fromtimestamp((folder / "robustness.json").stat().st_mtime).isoformat()
 
 
 def row_of(label: str, folder: Path) -> tuple[dict, dict]:
@@ -68,7 +78,7 @@ def row_of(label: str, folder: Path) -> tuple[dict, dict]:
         "hardware": r.get("cpu"),
         "threads": r.get("threads"),
         "load": r.get("load_1min"),
-        "date": folder.name[:10],
+        "date": evaluation_date(folder),
         "commit": (m.get("git") or r.get("git") or {}).get("commit", "")[:7] or None,
         "torch": r.get("torch"),
     }

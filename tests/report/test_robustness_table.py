@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import json
+import os
 
 import pytest
 
@@ -49,3 +51,13 @@ def test_a_folder_without_a_corrupted_evaluation_is_one_line(tmp_path, capsys):
         robustness_table.main([f"Unet={tmp_path / 'plain'}", "--record", str(tmp_path / "r.yaml")])
     assert e.value.code == 2 and "metrics.json not found" in capsys.readouterr().err
     assert not (tmp_path / "r.yaml").exists()
+
+
+def test_a_folder_named_by_out_is_dated_by_its_robustness_json(tmp_path):
+    folder = tmp_path / "lite0_test"
+    folder.mkdir()
+    (folder / "robustness.json").write_text("{}")
+    stamp = datetime.datetime(2026, 3, 14, 12, 0).timestamp()
+    os.utime(folder / "robustness.json", (stamp, stamp))
+    assert robustness_table.evaluation_date(folder) == "2026-03-14"
+    assert robustness_table.evaluation_date(tmp_path / "2025-01-02_10-11-12") == "2025-01-02"
