@@ -118,6 +118,23 @@ def table(clean: dict, rows: list[dict], summary: dict) -> str:
     return "\n".join(lines)
 
 
+def corruption_overhead(seconds_corrupted: float, seconds_clean: float, num_images: int) -> float | None:
+    """Seconds per image that one corrupted evaluation spent beyond the clean one (corrupting the image).
+
+    Args:
+        seconds_corrupted: wall seconds of one corrupted pass over the split (mean over its severities).
+        seconds_clean: wall seconds of the clean pass over the same split.
+        num_images: images in the split.
+
+    Returns:
+        ``(seconds_corrupted - seconds_clean) / num_images``, or ``None`` where that is negative: the clean pass
+        was slower (the machine's load changed between the passes), so the difference does not measure the
+        corruption; ``scripts/corruption_cost.py`` times the corruption alone.
+    """
+    extra = (seconds_corrupted - seconds_clean) / max(num_images, 1)
+    return extra if extra >= 0 else None
+
+
 def run_robustness(
     cfg: DictConfig,
     model: torch.nn.Module,
@@ -163,7 +180,8 @@ def run_robustness(
         "seconds_corruption": seconds,
         # time per image and severity beyond the clean evaluation: corrupting the image (in the loader)
         "seconds_per_image_corruption": {
-            c: (t / len(protocol.severities) - float(clean["seconds"])) / max(n, 1) for c, t in seconds.items()
+            c: corruption_overhead(t / len(protocol.severities), float(clean["seconds"]), n)
+            for c, t in seconds.items()
         },
         "seconds_total": round(time.time() - started, 3),
         "cpu": hardware_profile("cpu"),
