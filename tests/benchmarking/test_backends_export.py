@@ -159,7 +159,7 @@ def test_nncf_options_reach_the_quantiser(runners, cfg):
     assert _fed_by_fake_quantize(default, head)  # the segmentation head is quantised by default
     nncf_cfg = {"preset": "mixed", "ignored_scope": {"names": [head]}}
     options = BackendOptions.from_config(
-        cfg, OmegaConf.merge(cfg.calibration, {"images": 2, "float_first_last": False, "nncf": nncf_cfg})
+        cfg, {**OmegaConf.to_container(cfg.calibration), "images": 2, "float_first_last": False, "nncf": nncf_cfg}
     )
     assert (
         options.calibration_note
