@@ -1,4 +1,5 @@
-"""OmegaConf resolvers used by ``config/`` (registered on import of any entry point or test).
+"""OmegaConf resolvers used by ``config/`` (registered on import of any entry point or test), and the structured
+configs of :mod:`core.schema` (stored in Hydra's ConfigStore by the same import).
 
 * ``${repo_path:data}``  -> absolute path of ``data`` inside the repository (repo-relative defaults).
 * ``${run_name:EXP,OVERRIDES}`` -> ``EXP`` or ``EXP__OVERRIDES``: the run folder's name part, made of
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+import core.schema  # noqa: F401  (stores the structured configs of config/ in Hydra's ConfigStore)
 from core.precision import canonical_precision
 from core.run_folder import claim_folder, safe_name
 

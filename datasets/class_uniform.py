@@ -28,6 +28,7 @@ from __future__ import annotations
 import albumentations as A
 import numpy as np
 
+from core.schema import ClassUniformConfig, checked
 from datasets.class_index import ClassPixelIndex, load_or_build_index
 
 _PLAN_STREAM, _PICK_STREAM = 0xC1A55, 0x9C4  # SeedSequence entropy words: distinct streams per use
@@ -91,15 +92,11 @@ class ClassUniformPlan:
 
     Args:
         index: the split's :class:`ClassPixelIndex`.
-        pct: fraction in [0, 1] of each epoch's slots that are class-uniform.
-
-    Raises:
-        ValueError: ``pct`` outside [0, 1] (value named).
+        pct: fraction in [0, 1] of each epoch's slots that are class-uniform (``class_uniform.pct``, range checked
+            by :class:`core.schema.ClassUniformConfig`).
     """
 
     def __init__(self, index: ClassPixelIndex, pct: float):
-        if not 0.0 <= float(pct) <= 1.0:
-            raise ValueError(f"class_uniform.pct={pct}: expected a fraction in [0, 1] (NVIDIA's recipe uses 0.5)")
         self.index, self.pct = index, float(pct)
         self.classes = np.flatnonzero(index.counts.sum(0) > 0)  # classes present in the split
         self._images = {int(c): index.images_with(int(c)) for c in self.classes}
@@ -138,14 +135,20 @@ def enable_class_uniform(train_set, settings, fallback_dir=None, name: str | Non
 
     Args:
         train_set: the training :class:`~datasets.base.SegmentationDataset`.
-        settings: the ``class_uniform`` config node (``pct``, ``points_per_class``) or None.
+        settings: the ``class_uniform`` config node (``pct``, ``points_per_class``; :class:`core.schema.ClassUniformConfig`)
+            or None (off).
         fallback_dir: cache folder when the data folder is read-only.
         name: the dataset config name (``dataset.name``), part of the cache key.
+
+    Raises:
+        ValueError: a value of ``class_uniform`` of the wrong type or out of its range, or an unknown key (named).
     """
-    pct = float((settings or {}).get("pct") or 0.0)
-    if pct == 0.0:
+    if settings is None:
         return None
-    index, _ = load_or_build_index(train_set, int(settings.get("points_per_class", 64)), fallback_dir, name)
-    plan = ClassUniformPlan(index, pct)
+    settings = checked(settings, ClassUniformConfig, "class_uniform")
+    if settings.pct == 0.0:
+        return None
+    index, _ = load_or_build_index(train_set, settings.points_per_class, fallback_dir, name)
+    plan = ClassUniformPlan(index, settings.pct)
     train_set.transform = with_centred_crop(train_set.transform)
     return plan

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from core.precision import autocast, canonical_precision
+from core.schema import EngineConfig, checked_keys
 from datasets.image_io import IMAGE_EXTENSIONS, read_image
 from datasets.transforms import build_transforms
 from inference.engine import predict_labels, predict_labels_streaming, streams_labels
@@ -42,7 +43,8 @@ def load_preset(name: str | None) -> dict:
     Keys are :class:`InferenceSettings` fields (null values keep the dataset's ``test`` setting).
 
     Raises:
-        ValueError: unknown preset (the available ones are listed) or an unknown key (named).
+        ValueError: unknown preset (the available ones are listed), or an unknown key or a value of the wrong type
+            (:class:`core.schema.EngineConfig`; key named).
     """
     if not name:
         return {}
@@ -51,11 +53,7 @@ def load_preset(name: str | None) -> dict:
         raise ValueError(
             f"unknown inference preset {name!r}; available: {sorted(p.stem for p in PRESETS_DIR.glob('*.yaml'))}"
         )
-    preset = {k: v for k, v in OmegaConf.to_container(OmegaConf.load(path)).items() if v is not None}
-    unknown = set(preset) - set(InferenceSettings.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"{path}: unknown inference settings {sorted(unknown)}")
-    return preset
+    return {k: v for k, v in checked_keys(OmegaConf.load(path), EngineConfig, str(path)).items() if v is not None}
 
 
 def list_images(inputs: Iterable[str | Path]) -> list[Path]:

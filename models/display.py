@@ -1,18 +1,29 @@
-"""Display names of models in tables: ``config/benchmark.yaml`` ``display`` maps a model config choice to format
-strings over the model config's keys (``{arch}-{encoder}`` -> ``Unet-resnet18``)."""
+"""Display names of models in tables: the ``display`` config node (``config/display/default.yaml``, in the benchmark
+and training configs) maps a model config choice to format strings over the model config's keys
+(``{arch}-{encoder}`` -> ``Unet-resnet18``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 
-from omegaconf import DictConfig, OmegaConf
-
-BENCHMARK_CONFIG = Path(__file__).resolve().parents[1] / "config" / "benchmark.yaml"
+from omegaconf import DictConfig
 
 
-def describe_model(model_cfg: DictConfig, model_choice: str, display: DictConfig | None = None) -> tuple[str, str]:
-    """(name, method) shown in tables, from ``display[model_choice]`` (``config/benchmark.yaml``) formatted with
-    the model config's keys, e.g. ``{arch}-{encoder}`` -> ``Unet-resnet18``; the model choice otherwise."""
+def describe_model(
+    model_cfg: DictConfig, model_choice: str, display: Mapping | DictConfig | None = None
+) -> tuple[str, str]:
+    """(name, method) shown in tables.
+
+    Args:
+        model_cfg: the model config node, whose keys fill the format strings.
+        model_choice: the model config choice (``smp``, ``hrnet_ocr``), the key of ``display``.
+        display: the composed config's ``display`` node: ``{choice: {name: fmt, method: fmt}}``; None or a choice
+            it lacks: the model choice itself.
+
+    Returns:
+        ``display[model_choice]`` formatted with the model config's keys, e.g. ``{arch}-{encoder}`` ->
+        ``Unet-resnet18``; the model choice where a format names a key the model config lacks.
+    """
     fmt = (display or {}).get(model_choice) or {}
     keys = {k: model_cfg.get(k) for k in model_cfg if isinstance(k, str)} if model_cfg is not None else {}
     out = []
@@ -22,8 +33,3 @@ def describe_model(model_cfg: DictConfig, model_choice: str, display: DictConfig
         except (KeyError, IndexError, ValueError):
             out.append(model_choice or "model")
     return out[0] or "model", out[1] or "model"
-
-
-def display_name(model_cfg: DictConfig, choice: str) -> str:
-    """Display name of a model config as in benchmark tables (``display`` of ``config/benchmark.yaml``)."""
-    return describe_model(model_cfg, choice, OmegaConf.load(BENCHMARK_CONFIG).get("display"))[0]

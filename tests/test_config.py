@@ -142,7 +142,7 @@ def test_make_train_composes_and_builds():
 
 
 MODEL_OPTIONS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
-# (table name, method) per model option with its defaults: config/benchmark.yaml `display`
+# (table name, method) per model option with its defaults: `display` (config/display/default.yaml)
 BENCH_NAMES = {
     "espnet": ("ESPNet (p=2, q=8)", "ESPNet"),
     "espnetv2": ("ESPNetv2 (s=2.0)", "ESPNetv2"),
@@ -159,6 +159,16 @@ HAVE_MMSEG = all(importlib.util.find_spec(m) is not None for m in ("mmseg", "mme
 def test_every_model_option_has_a_benchmark_name():
     assert sorted(BENCH_NAMES) == MODEL_OPTIONS
     assert sorted(compose_cfg(config_name="benchmark").display) == MODEL_OPTIONS
+
+
+def test_training_names_the_model_from_its_composed_display_node():
+    from training.summary import model_display_name
+
+    cfg = compose_cfg(["model=hrnet", "model.width=18"])
+    assert model_display_name(cfg.model, "hrnet", cfg.display) == "HRNetV2-W18"
+    cfg = compose_cfg(["model=hrnet", "display.hrnet.name='HR-{width}'"])  # an override reaches the name
+    assert model_display_name(cfg.model, "hrnet", cfg.display) == "HR-48"
+    assert model_display_name(cfg.model, "hrnet", None) == "hrnet"  # a config without `display`
 
 
 @pytest.mark.parametrize(

@@ -23,31 +23,28 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import EMAWeightAveraging
 
+from core.schema import EmaConfig, checked
+
 
 def ema_callbacks(cfg: DictConfig) -> list[pl.Callback]:
-    """``[EMAWeightAveraging]`` when ``cfg.ema.decay`` is set, else ``[]``.
+    """``[EMAWeightAveraging]`` when ``cfg.ema.decay`` is set, else ``[]`` (also when the config has no ``ema``).
 
     Args:
-        cfg: the training config; ``ema`` node: ``decay`` (float in (0, 1) or null = off),
-            ``update_every_n_steps`` (int >= 1), ``update_starting_at_step`` (int or null).
+        cfg: the training config; ``ema`` node typed by :class:`core.schema.EmaConfig`: ``decay`` (float in
+            (0, 1) or null = off), ``update_every_n_steps`` (int >= 1), ``update_starting_at_step`` (int or null).
 
     Raises:
-        ValueError: ``ema.decay`` outside (0, 1) or ``ema.update_every_n_steps`` < 1 (value named).
+        ValueError: a value of ``ema`` of the wrong type or out of its range, or an unknown key (key named).
     """
-    ema = cfg.get("ema") or {}
-    decay = ema.get("decay")
-    if decay is None:
+    if cfg.get("ema") is None:
         return []
-    if not 0.0 < float(decay) < 1.0:
-        raise ValueError(f"ema.decay={decay}: expected a float in (0, 1), e.g. 0.999, or null to switch EMA off")
-    every = int(ema.get("update_every_n_steps", 1))
-    if every < 1:
-        raise ValueError(f"ema.update_every_n_steps={every}: expected an int >= 1")
-    start = ema.get("update_starting_at_step")
+    ema = checked(cfg.ema, EmaConfig, "ema")
+    if ema.decay is None:
+        return []
     return [
         EMAWeightAveraging(
-            decay=float(decay),
-            update_every_n_steps=every,
-            update_starting_at_step=None if start is None else int(start),
+            decay=ema.decay,
+            update_every_n_steps=ema.update_every_n_steps,
+            update_starting_at_step=ema.update_starting_at_step,
         )
     ]

@@ -89,11 +89,12 @@ def hydra_job() -> tuple[list[str], dict]:
     return [str(o) for o in hc.overrides.task], {k: v for k, v in choices.items() if not k.startswith("hydra/")}
 
 
-def model_display_name(model_cfg: DictConfig, choice: str) -> str:
-    """Display name of a model config as in benchmark tables (:func:`models.display.display_name`)."""
-    from models.display import display_name
+def model_display_name(model_cfg: DictConfig, choice: str, display: DictConfig | None) -> str:
+    """Display name of a model config as in benchmark tables (:func:`models.display.describe_model` with the
+    composed config's ``display`` node; None: the model choice)."""
+    from models.display import describe_model
 
-    return display_name(model_cfg, choice)
+    return describe_model(model_cfg, choice, display)[0]
 
 
 def images_of_batch(trainer: pl.Trainer | None, batch: dict) -> int:
@@ -256,7 +257,7 @@ class RunSummary(pl.Callback):
                 model.train(was_training)
         choice = choices.get("model") or str(cfg.model.get("_target_", "model")).rsplit(".", 1)[-1]
         try:
-            name = model_display_name(cfg.model, choice)
+            name = model_display_name(cfg.model, choice, cfg.get("display"))
         except Exception:
             name = choice
         run = RunFolder(trainer.default_root_dir)

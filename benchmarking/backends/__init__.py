@@ -46,7 +46,6 @@ registers every backend:
 """
 
 from benchmarking.backends.accuracy_control import (
-    ACCURACY_CONTROL_OPTIONS,
     AccuracyControl,
     quantize_with_accuracy_control,
     validation_fn,
@@ -86,7 +85,6 @@ from benchmarking.backends.registry import (
 
 __all__ = [
     "ACCURACY_CONTROL_FILE",
-    "ACCURACY_CONTROL_OPTIONS",
     "BACKENDS",
     "BACKEND_PRECISIONS",
     "EXPORTED",

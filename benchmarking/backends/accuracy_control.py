@@ -20,16 +20,11 @@ import torch.nn.functional as F
 
 from benchmarking.backends.padding import pad_to_multiple
 from benchmarking.backends.signal_stack import kept_signal_stack
+from core.schema import AccuracyControlConfig, checked
 from metrics.aggregations import image_mious, per_image_confusion
 from metrics.confusion import metrics_from_confusion
 
-#: ``calibration.accuracy_control`` keys
-ACCURACY_CONTROL_OPTIONS = ("enabled", "max_drop", "images", "max_iters")
 KEY = "calibration.accuracy_control"
-
-
-def _integer(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -56,30 +51,20 @@ class AccuracyControl:
     ignore_index: int = 255
 
     @classmethod
-    def from_options(cls, options: Mapping | None, **kwargs) -> AccuracyControl | None:
-        """The validated ``calibration.accuracy_control`` mapping, or None when ``enabled`` is false or absent.
-        ``kwargs``: ``split``, ``samples``, ``num_classes``, ``ignore_index``.
+    def from_options(cls, options: Mapping | AccuracyControlConfig | None, **kwargs) -> AccuracyControl | None:
+        """The ``calibration.accuracy_control`` options (a complete mapping or node, or the checked
+        :class:`core.schema.AccuracyControlConfig`) as an :class:`AccuracyControl`, or None when ``enabled`` is
+        false. ``kwargs``: ``split``, ``samples``, ``num_classes``, ``ignore_index``.
 
         Raises:
-            ValueError: an unknown key, or a bad value, in one line naming the key (``max_drop`` and ``images``
-                are required when enabled; when disabled, the values given are still checked).
+            ValueError: an unknown or missing key, a value of the wrong type or out of its range, in one line naming
+                the key (the values are checked also when disabled).
         """
-        options = dict(options or {})
-        bad = sorted(set(options) - set(ACCURACY_CONTROL_OPTIONS))
-        if bad:
-            raise ValueError(f"{KEY}: unknown option(s) {bad}; valid: {list(ACCURACY_CONTROL_OPTIONS)}")
-        enabled = options.get("enabled", False)
-        if not isinstance(enabled, bool):
-            raise ValueError(f"{KEY}.enabled must be true or false, got {enabled!r}")
-        drop, images, iters = options.get("max_drop"), options.get("images"), options.get("max_iters")
-        check = enabled or "max_drop" in options  # disabled: only the values given are checked
-        if check and (not isinstance(drop, int | float) or isinstance(drop, bool) or not 0 <= drop <= 100):
-            raise ValueError(f"{KEY}.max_drop must be a number of mIoU points in [0, 100], got {drop!r}")
-        if (enabled or "images" in options) and (not _integer(images) or images < 1):
-            raise ValueError(f"{KEY}.images must be an integer >= 1, got {images!r}")
-        if iters is not None and (not _integer(iters) or iters < 1):
-            raise ValueError(f"{KEY}.max_iters must be an integer >= 1 or null, got {iters!r}")
-        return cls(float(drop), int(images), iters, **kwargs) if enabled else None
+        if not isinstance(options, AccuracyControlConfig):
+            options = checked(options, AccuracyControlConfig, KEY)
+        if not options.enabled:
+            return None
+        return cls(options.max_drop, options.images, options.max_iters, **kwargs)
 
     def note(self) -> str:
         """The choices in words, for records and export manifests."""

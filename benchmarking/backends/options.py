@@ -16,7 +16,7 @@ import torch
 
 from benchmarking.backends.accuracy_control import AccuracyControl
 from benchmarking.backends.cache import EXPORT_FORMAT, ONNX_OPSET, cached_export
-from benchmarking.backends.int8 import nncf_options
+from core.schema import CalibrationConfig, checked
 from core.versions import EXPORT_PACKAGES, package_versions
 
 
@@ -36,7 +36,7 @@ class BackendOptions:
             like the model's input (``precision=int8`` only).
         threads: intra-op threads of the runtime (default ``torch.get_num_threads()``).
         quantize: keyword options of ``nncf.quantize`` for int8 (``calibration.nncf`` of
-            ``config/benchmark.yaml``; see :func:`nncf_options`).
+            ``config/benchmark.yaml``; see :func:`benchmarking.backends.int8.nncf_options`).
         float_first_last: int8 keeps the first and last convolution in float (``calibration.float_first_last``;
             :func:`quantize_int8`).
         calibration_note: the calibration in words, for records and export manifests.
@@ -60,38 +60,35 @@ class BackendOptions:
 
     @classmethod
     def from_config(cls, cfg, calibration: Mapping | None = None, **kwargs) -> BackendOptions:
-        """Options whose int8 calibration is ``calibration`` (default ``cfg.calibration``): ``images`` images of
-        ``split`` of ``cfg.dataset`` through the test pipeline (:func:`benchmarking.parity.split_images`),
-        quantised with the ``nncf`` options, or with ``accuracy_control`` enabled by
-        ``nncf.quantize_with_accuracy_control`` validated on ``accuracy_control.images`` other frames of ``split``
-        (:func:`benchmarking.parity.held_out_samples`). ``kwargs``: ``folder``, ``threads``.
+        """Options whose int8 calibration is ``calibration`` (default ``cfg.calibration``; a complete node, typed by
+        :class:`core.schema.CalibrationConfig`): ``images`` images of ``split`` of ``cfg.dataset`` through the test
+        pipeline (:func:`benchmarking.parity.split_images`), quantised with the ``nncf`` options, or with
+        ``accuracy_control`` enabled by ``nncf.quantize_with_accuracy_control`` validated on
+        ``accuracy_control.images`` other frames of ``split`` (:func:`benchmarking.parity.held_out_samples`).
+        ``kwargs``: ``folder``, ``threads``.
 
         Without ``folder``, a model loaded from a run folder (``cfg.loaded_from.run_dir``, set by
         :func:`inference.loading.load_for_inference`) keeps its exports in the run's ``export/`` folder
         (``cache_root``), described by its weights file and model config (``source``).
 
         Raises:
-            ValueError: an unknown ``calibration.nncf`` key (the valid ones listed), a ``float_first_last`` that
-                is not a boolean, or a bad ``calibration.accuracy_control`` key or value (named), before anything is
-                exported.
+            ValueError: a ``calibration`` key that is unknown, missing, of the wrong type or out of its range (one
+                line naming the key), before anything is exported.
         """
         from omegaconf import OmegaConf
 
         from benchmarking.parity import held_out_samples, split_images
 
-        c = calibration if calibration is not None else (cfg.get("calibration") or {})
-        split, n = str(c.get("split") or "train"), int(c.get("images") or 0)
-        quantize = c.get("nncf") or {}
-        quantize = OmegaConf.to_container(quantize, resolve=True) if OmegaConf.is_config(quantize) else dict(quantize)
-        nncf_options(quantize)  # fail on a bad key before anything is exported
-        first_last = c.get("float_first_last", False)
-        if not isinstance(first_last, bool):
-            raise ValueError(f"calibration.float_first_last must be true or false, got {first_last!r}")
-        ac = c.get("accuracy_control") or {}
-        ac = OmegaConf.to_container(ac, resolve=True) if OmegaConf.is_config(ac) else dict(ac)
+        c = checked(
+            calibration if calibration is not None else cfg.get("calibration"), CalibrationConfig, "calibration"
+        )
+        split, n, first_last, quantize = c.split, c.images, c.float_first_last, c.nncf.given()
         d = cfg.get("dataset") or {}
         ac = AccuracyControl.from_options(
-            ac, split=split, num_classes=int(d.get("num_classes") or 0), ignore_index=int(d.get("ignore_index", 255))
+            c.accuracy_control,
+            split=split,
+            num_classes=int(d.get("num_classes") or 0),
+            ignore_index=int(d.get("ignore_index", 255)),
         )
         if ac is not None:
             ac.samples = lambda: held_out_samples(cfg, split, n, ac.images)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 import predict
@@ -148,15 +149,17 @@ def test_nncf_options_reach_the_quantiser(runners, cfg):
     import nncf
     import openvino as ov
 
-    from benchmarking.backends import first_and_last_convolution, nncf_options, quantize_int8
+    from benchmarking.backends import NNCF_OPTIONS, first_and_last_convolution, nncf_options, quantize_int8
+    from core.schema import NncfConfig
 
     fp32 = ov.Core().read_model(str(runners["folder"] / "openvino_fp32" / "model.xml"))
     head = "out"  # the segmentation head's convolution writes the graph output
     assert next(o for o in fp32.get_ops() if o.get_friendly_name() == head).get_type_name() == "Convolution"
     default = ov.Core().read_model(str(runners["folder"] / "openvino_int8" / "model.xml"))
     assert _fed_by_fake_quantize(default, head)  # the segmentation head is quantised by default
+    nncf_cfg = {"preset": "mixed", "ignored_scope": {"names": [head]}}
     options = BackendOptions.from_config(
-        cfg, {"split": "train", "images": 2, "nncf": {"preset": "mixed", "ignored_scope": {"names": [head]}}}
+        cfg, {**OmegaConf.to_container(cfg.calibration), "images": 2, "float_first_last": False, "nncf": nncf_cfg}
     )
     assert (
         options.calibration_note
@@ -184,10 +187,13 @@ def test_nncf_options_reach_the_quantiser(runners, cfg):
     mixed = quantize_int8(fp32, options.calibration(), 8, {}, float_first_last=True)
     assert not _fed_by_fake_quantize(mixed, stem) and not _fed_by_fake_quantize(mixed, head)
     assert sum(op.get_type_name() == "FakeQuantize" for op in mixed.get_ops()) >= 5
-    with pytest.raises(ValueError, match=r"calibration.nncf: unknown option\(s\) \['presett'\]; valid: \["):
-        BackendOptions.from_config(cfg, {"nncf": {"presett": "mixed"}})
-    with pytest.raises(ValueError, match="calibration.float_first_last must be true or false, got 'yes'"):
-        BackendOptions.from_config(cfg, {"float_first_last": "yes"})
+    with pytest.raises(ValueError, match=r"^calibration.nncf.presett: Key 'presett' not in 'NncfConfig'$"):
+        BackendOptions.from_config(cfg, {**OmegaConf.to_container(cfg.calibration), "nncf": {"presett": "mixed"}})
+    with pytest.raises(ValueError, match=r"^calibration.float_first_last: Value 'maybe' is not a valid bool"):
+        BackendOptions.from_config(cfg, {**OmegaConf.to_container(cfg.calibration), "float_first_last": "maybe"})
+    with pytest.raises(ValueError, match=r"calibration.nncf: unknown option\(s\) \['presett'\]"):
+        nncf_options({"presett": "mixed"})  # the same keys when quantize_int8 is called without a config
+    assert set(NncfConfig.__dataclass_fields__) == set(NNCF_OPTIONS)
 
 
 def test_bf16_where_the_cpu_has_it(model):

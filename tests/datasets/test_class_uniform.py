@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from datasets.class_index import CACHE_DIR, ClassPixelIndex, load_or_build_index
-from datasets.class_uniform import CentredCrop, ClassUniformPlan, with_centred_crop
+from datasets.class_uniform import CentredCrop, ClassUniformPlan, enable_class_uniform, with_centred_crop
 from tests.conftest import REPO, compose_cfg
 from training.datamodule import SegDataModule
 from training.determinism import SeededTransformDataset
@@ -114,8 +114,8 @@ def test_plan_is_exact_per_epoch_and_deterministic():
     assert not np.array_equal(plan.slot_classes(7, 1), sc)
     slot = int(np.flatnonzero(sc == 3)[0])
     assert plan.item(7, 0, slot)[0] in (0, 1, 2)  # an image holding class 3
-    with pytest.raises(ValueError, match=r"class_uniform.pct=1.5: expected a fraction in \[0, 1\]"):
-        ClassUniformPlan(index, 1.5)
+    with pytest.raises(ValueError, match=r"^class_uniform.pct=1.5: expected a fraction in \[0, 1\]"):
+        enable_class_uniform(None, {"pct": 1.5, "points_per_class": 64})  # checked before the data is read
 
 
 def test_rare_camvid_classes_in_crops_at_the_configured_rate(shared_data, tmp_path):
