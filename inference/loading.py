@@ -88,6 +88,14 @@ def load_run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictC
     return cfg
 
 
+def config_override_keys() -> set[str]:
+    """The top-level names a ``key=value`` config override of validation.py / predict.py may start with: the keys of
+    ``config/train.yaml`` and the config groups (folders of ``config/``), e.g. ``dataset``, ``environment``, ``lr``."""
+    train = OmegaConf.load(REPO / "config" / "train.yaml")
+    groups = {p.name for p in (REPO / "config").iterdir() if p.is_dir()}
+    return {str(k) for k in train if k != "defaults"} | groups
+
+
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """``config/train.yaml`` composed with Hydra ``overrides`` (``model=espnet dataset=camvid ...``), resolved."""
     from hydra import compose, initialize_config_dir
