@@ -14,6 +14,7 @@ exits with status 0; a usage error is one line ``<prog>: error: <message> (see -
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Collection, Sequence
@@ -90,8 +91,9 @@ class KeyValueParser:
         config_keys: top-level config keys taken as config overrides (``dataset``, ``model``, ...); None: the entry
             point has no config overrides, every key must be one of ``keys``.
         legacy: older ``--flag`` spellings.
-        positional: the list key that collects arguments without ``=`` (older spelling, one deprecation line).
-        literal: arguments that stand for themselves even with ``=`` in them (existing paths), for ``positional``.
+        positional: the list key that collects arguments without ``=`` or naming an existing path (older spelling,
+            one deprecation line).
+        literal: arguments that are never part of a value the shell split at a space (:func:`core.errors.unquoted_space`).
     """
 
     def __init__(
@@ -173,7 +175,7 @@ class KeyValueParser:
                 self._legacy(arg, rest, values, deprecated)
                 continue
             key, eq, _ = arg.partition("=")
-            if self.positional and (not eq or self.literal(arg)):
+            if self.positional and (not eq or os.path.exists(arg)):
                 values.setdefault(self.positional, []).append(arg)
                 deprecated[self.positional] = (
                     f"positional arguments are deprecated, use {self.keys[self.positional].spelling()}"
