@@ -153,52 +153,75 @@ def compare(
 
 
 def build_parser():
-    """The command line of ``benchmark.py compare`` (:class:`core.errors.OneLineArgumentParser`)."""
+    """The command line of ``benchmark.py compare`` (:class:`core.command_line.KeyValueParser`; the older ``--root DIR``
+    ... spellings are accepted with one deprecation line)."""
     from omegaconf import OmegaConf
 
     import core.hydra  # noqa: F401  (resolvers of config/environment)
-    from core.errors import OneLineArgumentParser
+    from core.command_line import Key, KeyValueParser, Legacy
 
     env = OmegaConf.load(Path(__file__).resolve().parents[2] / "config" / "environment" / "default.yaml")
-    p = OneLineArgumentParser(
-        prog="benchmark.py compare",
-        description="Group training runs (summary.json) into configurations: mean, std, 95 %% CI, cost.",
+    keys = (
+        Key(
+            "root",
+            f"folder searched for */summary.json (default LOGDIR: {env.log_dir})",
+            "path",
+            default=str(env.log_dir),
+            metavar="DIR",
+        ),
+        Key(
+            "tables",
+            "output folder (runs.csv, experiments.csv/.md, plots)",
+            "path",
+            default="tables/compare",
+            metavar="DIR",
+        ),
+        Key(
+            "by",
+            "keys defining a configuration (default: all overrides except seed), e.g. [model.arch,model.encoder]",
+            "list",
+            metavar="[KEY,...]",
+        ),
+        Key(
+            "metric",
+            "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
+            + f" ({', '.join(sorted(LOWER_IS_BETTER))}: lowest is best)",
+            default="mIoU",
+            metavar="NAME",
+            choices=tuple(METRICS),
+        ),
+        Key(
+            "select",
+            "what each run contributes: " + "; ".join(f"{k}: {v}" for k, v in SELECT.items()),
+            default="best",
+            metavar="|".join(SELECT),
+            choices=tuple(SELECT),
+        ),
+        Key("baseline", "configuration label: adds Δ mean and Welch's t-test p-value", "text", metavar="LABEL"),
+        Key(
+            "record",
+            "also write the table as a results record, e.g. results/<name>.yaml",
+            "path",
+            metavar="results/<name>.yaml",
+        ),
+        Key("caption", "the record's caption (how it was measured is added)", "text", default="", metavar="TEXT"),
     )
-    p.add_argument(
-        "--root", default=str(env.log_dir), help=f"folder searched for */summary.json (default LOGDIR: {env.log_dir})"
+    return KeyValueParser(
+        "benchmark.py compare",
+        keys,
+        usage="python benchmark.py compare [root=LOGDIR] [tables=DIR] [by=[KEY,...]] [metric=NAME] [select=RULE]\n"
+        "                            [baseline=LABEL] [record=results/<name>.yaml] [caption=TEXT]",
+        description="Group training runs (summary.json) into configurations: mean, std, 95 % CI, cost.",
+        legacy=[Legacy(f"--{k.name}", k.name) for k in keys],
     )
-    p.add_argument("--tables", default="tables/compare", help="output folder (runs.csv, experiments.csv/.md, plots)")
-    p.add_argument(
-        "--by",
-        default=None,
-        help="comma-separated keys defining a configuration (default: all "
-        "overrides except seed), e.g. model.arch,model.encoder",
-    )
-    p.add_argument(
-        "--metric",
-        default="mIoU",
-        choices=METRICS,
-        help="; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
-        + f" ({', '.join(sorted(LOWER_IS_BETTER))}: lowest is best)",
-    )
-    p.add_argument(
-        "--select",
-        default="best",
-        choices=list(SELECT),
-        help="what each run contributes: " + "; ".join(f"{k}: {v}" for k, v in SELECT.items()),
-    )
-    p.add_argument("--baseline", default=None, help="configuration label: adds Δ mean and Welch's t-test p-value")
-    p.add_argument("--record", default=None, help="also write the table as a results record, e.g. results/<name>.yaml")
-    p.add_argument("--caption", default="", help="the record's caption (how it was measured is added)")
-    return p
 
 
 def main(argv: list[str]) -> int:
     """``benchmark.py compare`` command line; returns the exit code (1: bad arguments or input, one line)."""
     from core.errors import print_written
 
-    a = build_parser().parse_args(argv)
-    by = [k.strip() for k in a.by.split(",") if k.strip()] if a.by else None
+    a = build_parser().parse(argv)
+    by = [k.strip() for b in a.by for k in b.split(",") if k.strip()] if a.by else None
     return print_written(
         "benchmark.py compare",
         lambda: compare(
