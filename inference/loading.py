@@ -197,7 +197,7 @@ def load_for_inference(
     The weights are read once by :func:`models.checkpoint.load_weights` (strict). The model is in eval mode
     (on ``device`` when given); ``cfg.loaded_from`` records ``weights`` (path), ``run_dir`` (or null),
     ``loaded_by`` (``state_dict`` | ``load_pretrained``) and ``temperature``: the run's temperature scaling
-    (``calibration/temperature.json``, fitted by ``validation.py --fit-temperature`` for this checkpoint), which the
+    (``calibration/temperature.json``, fitted by ``validation.py fit_temperature=true`` for this checkpoint), which the
     inference engine applies to the logits (:func:`inference.temperature.apply_run_temperature`), or null.
 
     Returns:
