@@ -103,16 +103,19 @@ def build_parser() -> KeyValueParser:
 def parse_args(argv=None) -> SimpleNamespace:
     """The request of a validation.py command line: one attribute per key of :data:`KEYS` and ``overrides`` (config
     overrides, ``corruptions=``/``severities=``/``corruption_seed=`` included). ``--valdir X --ckpt <path>`` (older
-    spelling) names the checkpoint file ``<path>``.
+    spelling) loads the checkpoint file ``<path>`` with the config of run ``X``: ``checkpoint`` is ``X`` and ``which``
+    is ``<path>``, as :meth:`core.run_folder.RunFolder.checkpoint` takes it.
 
     Raises:
         SystemExit: ``--help`` (status 0) or a usage error (status 2, one line on stderr).
     """
     p = build_parser()
     args = p.parse(argv)
-    old = [a.partition("=")[2] or b for a, b in zip(argv or [], [*(argv or [])[1:], ""]) if a.split("=")[0] == "--ckpt"]
-    if old and old[-1] not in ("best", "last"):
-        args.checkpoint = old[-1]  # --valdir X --ckpt <path>: the file, wherever --valdir stands
+    flags = list(argv or [])
+    valdir = [a.partition("=")[2] or b for a, b in zip(flags, [*flags[1:], ""]) if a.split("=")[0] == "--valdir"]
+    ckpt = [a.partition("=")[2] or b for a, b in zip(flags, [*flags[1:], ""]) if a.split("=")[0] == "--ckpt"]
+    if valdir and ckpt and ckpt[-1] not in ("best", "last"):
+        args.checkpoint, args.which = valdir[-1], ckpt[-1]  # --valdir X --ckpt <path>: that file of run X
     if args.fit_temperature and args.split != "val":
         p.error(f"fit_temperature=true fits on the val split; got split {args.split!r}")
     if args.fit_pixels < 1:

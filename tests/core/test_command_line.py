@@ -125,12 +125,6 @@ def test_older_flags_give_the_same_request_and_one_deprecation_line(capsys):
             "validation.py: --valdir is deprecated, use checkpoint=<run folder>; --fit-temperature is deprecated, use "
             "fit_temperature=true; --fit-pixels is deprecated, use fit_pixels=N",
         ),
-        (
-            [f"checkpoint={RUN}/checkpoints/epoch=1.ckpt"],  # --valdir X --ckpt <file>: the file
-            ["--valdir", RUN, "--ckpt", f"{RUN}/checkpoints/epoch=1.ckpt"],
-            "validation.py: --valdir is deprecated, use checkpoint=<run folder>; --ckpt is deprecated, use "
-            "checkpoint=<run folder|file>",
-        ),
     ],
 )
 def test_validation_new_and_older_spelling_give_the_same_request(new, old, line, capsys):
@@ -141,6 +135,21 @@ def test_validation_new_and_older_spelling_give_the_same_request(new, old, line,
     assert capsys.readouterr().err.splitlines() == [line]
     assert a == b
     assert a["checkpoint"] == new[0].partition("=")[2] and a["which"] in ("best", "last")
+
+
+def test_validation_older_valdir_with_a_ckpt_file_keeps_its_meaning(capsys):
+    """``--valdir X --ckpt <file>``: the file, with run X's config (``RunFolder.checkpoint`` takes a path)."""
+    args = validation.parse_args(["--ckpt", "other/epoch=1.ckpt", "--valdir", RUN])
+    assert (args.checkpoint, args.which) == (RUN, "other/epoch=1.ckpt")
+    args = validation.parse_args(["--ckpt", "other/epoch=1.ckpt"])
+    assert (args.checkpoint, args.which) == ("other/epoch=1.ckpt", "best")
+
+
+def test_predict_which_is_best_or_last(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        predict.parse_args([f"checkpoint={RUN}", "inputs=[a.jpg]", "which=nosuch"])
+    assert exit_.value.code == 2
+    assert "which=nosuch: which is one of best, last" in error_line(capsys.readouterr().err, "predict.py")
 
 
 def test_validation_request_values(capsys):

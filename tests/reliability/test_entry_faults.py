@@ -48,12 +48,12 @@ def _run(entry, module, argv, capsys) -> tuple[int, str]:
         (["checkpoint={run}", "dataset.test.mod=slide"], 1, "unknown override key 'dataset.test.mod'"),
         (["checkpoint={tmp}/nope"], 1, "{tmp}/nope is neither a run folder nor a checkpoint file"),
         (["checkpoint={tmp}"], 1, "no checkpoint {tmp}/checkpoints/best.ckpt"),
-        (["checkpoint={run}/checkpoints/nosuch.ckpt"], 1, "no checkpoint {run}/checkpoints/nosuch.ckpt"),
+        (["checkpoint={run}/checkpoints/nosuch.ckpt"], 1, "checkpoint {run}/checkpoints/nosuch.ckpt does not exist"),
         (["--valdir", "{run}", "--ckpt", "nosuch.ckpt"], 1, "no checkpoint nosuch.ckpt"),  # the older spelling
         (["checkpoint={run}", "split=nosplit"], 1, "has no labels for split 'nosplit'"),
         (["checkpoint={run}", "environment.data_root=/nonexistent"], 1, "data root /nonexistent/camvid does not exist"),
         (["checkpoint={run}", "dataset.test.mode=diagonal"], 1, "diagonal"),
-        (["checkpoint={run}", "nokeyvalue"], 2, "bad argument 'nokeyvalue': use key=value (keys: checkpoint, which,"),
+        (["nokeyvalue", "checkpoint={run}"], 2, "bad argument 'nokeyvalue': use key=value (keys: checkpoint, which,"),
         (
             ["checkpoint={tmp}/missing.pth", "model=smp"],
             1,
@@ -127,7 +127,6 @@ def test_predict_goes_on_past_unreadable_files_and_reads_16bit(photos, check_unc
         (["checkpoint={run}", "inputs=[{photo}]", "dataset.test.mod=slide"], "unknown override key 'dataset.test.mod'"),
         (["checkpoint={run}", "inputs=[{tmp}/missing.png]"], "input {tmp}/missing.png does not exist"),
         (["checkpoint={run}", "inputs=[{tmp}]"], "no images (.png"),
-        (["--ckpt", "{run}", "--which", "nosuch", "{photo}"], "no checkpoint nosuch"),  # the older spelling
         (["checkpoint={run}/checkpoints/missing.ckpt", "inputs=[{photo}]"], "checkpoints/missing.ckpt does not exist"),
     ],
 )
