@@ -119,7 +119,12 @@ class KeyValueParser:
     def help_text(self) -> str:
         """What ``--help`` prints: the synopsis, the keys with their defaults, the older spellings."""
         width = max(len(k.spelling()) for k in self.keys.values()) + 2
-        lines = ["usage:", textwrap.indent(textwrap.dedent(self.usage).strip("\n"), "  "), "", "keys:"]
+        lines = [
+            f"usage: {self.prog} key=value ...",
+            textwrap.indent(textwrap.dedent(self.usage).strip("\n"), "  "),
+            "",
+            "keys:",
+        ]
         for k in self.keys.values():
             note = " (required)" if k.required else "" if k.default in (None, False, ()) else f" (default {k.default})"
             lines.append(f"  {k.spelling():<{width}}{k.help}{note}")
