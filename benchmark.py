@@ -2,16 +2,19 @@
 
     python benchmark.py model=smp dataset=camvid resolution=512x512 [precision=bf16] [backend=channels_last]
     python benchmark.py -m model.arch=Unet,FPN backend=eager,channels_last        # Hydra multirun
-    python benchmark.py aggregate [--root logs/] [--tables tables/] [--import-mmseg]
+    python benchmark.py aggregate [root=logs] [tables=tables] [import_mmseg=true]
     python benchmark.py plot dataset=cityscapes resolution=2048x1024 [interesting=pareto|reproduced|A,B]
     python benchmark.py export checkpoint=<run folder> [formats=onnx,openvino,openvino_int8]   # ONNX + OpenVINO IR
-    python benchmark.py compare [--root LOGDIR] [--tables DIR] [--by KEYS] [--metric NAME] [--select RULE]
-                                [--baseline CONFIG] [--record results/<name>.yaml]
-    python benchmark.py render [--check]          # README/docs result tables from results/*.yaml
+    python benchmark.py compare [root=LOGDIR] [tables=DIR] [by=[KEY,...]] [metric=NAME] [select=RULE]
+                                [baseline=CONFIG] [record=results/<name>.yaml]
+    python benchmark.py render [check=true]       # README/docs result tables from results/*.yaml
     python benchmark.py peak [precisions=[fp32,bf16,int8]] [threads=N]   # matmul peaks for `% of peak` columns
 
 Thin entry point: ``aggregate``, ``plot``, ``compare``, ``peak``, ``render`` and ``export`` are dispatched before
-Hydra sees ``sys.argv``; the work is in ``benchmarking/`` (``render``: ``report/``). The exit status is 1 when any
+Hydra sees ``sys.argv``; the work is in ``benchmarking/`` (``render``: ``report/``). Every subcommand takes
+``key=value`` arguments and ``--help`` (``aggregate``, ``compare`` and ``render`` through
+:class:`core.command_line.KeyValueParser`, which still accepts their older ``--root DIR``-style flags with one
+deprecation line). The exit status is 1 when any
 measurement failed (a sweep writes every record first);
 errors are one line on stderr (unknown override keys included, see :mod:`core.errors`).
 """
@@ -61,6 +64,11 @@ def main(cfg: DictConfig) -> float | None:
 
 def cli(argv: list[str]) -> None:
     """``python benchmark.py ARGV``; exits with status 1 (one line on stderr) when any measurement failed."""
+    if argv and argv[0] in ("plot", "peak", "export") and {"-h", "--help"} & set(argv[1:]):
+        from benchmarking.cli import subcommand_help
+
+        print(subcommand_help(argv[0]))
+        sys.exit(0)
     if argv and argv[0] == "export":
         from benchmarking.export import run_export
 

@@ -1,41 +1,105 @@
 """Label photos of any size (300x200 .. 6000x4000 and beyond) with a trained model.
 
-    python predict.py --ckpt <run folder | file.ckpt> <images or folders ...> [--out DIR] [--mode auto|whole|slide]
-                      [--crop-size H W] [--stride H W] [--scales 0.5 1.0] [--flip] [--window-batch 4]
-                      [--accumulate-on cpu] [--device cuda] [--backend openvino:int8] [--uncertainty]
+    python predict.py checkpoint=<run folder | file.ckpt> inputs=[a.jpg,photos/] [out=DIR] [mode=auto|whole|slide]
+                      [crop_size=[H,W]] [stride=[H,W]] [scales=[0.5,1.0]] [flip=true] [window_batch=4]
+                      [accumulate_on=cpu] [device=cuda] [backend=openvino:int8] [uncertainty=true]
                       [key=value ...]
-    python predict.py --ckpt <file.pth> model=<m> dataset=<d> <images ...>     # plain or author weights
-    python predict.py --ckpt <run> --preset production <photos ...>             # flat time per photo
+    python predict.py checkpoint=<file.pth> model=<m> dataset=<d> inputs=[<images>]   # plain or author weights
+    python predict.py checkpoint=<run> preset=production inputs=[<photos>]            # flat time per photo
 
 Per image ``DIR/<stem>_label.png`` (trainIds, 8-bit), ``DIR/<stem>_overlay.png`` (photo blended with the class
 colours, legend of the classes found: colour, name, pixel share) and ``DIR/<stem>.json`` (size, settings used,
 per-class pixel fractions, timing in seconds, peak memory in MiB); prints the per-image time and writes
-``DIR/summary.json``. ``--uncertainty`` also writes ``DIR/<stem>_uncertainty.png``: the per-pixel normalised
+``DIR/summary.json``. ``uncertainty=true`` also writes ``DIR/<stem>_uncertainty.png``: the per-pixel normalised
 entropy of the merged class probabilities, ``-sum_k p_k log p_k / log K`` in [0, 1] (0: one class certain, 1: all
 classes equally likely), through the magma colour map with a colour bar, at the photo's size (the probabilities
-include the run's temperature scaling when ``validation.py --fit-temperature`` stored one). Defaults: the dataset's test-time settings (``dataset.test``, including its test scale
-``resize``), then ``--preset`` (``config/inference/<name>.yaml``), then the options; ``--mode auto`` switches
-to ``slide`` for images above ``--max-whole-pixels`` at the test scale (windows of ``dataset.test.crop_size``,
-else the training ``dataset.crop_size``; stride 2/3 of the window). ``--preset production`` resizes every
+include the run's temperature scaling when ``validation.py fit_temperature=true`` stored one). Defaults: the dataset's test-time settings (``dataset.test``, including its test scale
+``resize``), then ``preset=`` (``config/inference/<name>.yaml``), then the other keys; ``mode=auto`` switches
+to ``slide`` for images above ``max_whole_pixels`` at the test scale (windows of ``dataset.test.crop_size``,
+else the training ``dataset.crop_size``; stride 2/3 of the window). ``preset=production`` resizes every
 photo to the dataset's test scale and runs one whole-image forward: the time per photo stays flat with its
 size (figures in docs/inference.md).
+
+The keys are parsed by :class:`core.command_line.KeyValueParser`; the older spellings (``--ckpt``, ``--which``,
+``--out``, ``--crop-size H W``, ``--flip``, ``--uncertainty``, ... and image paths as positional arguments) still
+work with one deprecation line on stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-from core.errors import OneLineArgumentParser, one_line, run_entry, unquoted_space
+from core.command_line import Key, KeyValueParser, Legacy
+from core.errors import one_line, run_entry
 from datasets.image_io import IMAGE_EXTENSIONS
-from inference.loading import load_for_inference, pick_device
+from inference.loading import config_override_keys, load_for_inference, pick_device
 from inference.predict import Predictor, list_images, load_preset
 from inference.settings import InferenceSettings
 from inference.temperature import set_temperature, temperature_of
+
+KEYS = (
+    Key(
+        "checkpoint",
+        "run folder (checkpoints/<which>.ckpt), a .ckpt, or a .pth/.pt",
+        "path",
+        metavar="<run|file>",
+        required=True,
+    ),
+    Key("inputs", "image files or folders", "list", metavar="[a.jpg,photos/]", required=True),
+    Key("which", "checkpoint of a run folder", default="best", metavar="best|last", choices=("best", "last")),
+    Key("out", "output folder", "path", default="outputs/predictions", metavar="DIR"),
+    Key("preset", "inference preset of config/inference/ (e.g. production)", metavar="<name>"),
+    Key("mode", "default: the preset's, else auto", metavar="auto|whole|slide", choices=("auto", "whole", "slide")),
+    Key("resize", "test scale [LONG,SHORT] (keep ratio, MMSeg semantics)", "ints", metavar="[L,S]"),
+    Key("max_whole_pixels", "mode=auto: slide above this many pixels", "int", default=2048 * 1024, metavar="N"),
+    Key("crop_size", "slide window [H,W] (one value: square)", "ints", metavar="[H,W]"),
+    Key("stride", "slide stride [H,W] (one value: square)", "ints", metavar="[H,W]"),
+    Key("scales", "test scales, e.g. [0.5,1.0,1.5]", "floats", metavar="[0.5,1.0]"),
+    Key("flip", "add left-right flipped views", "bool", metavar="true"),
+    Key("window_batch", "slide windows per forward pass", "int", metavar="N"),
+    Key("accumulate_on", "device of the probability accumulator, e.g. cpu", metavar="cpu"),
+    Key("device", "cpu | cuda | cuda:1 (default: cuda if available)", metavar="cuda"),
+    Key(
+        "backend",
+        "NAME[:PRECISION] running the forward (benchmarking.backends): eager, onnxruntime, openvino, openvino:bf16, "
+        "openvino:int8 (NNCF, calibrated on config/benchmark.yaml calibration.images training images; calibration.* "
+        "overrides, e.g. calibration.images=64, change them)",
+        default="eager",
+        metavar="openvino:int8",
+    ),
+    Key("alpha", "weight of the class colours in the overlay", "float", default=0.5, metavar="0.5"),
+    Key(
+        "uncertainty",
+        "also write <stem>_uncertainty.png (normalised entropy map)",
+        "bool",
+        default=False,
+        metavar="true",
+    ),
+)
+LEGACY = (
+    Legacy("--ckpt", "checkpoint"),
+    Legacy("--which", "which"),
+    Legacy("--out", "out"),
+    Legacy("--preset", "preset"),
+    Legacy("--mode", "mode"),
+    Legacy("--resize", "resize", nargs="+"),
+    Legacy("--max-whole-pixels", "max_whole_pixels"),
+    Legacy("--crop-size", "crop_size", nargs="+"),
+    Legacy("--stride", "stride", nargs="+"),
+    Legacy("--scales", "scales", nargs="+"),
+    Legacy("--flip", "flip", nargs=0),
+    Legacy("--window-batch", "window_batch"),
+    Legacy("--accumulate-on", "accumulate_on"),
+    Legacy("--device", "device"),
+    Legacy("--backend", "backend"),
+    Legacy("--alpha", "alpha"),
+    Legacy("--uncertainty", "uncertainty", nargs=0),
+)
 
 
 def _image_or_path(arg: str) -> bool:
@@ -43,60 +107,44 @@ def _image_or_path(arg: str) -> bool:
     return Path(arg).exists() or Path(arg).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    """Command line of predict.py; positional arguments that are not existing paths and contain ``=`` are
-    config overrides."""
-    p = OneLineArgumentParser(
-        prog="predict.py",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
+def build_parser() -> KeyValueParser:
+    """The command line of predict.py: :data:`KEYS`, config overrides (``calibration.*`` too), the older spellings
+    :data:`LEGACY` and image paths as positional arguments."""
+    parts = __doc__.split("\n\n")
+    return KeyValueParser(
+        "predict.py",
+        KEYS,
+        usage=parts[1],
+        description="\n\n".join(parts[:1] + parts[2:]),
+        config_keys=config_override_keys() | {"calibration"},
+        legacy=LEGACY,
+        positional="inputs",
+        literal=_image_or_path,
     )
-    p.add_argument("--ckpt", required=True, help="run folder (uses checkpoints/best.ckpt), a .ckpt, or a .pth/.pt")
-    p.add_argument("--which", default="best", help="best | last: checkpoint of a run folder (default best)")
-    p.add_argument("inputs", nargs="+", help="image files or folders, and key=value overrides")
-    p.add_argument("--out", default="outputs/predictions", help="output folder (default outputs/predictions)")
-    p.add_argument("--preset", default=None, help="inference preset of config/inference/ (e.g. production)")
-    p.add_argument("--mode", default=None, choices=["auto", "whole", "slide"], help="default: the preset's, else auto")
-    p.add_argument("--resize", type=int, nargs="+", help="test scale LONG SHORT (keep ratio, MMSeg semantics)")
-    p.add_argument("--max-whole-pixels", type=int, default=2048 * 1024, help="auto: slide above this (pixels)")
-    p.add_argument("--crop-size", type=int, nargs="+", help="slide window H W (one value: square)")
-    p.add_argument("--stride", type=int, nargs="+", help="slide stride H W (one value: square)")
-    p.add_argument("--scales", type=float, nargs="+", help="test scales, e.g. 0.5 1.0 1.5")
-    p.add_argument("--flip", action="store_true", default=None, help="add left-right flipped views")
-    p.add_argument("--window-batch", type=int, help="slide windows per forward pass")
-    p.add_argument("--accumulate-on", help="device of the probability accumulator, e.g. cpu")
-    p.add_argument("--device", help="cpu | cuda | cuda:1 (default: cuda if available)")
-    p.add_argument(
-        "--backend",
-        default="eager",
-        help="NAME[:PRECISION] running the forward (benchmarking.backends): eager, onnxruntime, openvino, "
-        "openvino:bf16, openvino:int8 (NNCF, calibrated on config/benchmark.yaml calibration.images training images; "
-        "calibration.* overrides, e.g. calibration.images=64, change them)",
-    )
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of the class colours in the overlay")
-    p.add_argument(
-        "--uncertainty", action="store_true", help="also write <stem>_uncertainty.png (normalised entropy map)"
-    )
-    args = p.parse_intermixed_args(argv)
-    split = unquoted_space(args.inputs, literal=_image_or_path)  # key=/tmp/my data, split by the shell
-    if split:
-        p.error(split)
-    args.overrides = [a for a in args.inputs if "=" in a and not Path(a).exists()]
-    args.inputs = [a for a in args.inputs if a not in args.overrides]
+
+
+def parse_args(argv=None) -> SimpleNamespace:
+    """The request of a predict.py command line: one attribute per key of :data:`KEYS` and ``overrides`` (config
+    overrides, ``calibration.*`` included).
+
+    Raises:
+        SystemExit: ``--help`` (status 0) or a usage error (status 2, one line on stderr), e.g. no ``inputs``.
+    """
+    p = build_parser()
+    args = p.parse(argv)
     if not args.inputs:
-        p.error("no images given")
+        p.error("no images given: inputs=[a.jpg,photos/]")
     return args
 
 
 def load_predictor(args) -> Predictor:
-    """Model and config from ``--ckpt`` (:func:`inference.loading.load_for_inference`), settings from the dataset's
-    ``test`` settings, then ``--preset``, then the command-line options."""
+    """Model and config from ``checkpoint=`` (:func:`inference.loading.load_for_inference`), settings from the
+    dataset's ``test`` settings, then ``preset=``, then the other keys of the command line."""
     calibration = [o for o in args.overrides if o.split("=", 1)[0].lstrip("+~").startswith("calibration.")]
     if calibration and args.backend == "eager":
-        raise ValueError(f"{calibration[0]}: calibration.* overrides need --backend NAME:int8 (e.g. openvino:int8)")
+        raise ValueError(f"{calibration[0]}: calibration.* overrides need backend=NAME:int8 (e.g. openvino:int8)")
     overrides = [o for o in args.overrides if o not in calibration]
-    model, cfg = load_for_inference(args.ckpt, overrides, which=args.which)
+    model, cfg = load_for_inference(args.checkpoint, overrides, which=args.which)
     preset = load_preset(args.preset)
     mode = args.mode or preset.pop("mode", None) or "auto"
     if mode in ("whole", "slide"):
@@ -152,7 +200,7 @@ def main(argv=None) -> list[dict]:
             flush=True,
         )
     summary = {
-        "checkpoint": str(args.ckpt),
+        "checkpoint": str(args.checkpoint),
         "backend": args.backend,
         "images": len(records),
         "seconds": round(time.perf_counter() - t0, 2),

@@ -1,8 +1,8 @@
 """Merge benchmark records and reported model-zoo numbers into CSV tables, atomically.
 
-``python benchmark.py aggregate [--root logs/] [--tables tables/] [--import-mmseg]`` reads every record under
-``--root`` (``**/benchmark/*.json``), every ``tables/reported/*.csv`` (``source=reported``) and, with
-``--import-mmseg``, the model-zoo metafiles of an installed MMSegmentation, and writes
+``python benchmark.py aggregate [root=logs/] [tables=tables/] [import_mmseg=true]`` reads every record under
+``root=`` (``**/benchmark/*.json``), every ``tables/reported/*.csv`` (``source=reported``) and, with
+``import_mmseg=true``, the model-zoo metafiles of an installed MMSegmentation, and writes
 
 * ``tables/all.csv``                    every row,
 * ``tables/<dataset>/<resolution>.csv`` the rows of one dataset at one resolution (WxH).
@@ -204,8 +204,8 @@ def import_mmseg(configs_dir: str | Path | None = None) -> pd.DataFrame:
         spec = importlib.util.find_spec("mmseg")
         if spec is None or not spec.origin:
             raise ImportError(
-                "--import-mmseg needs MMSegmentation: pip install -r requirements-mmseg.txt "
-                "(or pass --mmseg-configs <mmsegmentation>/configs)"
+                "import_mmseg=true needs MMSegmentation: pip install -r requirements-mmseg.txt "
+                "(or pass mmseg_configs=<mmsegmentation>/configs)"
             )
         configs_dir = Path(spec.origin).parent / ".mim" / "configs"
     rows = []

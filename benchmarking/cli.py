@@ -6,29 +6,42 @@ import re
 import sys
 from pathlib import Path
 
-from core.errors import OneLineArgumentParser, print_written
+from core.command_line import Key, KeyValueParser, Legacy
+from core.errors import print_written
 
 PLOT_KEYS = {"dataset": None, "resolution": None, "interesting": "pareto", "tables": "tables", "out": None}
 
 
-def aggregate_parser() -> OneLineArgumentParser:
-    """The command line of ``benchmark.py aggregate``."""
-    p = OneLineArgumentParser(
-        prog="benchmark.py aggregate", description="Merge benchmark records and reported numbers into tables/*.csv"
+def aggregate_parser() -> KeyValueParser:
+    """The command line of ``benchmark.py aggregate`` (``key=value``; the older ``--root DIR`` ... spellings are
+    accepted with one deprecation line)."""
+    keys = (
+        Key("root", "folder searched for */benchmark/*.json records (LOGDIR)", "path", default="logs", metavar="DIR"),
+        Key(
+            "tables",
+            "output folder (tables/all.csv, tables/<dataset>/<res>.csv)",
+            "path",
+            default="tables",
+            metavar="DIR",
+        ),
+        Key("reported", "reported model-zoo CSVs (default <tables>/reported)", "path", metavar="DIR"),
+        Key("import_mmseg", "also read the installed MMSeg's metafiles", "bool", default=False, metavar="true"),
+        Key("mmseg_configs", "an mmsegmentation configs/ folder (implies import_mmseg=true)", "path", metavar="DIR"),
     )
-    p.add_argument("--root", default="logs", help="folder searched for */benchmark/*.json records (LOGDIR)")
-    p.add_argument("--tables", default="tables", help="output folder (tables/all.csv, tables/<dataset>/<res>.csv)")
-    p.add_argument("--reported", default=None, help="reported model-zoo CSVs (default <tables>/reported)")
-    p.add_argument("--import-mmseg", action="store_true", help="also read the installed MMSeg's metafiles")
-    p.add_argument("--mmseg-configs", default=None, help="an mmsegmentation configs/ folder (implies --import-mmseg)")
-    return p
+    legacy = [Legacy(f"--{k.name.replace('_', '-')}", k.name, nargs=0 if k.kind == "bool" else 1) for k in keys]
+    return KeyValueParser(
+        "benchmark.py aggregate",
+        keys,
+        usage="python benchmark.py aggregate [root=logs] [tables=tables] [import_mmseg=true]",
+        description="Merge benchmark records and reported numbers into tables/*.csv.",
+        legacy=legacy,
+    )
 
 
 def _aggregate(argv: list[str]) -> int:
     from benchmarking.aggregate import aggregate, import_mmseg
 
-    p = aggregate_parser()
-    a = p.parse_args(argv)
+    a = aggregate_parser().parse(argv)
     mmseg = import_mmseg(a.mmseg_configs) if (a.import_mmseg or a.mmseg_configs) else None
     for path in aggregate(a.root, a.tables, a.reported, mmseg):
         print(path)
@@ -73,6 +86,29 @@ def _peak(argv: list[str]) -> int:
     from benchmarking.peak import run_peak
 
     return run_peak(argv)
+
+
+PLOT_HELP = """usage:
+  python benchmark.py plot dataset=<name> resolution=<WxH> [interesting=pareto|reproduced|A,B] [tables=tables]
+                           [out=DIR]
+
+fps (log x) vs mIoU plot of tables/<dataset>/<resolution>.csv (written by `benchmark.py aggregate`) into
+<out or tables/plots>/<dataset>_<resolution>.png/.svg."""
+
+
+def subcommand_help(name: str) -> str:
+    """The ``--help`` text of ``benchmark.py plot``, ``peak`` or ``export``: their synopsis and keys (the module
+    docstring of :mod:`benchmarking.peak` / :mod:`benchmarking.export`).
+
+    Raises:
+        KeyError: another name.
+    """
+    import importlib
+
+    if name == "plot":
+        return PLOT_HELP
+    module = {"peak": "benchmarking.peak", "export": "benchmarking.export"}[name]
+    return importlib.import_module(module).__doc__.strip()
 
 
 def run_subcommand(name: str, argv: list[str]) -> int:

@@ -196,7 +196,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
 
 def run_entry(entry: str, main, argv=None) -> int:
-    """Run ``main(argv)`` of a plain (argparse) entry point: 0 on success; any exception -> :func:`report` and 1."""
+    """Run ``main(argv)`` of an entry point that is not a Hydra app (validation.py, predict.py): 0 on success; any exception -> :func:`report` and 1."""
     try:
         main(argv)
     except Exception as e:

@@ -12,7 +12,7 @@ Layout (``../shared/DESIGN.md``)::
         summary.json           run summary, rewritten atomically each epoch and at the end (training/summary.py)
         validation/<timestamp>/   written by validation.py
         benchmark/                written by benchmark.py
-        calibration/temperature.json   temperature scaling fitted by validation.py --fit-temperature
+        calibration/temperature.json   temperature scaling fitted by validation.py fit_temperature=true
         export/<timestamp>/       ONNX + OpenVINO IR written by `benchmark.py export`
         export/<backend>_<precision>_<WxH>/   the file benchmark.py / predict.py run with an exported backend
                                   (+ manifest.json), reused while the manifest matches (benchmarking/backends/cache.py)

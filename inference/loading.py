@@ -88,6 +88,14 @@ def load_run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictC
     return cfg
 
 
+def config_override_keys() -> set[str]:
+    """The top-level names a ``key=value`` config override of validation.py / predict.py may start with: the keys of
+    ``config/train.yaml`` and the config groups (folders of ``config/``), e.g. ``dataset``, ``environment``, ``lr``."""
+    train = OmegaConf.load(REPO / "config" / "train.yaml")
+    groups = {p.name for p in (REPO / "config").iterdir() if p.is_dir()}
+    return {str(k) for k in train if k != "defaults"} | groups
+
+
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """``config/train.yaml`` composed with Hydra ``overrides`` (``model=espnet dataset=camvid ...``), resolved."""
     from hydra import compose, initialize_config_dir
@@ -189,7 +197,7 @@ def load_for_inference(
     The weights are read once by :func:`models.checkpoint.load_weights` (strict). The model is in eval mode
     (on ``device`` when given); ``cfg.loaded_from`` records ``weights`` (path), ``run_dir`` (or null),
     ``loaded_by`` (``state_dict`` | ``load_pretrained``) and ``temperature``: the run's temperature scaling
-    (``calibration/temperature.json``, fitted by ``validation.py --fit-temperature`` for this checkpoint), which the
+    (``calibration/temperature.json``, fitted by ``validation.py fit_temperature=true`` for this checkpoint), which the
     inference engine applies to the logits (:func:`inference.temperature.apply_run_temperature`), or null.
 
     Returns:

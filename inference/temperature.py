@@ -2,7 +2,7 @@
 
 Guo, Pleiss, Sun and Weinberger, "On Calibration of Modern Neural Networks", ICML 2017, §4.2.
 
-``python validation.py --valdir=<run> --fit-temperature`` (:func:`fit_run_temperature`) runs the run's model over
+``python validation.py checkpoint=<run> fit_temperature=true`` (:func:`fit_run_temperature`) runs the run's model over
 the val split with the dataset's test-time settings, keeps the logits of every view (scales, flips) at a
 deterministic random sample of at most ``max_pixels`` labelled pixels (generator seeded with 0; every image gives
 the same share), fits ``T`` (:func:`metrics.temperature.fit_temperature`), validates with ``T`` applied and only
@@ -111,7 +111,7 @@ def apply_run_temperature(model: nn.Module, run: RunFolder, weights: str | Path)
     if record.get("checkpoint_sha256") != sha256(weights):
         log.warning(
             f"{path} was fitted for {record.get('checkpoint')}, not {weights}: logits not scaled "
-            f"(fit again with validation.py --valdir={run.root} --ckpt=... --fit-temperature)"
+            f"(fit again with validation.py checkpoint={weights} fit_temperature=true)"
         )
         return None
     set_temperature(model, record["temperature"])

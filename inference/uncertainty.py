@@ -1,5 +1,5 @@
 """Pictures of calibration and uncertainty: the reliability diagram (validation.py) and the per-pixel entropy map
-(predict.py ``--uncertainty``). matplotlib (Agg, no display) is imported when a picture is drawn.
+(predict.py ``uncertainty=true``). matplotlib (Agg, no display) is imported when a picture is drawn.
 
 Reliability diagram (Guo et al. 2017, "On Calibration of Modern Neural Networks", ICML, figure 1): for each of the
 15 confidence bins of :mod:`metrics.calibration`, a bar of the fraction of its pixels predicted correctly at the

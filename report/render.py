@@ -177,23 +177,31 @@ def render_files(files=None, results=None, check: bool = False) -> list[str]:
 
 
 def build_parser():
-    """The command line of ``benchmark.py render`` (:class:`core.errors.OneLineArgumentParser`)."""
-    from core.errors import OneLineArgumentParser
+    """The command line of ``benchmark.py render`` (:class:`core.command_line.KeyValueParser`; the older
+    ``--check``, ``--results DIR`` and positional files are accepted with one deprecation line)."""
+    from core.command_line import Key, KeyValueParser, Legacy
 
-    p = OneLineArgumentParser(
-        prog="benchmark.py render", description="Render the README/docs result tables from results/*.yaml"
+    keys = (
+        Key("files", "Markdown files (default: README.md and docs/**/*.md)", "list", metavar="[README.md,...]"),
+        Key("results", "folder of the records (default: results/)", "path", metavar="DIR"),
+        Key(
+            "check", "write nothing; exit 1 when a table differs from its record", "bool", default=False, metavar="true"
+        ),
     )
-    p.add_argument("files", nargs="*", help="Markdown files (default: README.md and docs/**/*.md)")
-    p.add_argument("--results", default=None, help="folder of the records (default: results/)")
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 when a table differs from its record")
-    return p
+    return KeyValueParser(
+        "benchmark.py render",
+        keys,
+        usage="python benchmark.py render [check=true] [results=DIR] [files=[README.md,...]]",
+        description="Render the README/docs result tables from results/*.yaml.",
+        legacy=[Legacy("--results", "results"), Legacy("--check", "check", nargs=0)],
+        positional="files",
+    )
 
 
 def main(argv: list[str]) -> int:
-    """``benchmark.py render [--check] [--results DIR] [FILE ...]``; exit 1 on drift (``--check``) or a bad
-    record, one line each."""
-    p = build_parser()
-    a = p.parse_args(argv)
+    """``benchmark.py render [check=true] [results=DIR] [files=[FILE,...]]``; exit 1 on drift (``check=true``) or a
+    bad record, one line each."""
+    a = build_parser().parse(argv)
     try:
         drift = render_files(a.files or None, a.results, check=a.check)
     except ResultsError as e:

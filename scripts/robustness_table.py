@@ -4,9 +4,9 @@ the validation folders written by ``validation.py ... corruptions=...``, as one 
     python scripts/robustness_table.py --record results/<name>.yaml [--caption "..."] [--command "..."] \
         "<model label>=<validation folder>" ["<model label>=<validation folder>" ...]
 
-Each folder is one ``validation.py --split <split> corruptions=...`` output (``metrics.json`` + ``robustness.json``,
+Each folder is one ``validation.py split=<split> corruptions=...`` output (``metrics.json`` + ``robustness.json``,
 :mod:`inference.robustness`); its ``temperature`` is the one the model was loaded with (``validation.py
---fit-temperature`` on the val split, :mod:`inference.temperature`), so ``ECE`` is the model's own probabilities and
+fit_temperature=true`` on the val split, :mod:`inference.temperature`), so ``ECE`` is the model's own probabilities and
 ``ECE_scaled`` the same pixels after dividing the logits by ``T``. ``measured`` (hardware, threads, load, dates,
 commit) comes from the folders; the commands are the ``--command`` lines and this command line. Figures are
 percentages (mIoU, mPC, rPC, ECE); seconds are the wall time of the whole corrupted evaluation.
@@ -41,7 +41,7 @@ COLUMNS = [
 
 
 def evaluation_date(folder: Path) -> str:
-    """YYYY-MM-DD of a validation folder: its timestamped name (``<run>/validation/<stamp>``), else (``--out DIR``) the
+    """YYYY-MM-DD of a validation folder: its timestamped name (``<run>/validation/<stamp>``), else (``out=DIR``) the
     day ``robustness.json`` was written."""
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", folder.name[:10]):
         return folder.name[:10]

@@ -1,5 +1,6 @@
 """Every command line the README and the docs show parses: Hydra entry points compose their config with the
-command's overrides (unknown keys fail, as on the command line), argparse entry points accept the flags.
+command's overrides (unknown keys fail, as on the command line), the ``key=value`` entry points
+(:class:`core.command_line.KeyValueParser`) accept the keys.
 
 Placeholders are replaced by stand-ins (``$DATA`` -> ``data``, ``<run folder>`` -> a path); a multirun (``-m``) is
 checked at the first point of each sweep. Nothing runs: configs are composed and arguments parsed.
@@ -123,6 +124,12 @@ def test_the_pages_show_commands_of_every_entry_point():
 
 @pytest.mark.parametrize(("where", "script", "argv"), COMMANDS, ids=[c[0] for c in COMMANDS])
 def test_documented_command_parses(where, script, argv):
+    if script in ("validation.py", "predict.py") and "--help" in argv:
+        module = __import__(script[:-3])
+        with pytest.raises(SystemExit) as exit_:
+            module.parse_args(argv)
+        assert exit_.value.code == 0
+        return
     if script == "main.py":
         if any(a.startswith(("+continue_from=", "continue_from=")) for a in argv):
             # main.py rewrites a continued run's command line from its run folder first
@@ -144,7 +151,7 @@ def test_documented_command_parses(where, script, argv):
             from report.render import build_parser as render_parser
 
             parser = {"compare": compare_parser, "aggregate": aggregate_parser, "render": render_parser}[sub]
-            parser().parse_args(argv[1:])
+            assert parser().parse(argv[1:]) is not None
         elif sub == "peak":
             from benchmarking.peak import parse_peak_args
 
@@ -160,8 +167,11 @@ def test_documented_command_parses(where, script, argv):
         import validation
         from inference.robustness import pop_protocol
 
-        pop_protocol(validation.parse_args(argv).overrides)  # corruptions=..., severities=... as documented
+        args = validation.parse_args(argv)
+        assert args.checkpoint
+        pop_protocol(args.overrides)  # corruptions=..., severities=... as documented
     else:
         import predict
 
-        predict.parse_args(argv)
+        args = predict.parse_args(argv)
+        assert args.checkpoint and args.inputs

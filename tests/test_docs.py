@@ -3,10 +3,11 @@
 * every ``config/<group>/<option>.yaml`` has its group and option in the groups table of docs/configuration.md
   (experiments included), every top-level key of ``config/train.yaml`` / ``config/benchmark.yaml`` is in the key
   table of its page;
-* every command-line flag of the entry points is on its topic page: the ``add_argument("--flag", ...)`` calls are
-  read from the source with :mod:`ast` (importing validation.py or predict.py loads torch, timm and smp, seconds
-  this test does not spend); one cheap parser (scripts/deploy_table.py) is also built for real and must give the same
-  flags, so the extraction is checked against argparse;
+* every ``key=`` of the entry points (:class:`core.command_line.Key`) and every ``--flag`` of the argparse scripts is on
+  its topic page: the ``Key("name", ...)`` and ``add_argument("--flag", ...)`` calls are read from the source with
+  :mod:`ast` (importing validation.py or predict.py loads torch, timm and smp, seconds this test does not spend); cheap
+  parsers (``benchmark.py render`` and ``aggregate``, scripts/deploy_table.py) are also built for real and must give
+  the same keys and flags, so the extraction is checked against the parsers;
 * every page of docs/ is in the mkdocs.yml nav and linked from docs/index.md (API pages from docs/api/index.md);
 * the ``dataset.test.*`` settings table and every ``dataset.test.<key>=`` / ``dataset.kwargs.<key>=`` override in a
   command of the docs name keys the dataset configs have (a missing key needs ``+``, as Hydra says);
@@ -34,13 +35,16 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 CONFIG = REPO / "config"
 
-#: entry point source -> the page(s) documenting its flags
-ENTRY_POINTS = {
+#: entry point source -> the page(s) documenting its keys (core.command_line.Key)
+KEY_ENTRY_POINTS = {
     "validation.py": ["inference.md"],
     "predict.py": ["inference.md"],
     "benchmarking/cli.py": ["benchmarking.md"],  # benchmark.py aggregate
     "benchmarking/compare/__init__.py": ["comparing.md"],  # benchmark.py compare
     "report/render.py": ["development.md"],  # benchmark.py render
+}
+#: argparse script source -> the page(s) documenting its flags
+ENTRY_POINTS = {
     "scripts/deploy_table.py": ["deploy.md"],
     "datasets/prepare.py": ["datasets.md"],
 }
@@ -139,6 +143,38 @@ def test_flag_extraction_equals_argparse():
         == source_flags("scripts/deploy_table.py")
         == {"--since", "--seeded", "--peaks", "--peak", "--peak-tflops", "--record", "--caption", "--command"}
     )
+
+
+def source_keys(rel: str) -> set[str]:
+    """Names of every ``Key("name", ...)`` call (:class:`core.command_line.Key`) in ``rel``."""
+    tree = ast.parse((REPO / rel).read_text())
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "Key"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def test_key_extraction_equals_the_parsers():
+    """The :mod:`ast` reading gives the keys the parsers hold, on the entry points that import in milliseconds."""
+    from benchmarking.cli import aggregate_parser
+    from report.render import build_parser
+
+    assert set(build_parser().keys) == source_keys("report/render.py") == {"files", "results", "check"}
+    assert set(aggregate_parser().keys) == source_keys("benchmarking/cli.py")
+    assert {"root", "tables", "import_mmseg"} <= source_keys("benchmarking/cli.py")
+
+
+@pytest.mark.parametrize("entry", sorted(KEY_ENTRY_POINTS))
+def test_every_key_is_on_its_page(entry):
+    keys = source_keys(entry)
+    assert keys, f"no Key('...') found in {entry}"
+    text = "\n".join(page(p) for p in KEY_ENTRY_POINTS[entry])
+    missing = sorted(k for k in keys if not re.search(rf"(?<![\w.-]){re.escape(k)}=", text))
+    assert not missing, f"{entry}: keys missing from docs/{', docs/'.join(KEY_ENTRY_POINTS[entry])}: {missing}"
 
 
 @pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))

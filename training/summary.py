@@ -54,7 +54,7 @@ from core.versions import TRAINING_PACKAGES, git_info, package_versions
 log = logging.getLogger("segbench")
 
 SCHEMA_VERSION = 1
-#: val metrics of the last epoch kept in ``last`` under their own names (``benchmark.py compare --select last``)
+#: val metrics of the last epoch kept in ``last`` under their own names (``benchmark.py compare select=last``)
 LAST_METRICS = ("mIoU", "aAcc", "mAcc", "mIoU_image", "fwIoU", "IoU_micro", "ECE", "MCE")
 #: distributions whose versions a summary records
 REPO = Path(__file__).resolve().parents[1]

@@ -42,7 +42,7 @@ registers every backend:
 * :mod:`benchmarking.backends.int8`              NNCF int8 quantisation and its ``calibration.nncf`` options
 * :mod:`benchmarking.backends.accuracy_control`  int8 by ``nncf.quantize_with_accuracy_control``
   (``calibration.accuracy_control``: mIoU drop bound on held-out frames)
-* :mod:`benchmarking.backends.module`            a backend as a segbench model (predict.py ``--backend``)
+* :mod:`benchmarking.backends.module`            a backend as a segbench model (predict.py ``backend=``)
 """
 
 from benchmarking.backends.accuracy_control import (

@@ -1,5 +1,5 @@
 """A backend as a segbench model (:class:`BackendModule`), so the inference engine (whole/slide/scales/flip) runs
-any backend, and predict.py's ``--backend NAME[:PRECISION]`` (:func:`backend_module`).
+any backend, and predict.py's ``backend=NAME[:PRECISION]`` (:func:`backend_module`).
 """
 
 from __future__ import annotations

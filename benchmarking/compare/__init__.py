@@ -1,19 +1,19 @@
 """``python benchmark.py compare``: many training runs -> one table with run-to-run variance, quality and cost.
 
-Reads every ``summary.json`` under ``--root`` (written by :mod:`training.summary`), the validation.py records
+Reads every ``summary.json`` under ``root=`` (written by :mod:`training.summary`), the validation.py records
 (``validation/*/metrics.json``) and the ok benchmark.py records (``benchmark/*.json``) of the same run folders, and
-writes into ``--tables``:
+writes into ``tables=``:
 
 * ``runs.csv``: one row per run (status ``running|finished|failed|killed``, metrics in %, cost, paths);
 * ``experiments.csv`` + ``experiments.md``: one row per configuration = the runs of one dataset whose command-line
   overrides are equal once ``seed`` (and keys that do not change the experiment: :data:`NOT_CONFIGURATION`)
-  is dropped, or the runs of one dataset with equal values of the ``--by`` keys;
+  is dropped, or the runs of one dataset with equal values of the ``by=`` keys;
 * ``per_class_iou.csv``: mean per-class IoU (%) at each run's best epoch, per configuration;
 * plots (PNG + SVG, :mod:`benchmarking.compare_plots`).
 
-**What is averaged** (``--select``): ``best`` (default) the best validation epoch of each run, which is the maximum
+**What is averaged** (``select=``): ``best`` (default) the best validation epoch of each run, which is the maximum
 over epochs on the split that picked it and so optimistic; ``last`` the last validation epoch; ``test-at-best-val``
-the test-split record (validation.py ``--split test``) of the checkpoint of the best validation epoch. Every table
+the test-split record (validation.py ``split=test``) of the checkpoint of the best validation epoch. Every table
 names its split and rule.
 
 **Like for like** (:mod:`benchmarking.like_for_like`): runs of different datasets are never one row; a test figure
@@ -26,8 +26,8 @@ Statistics use the finished runs of a configuration that have a value (failed, k
 without a test record under ``test-at-best-val``, are counted in ``status_counts`` and listed in ``runs.csv``): ``n``,
 mean, sample standard deviation (ddof = 1), half-width of the Student-t 95 % interval
 ``t.ppf(0.975, n - 1) * s / sqrt(n)``, min, max, and the per-run values in seed order (best in bold in the
-markdown, as in the MIC-DKFZ Cityscapes tables; for the calibration errors ``--metric ECE|MCE|ECE_scaled|MCE_scaled``,
-:data:`metrics.calibration.CALIBRATION`, the lowest is best). With ``--baseline`` each row gets the difference of means to that
+markdown, as in the MIC-DKFZ Cityscapes tables; for the calibration errors ``metric=ECE|MCE|ECE_scaled|MCE_scaled``,
+:data:`metrics.calibration.CALIBRATION`, the lowest is best). With ``baseline=`` each row gets the difference of means to that
 configuration and the p-value of Welch's t-test (``scipy.stats.ttest_ind(equal_var=False)``). Every output is
 written only after all inputs were read, each file atomically.
 """
@@ -111,15 +111,15 @@ def compare(
     from benchmarking.compare.plots import plot_all
 
     if metric not in METRICS:
-        raise ValueError(f"--metric {metric!r} is not known; valid: {list(METRICS)}")
+        raise ValueError(f"metric={metric!r} is not known; valid: {list(METRICS)}")
     if metric in ROBUSTNESS and select != "test-at-best-val":
         raise ValueError(
-            f"--metric {metric} comes from validation.py corruptions=... records on the test split, not from training: "
-            "add --select test-at-best-val"
+            f"metric={metric} comes from validation.py corruptions=... records on the test split, not from training: "
+            "add select=test-at-best-val"
         )
     root = Path(root).resolve()
     if not root.is_dir():
-        raise ValueError(f"--root {root} is not a folder")
+        raise ValueError(f"root={root} is not a folder")
     rows = read_runs(root, warn)
     if not rows:
         raise ValueError(f"no readable summary.json under {root} (main.py writes one into every run folder)")
@@ -153,52 +153,75 @@ def compare(
 
 
 def build_parser():
-    """The command line of ``benchmark.py compare`` (:class:`core.errors.OneLineArgumentParser`)."""
+    """The command line of ``benchmark.py compare`` (:class:`core.command_line.KeyValueParser`; the older ``--root DIR``
+    ... spellings are accepted with one deprecation line)."""
     from omegaconf import OmegaConf
 
     import core.hydra  # noqa: F401  (resolvers of config/environment)
-    from core.errors import OneLineArgumentParser
+    from core.command_line import Key, KeyValueParser, Legacy
 
     env = OmegaConf.load(Path(__file__).resolve().parents[2] / "config" / "environment" / "default.yaml")
-    p = OneLineArgumentParser(
-        prog="benchmark.py compare",
-        description="Group training runs (summary.json) into configurations: mean, std, 95 %% CI, cost.",
+    keys = (
+        Key(
+            "root",
+            f"folder searched for */summary.json (default LOGDIR: {env.log_dir})",
+            "path",
+            default=str(env.log_dir),
+            metavar="DIR",
+        ),
+        Key(
+            "tables",
+            "output folder (runs.csv, experiments.csv/.md, plots)",
+            "path",
+            default="tables/compare",
+            metavar="DIR",
+        ),
+        Key(
+            "by",
+            "keys defining a configuration (default: all overrides except seed), e.g. [model.arch,model.encoder]",
+            "list",
+            metavar="[KEY,...]",
+        ),
+        Key(
+            "metric",
+            "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
+            + f" ({', '.join(sorted(LOWER_IS_BETTER))}: lowest is best)",
+            default="mIoU",
+            metavar="NAME",
+            choices=tuple(METRICS),
+        ),
+        Key(
+            "select",
+            "what each run contributes: " + "; ".join(f"{k}: {v}" for k, v in SELECT.items()),
+            default="best",
+            metavar="|".join(SELECT),
+            choices=tuple(SELECT),
+        ),
+        Key("baseline", "configuration label: adds Δ mean and Welch's t-test p-value", "text", metavar="LABEL"),
+        Key(
+            "record",
+            "also write the table as a results record, e.g. results/<name>.yaml",
+            "path",
+            metavar="results/<name>.yaml",
+        ),
+        Key("caption", "the record's caption (how it was measured is added)", "text", default="", metavar="TEXT"),
     )
-    p.add_argument(
-        "--root", default=str(env.log_dir), help=f"folder searched for */summary.json (default LOGDIR: {env.log_dir})"
+    return KeyValueParser(
+        "benchmark.py compare",
+        keys,
+        usage="python benchmark.py compare [root=LOGDIR] [tables=DIR] [by=[KEY,...]] [metric=NAME] [select=RULE]\n"
+        "                            [baseline=LABEL] [record=results/<name>.yaml] [caption=TEXT]",
+        description="Group training runs (summary.json) into configurations: mean, std, 95 % CI, cost.",
+        legacy=[Legacy(f"--{k.name}", k.name) for k in keys],
     )
-    p.add_argument("--tables", default="tables/compare", help="output folder (runs.csv, experiments.csv/.md, plots)")
-    p.add_argument(
-        "--by",
-        default=None,
-        help="comma-separated keys defining a configuration (default: all "
-        "overrides except seed), e.g. model.arch,model.encoder",
-    )
-    p.add_argument(
-        "--metric",
-        default="mIoU",
-        choices=METRICS,
-        help="; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
-        + f" ({', '.join(sorted(LOWER_IS_BETTER))}: lowest is best)",
-    )
-    p.add_argument(
-        "--select",
-        default="best",
-        choices=list(SELECT),
-        help="what each run contributes: " + "; ".join(f"{k}: {v}" for k, v in SELECT.items()),
-    )
-    p.add_argument("--baseline", default=None, help="configuration label: adds Δ mean and Welch's t-test p-value")
-    p.add_argument("--record", default=None, help="also write the table as a results record, e.g. results/<name>.yaml")
-    p.add_argument("--caption", default="", help="the record's caption (how it was measured is added)")
-    return p
 
 
 def main(argv: list[str]) -> int:
     """``benchmark.py compare`` command line; returns the exit code (1: bad arguments or input, one line)."""
     from core.errors import print_written
 
-    a = build_parser().parse_args(argv)
-    by = [k.strip() for k in a.by.split(",") if k.strip()] if a.by else None
+    a = build_parser().parse(argv)
+    by = [k.strip() for b in a.by for k in b.split(",") if k.strip()] if a.by else None
     return print_written(
         "benchmark.py compare",
         lambda: compare(

@@ -1,5 +1,5 @@
 """Configurations of ``benchmark.py compare``: which runs form one row (never two datasets, never two inference
-settings), by their overrides or by ``--by`` keys, which are checked against what the runs have."""
+settings), by their overrides or by ``by=`` keys, which are checked against what the runs have."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 class UnknownKeyError(ValueError):
-    """A ``--by`` key that no run has (in its overrides, summary or resolved config)."""
+    """A ``by=`` key that no run has (in its overrides, summary or resolved config)."""
 
 
 _MISSING = object()
@@ -33,7 +33,7 @@ def _config_value(row: dict, key: str):
 
 
 def _lookup(row: dict, key: str):
-    """Value of ``key`` for ``--by``: the run's overrides, then summary fields, then its resolved config
+    """Value of ``key`` for ``by=``: the run's overrides, then summary fields, then its resolved config
     (``_MISSING`` when none has it; a key set to null is ``None``)."""
     if key in row["_overrides"]:
         return row["_overrides"][key]
@@ -64,7 +64,7 @@ def _known_keys(rows: list[dict]) -> list[str]:
 
 
 def check_by_keys(rows: list[dict], by: list[str]) -> None:
-    """Refuse a ``--by`` key that no run has.
+    """Refuse a ``by=`` key that no run has.
 
     Raises:
         UnknownKeyError: naming the key and the closest existing keys (``difflib``).
@@ -76,7 +76,7 @@ def check_by_keys(rows: list[dict], by: list[str]) -> None:
             known = _known_keys(rows)
             near = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
             hint = f"did you mean {', '.join(near)}?" if near else f"keys look like {', '.join(known[:5])}, ..."
-            raise UnknownKeyError(f"--by key {key!r} is in no run's overrides, summary or config; {hint}")
+            raise UnknownKeyError(f"by= key {key!r} is in no run's overrides, summary or config; {hint}")
 
 
 def assign_configurations(rows: list[dict], by: list[str] | None = None) -> None:

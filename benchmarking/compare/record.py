@@ -1,4 +1,4 @@
-"""``benchmark.py compare --record results/<name>.yaml``: the experiments table as a results record
+"""``benchmark.py compare record=results/<name>.yaml``: the experiments table as a results record
 (:mod:`core.results`), with how its runs were measured taken from their ``summary.json`` (commit, hardware
 profile, threads, torch, load, dates, the training commands) and the compare command itself."""
 

@@ -1,5 +1,5 @@
 """Reading runs for ``benchmark.py compare``: ``summary.json`` rows, their test and benchmark records by setting,
-and the value each run contributes under a ``--select`` rule."""
+and the value each run contributes under a ``select=`` rule."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from metrics.aggregations import AGGREGATIONS
 from metrics.calibration import CALIBRATION
 
 #: figures of validation.py ``corruptions=...`` records (:mod:`metrics.robustness`); no ``summary.json`` has them, so
-#: they come from a run's test records (``--select test-at-best-val``, or the ``test_<metric>`` columns)
+#: they come from a run's test records (``select=test-at-best-val``, or the ``test_<metric>`` columns)
 ROBUSTNESS = {
     "mPC": "mean over the corruptions and severities evaluated of the mIoU on corrupted images",
     "rPC": "mPC / clean mIoU",
@@ -21,7 +21,7 @@ ROBUSTNESS = {
 METRICS = (*AGGREGATIONS, "aAcc", "mAcc", *CALIBRATION, *ROBUSTNESS)
 #: metrics where the lowest value is the best (the run marked best, the bold value)
 LOWER_IS_BETTER = frozenset(CALIBRATION)
-#: what each ``--metric`` is, for help texts and captions
+#: what each ``metric=`` is, for help texts and captions
 DESCRIPTIONS = {**AGGREGATIONS, **CALIBRATION, **ROBUSTNESS}
 #: override keys (and key prefixes before a dot) that never define a configuration: paths, workers, display
 NOT_CONFIGURATION = (
@@ -35,7 +35,7 @@ NOT_CONFIGURATION = (
     "trainer.enable_progress_bar",
 )
 STATUS_ORDER = ("finished", "running", "failed", "killed")
-#: ``--select``: what each run contributes to the statistics, as the table captions say it
+#: ``select=``: what each run contributes to the statistics, as the table captions say it
 SELECT = {
     "best": "val split, best epoch of each run (the maximum over epochs on the split that picked it: optimistic)",
     "last": "val split, last epoch of each run",
@@ -205,7 +205,7 @@ def read_runs(root: str | os.PathLike, warn=print) -> list[dict]:
 
 
 def select_values(rows: list[dict], select: str = "best", metric: str = "mIoU") -> list[dict]:
-    """Set ``row["value"]`` (the statistic's input, %) and ``row["value_setting"]`` by the ``--select`` rule.
+    """Set ``row["value"]`` (the statistic's input, %) and ``row["value_setting"]`` by the ``select=`` rule.
 
     ``best`` / ``last``: the run's best / last val epoch. ``test-at-best-val``: the test records of the run's
     ``best`` checkpoint; a run with records of several inference settings becomes one row per setting (never
@@ -218,7 +218,7 @@ def select_values(rows: list[dict], select: str = "best", metric: str = "mIoU") 
         ValueError: an unknown ``select``.
     """
     if select not in SELECT:
-        raise ValueError(f"--select {select!r} is not known; valid: {list(SELECT)}")
+        raise ValueError(f"select={select!r} is not known; valid: {list(SELECT)}")
     out = []
     for r in rows:
         if select != "test-at-best-val":

@@ -49,7 +49,7 @@ def experiments_table(
     m = metric
     configs = sorted({r["config"] for r in rows})
     if baseline is not None and baseline not in configs:
-        raise ValueError(f"--baseline {baseline!r} is not a configuration; configurations: {configs}")
+        raise ValueError(f"baseline={baseline!r} is not a configuration; configurations: {configs}")
     fps_cols, test_cols = setting_columns(rows, m, select)
     out, samples = [], {}
     for c in configs:

@@ -1,5 +1,5 @@
 """Exported backends (ONNX Runtime, OpenVINO fp32/bf16/int8): parity with eager fp32, the export command,
-benchmark records with parity, predict.py --backend, and the one-line error of a missing extra.
+benchmark records with parity, predict.py backend=, and the one-line error of a missing extra.
 
 Model: smp Unet with a 3-stage resnet18 encoder and (32, 16, 8) decoder channels, random weights (seed 0),
 traced at 64x96. Stated tolerances: fp32 backends max |Δ logit| <= 1e-4 (logits of order 1) and identical labels
@@ -316,7 +316,7 @@ def test_predict_backend_gives_the_eager_labels(tmp_path):
     labels = {}
     for backend in ("eager", "onnxruntime", "openvino"):
         out = tmp_path / backend
-        args = ["--ckpt", str(weights), str(frame), "--out", str(out), "--backend", backend, "model=smp", *TINY]
+        args = [f"checkpoint={weights}", f"inputs=[{frame}]", f"out={out}", f"backend={backend}", "model=smp", *TINY]
         assert run_in_process("predict.py", predict.main, args) == 0
         labels[backend] = np.asarray(Image.open(out / f"{frame.stem}_label.png"))
         assert json.loads((out / "summary.json").read_text())["backend"] == backend
@@ -399,7 +399,7 @@ def test_exports_of_a_run_stay_in_its_folder_and_are_reused(tmp_path, private_tm
     # predict.py --backend on the run: its own traced size, kept and reused the same way
     frame = REPO / "data" / "camvid" / "val" / "0016E5_07967.png"
     for i in range(2):
-        args = ["--ckpt", str(run), str(frame), "--out", str(tmp_path / f"pred{i}"), "--backend", "openvino"]
+        args = [f"checkpoint={run}", f"inputs=[{frame}]", f"out={tmp_path / f'pred{i}'}", "backend=openvino"]
         assert run_in_process("predict.py", predict.main, args) == 0
     assert sorted(p.name for p in (run / "export").iterdir()) == ["onnxruntime_fp32_96x64", "openvino_fp32_64x64"]
     assert len(calls) == 2  # predict's first call exported (ONNX, then IR), the second reused

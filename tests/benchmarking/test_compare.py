@@ -171,22 +171,22 @@ def test_group_by_keys_and_metric_choice(fake_runs, tmp_path):
 
 
 def test_cli_errors_are_one_line_and_write_nothing(fake_runs, tmp_path, capsys):
-    assert run_subcommand("compare", ["--root", str(tmp_path / "empty_does_not_exist")]) == 1
+    assert run_subcommand("compare", [f"root={tmp_path / 'empty_does_not_exist'}"]) == 1
     (tmp_path / "empty").mkdir()
     out = tmp_path / "t"
-    assert run_subcommand("compare", ["--root", str(tmp_path / "empty"), "--tables", str(out)]) == 1
+    assert run_subcommand("compare", [f"root={tmp_path / 'empty'}", f"tables={out}"]) == 1
     assert "no readable summary.json" in capsys.readouterr().err
-    assert run_subcommand("compare", ["--root", str(fake_runs), "--tables", str(out), "--baseline", "nope"]) == 1
+    assert run_subcommand("compare", [f"root={fake_runs}", f"tables={out}", "baseline=nope"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("benchmark.py compare: --baseline 'nope' is not a configuration; configurations: [")
+    assert err[-1].startswith("benchmark.py compare: baseline='nope' is not a configuration; configurations: [")
     assert not out.exists() or not any(out.iterdir())
 
 
 def test_unknown_by_key_exits_1_in_one_line_naming_the_key_and_its_near_miss(fake_runs, tmp_path, capsys):
     out = tmp_path / "t"
-    assert run_subcommand("compare", ["--root", str(fake_runs), "--tables", str(out), "--by", "model.acrh"]) == 1
+    assert run_subcommand("compare", [f"root={fake_runs}", f"tables={out}", "by=model.acrh"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("benchmark.py compare: --by key 'model.acrh' is in no run's overrides")
+    assert err[-1].startswith("benchmark.py compare: by= key 'model.acrh' is in no run's overrides")
     assert "did you mean model.arch" in err[-1]
     assert not out.exists() or not any(out.iterdir())
 
@@ -277,8 +277,11 @@ def test_select_rules_and_test_at_best_val_keeps_inference_settings_apart(tmp_pa
     assert "val split, last epoch of each run" in (tmp_path / "last" / "experiments.md").read_text()
     # test-at-best-val: one row per inference setting of best.ckpt, never averaged; last.ckpt's record unused
     with pytest.raises(SystemExit) as exit_info:
-        run_subcommand("compare", ["--root", str(root), "--tables", str(tmp_path / "t"), "--select", "x"])
-    assert exit_info.value.code == 2 and "invalid choice: 'x'" in capsys.readouterr().err
+        run_subcommand("compare", [f"root={root}", f"tables={tmp_path / 't'}", "select=x"])
+    assert (
+        exit_info.value.code == 2
+        and "select=x: select is one of best, last, test-at-best-val" in capsys.readouterr().err
+    )
     compare(root, tmp_path / "t", select="test-at-best-val", warn=lambda s: None)
     exp = pd.read_csv(tmp_path / "t" / "experiments.csv").set_index("inference")
     whole = exp.loc["test, whole, scales [1.0], 233 images, 32-true"]
@@ -316,7 +319,7 @@ SWEEP = [o for o in TINY_RUN if not o.startswith(("trainer.limit_train_batches",
 def test_sweep_then_compare_two_configs_three_seeds(tmp_path):
     logs, tables = tmp_path / "logs", tmp_path / "tables"
     assert call_hydra_cli("main", ["-m", "model.arch=Unet,FPN", "seed=1,2,3", *SWEEP, f"LOGDIR={logs}"]) == 0
-    assert run_subcommand("compare", ["--root", str(logs), "--tables", str(tables)]) == 0
+    assert run_subcommand("compare", [f"root={logs}", f"tables={tables}"]) == 0
     exp = pd.read_csv(tables / "experiments.csv").set_index("config")
     assert sorted(exp.index) == ["model.arch=FPN", "model.arch=Unet"]
     assert list(exp["n"]) == [3, 3] and list(exp["seeds"]) == ["1, 2, 3", "1, 2, 3"]
@@ -338,7 +341,7 @@ def test_sweep_then_compare_two_configs_three_seeds(tmp_path):
             assert s["last"][k] == pytest.approx(s["best"][k], rel=1e-6)
     assert (tables / "metric.png").is_file() and (tables / "metric_vs_time.svg").is_file()
     last = tmp_path / "last"
-    assert run_subcommand("compare", ["--root", str(logs), "--tables", str(last), "--select", "last"]) == 0
+    assert run_subcommand("compare", [f"root={logs}", f"tables={last}", "select=last"]) == 0
     assert pd.read_csv(last / "experiments.csv")["mIoU_mean"].tolist() == pytest.approx(exp["mIoU_mean"].tolist())
 
 
@@ -359,7 +362,7 @@ def test_sigkill_mid_epoch_shows_killed_with_last_epoch(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "running" and summary["epochs_done"] == 1  # written at the end of epoch 0
     tables = tmp_path / "tables"
-    assert run_subcommand("compare", ["--root", str(tmp_path / "logs"), "--tables", str(tables)]) == 0
+    assert run_subcommand("compare", [f"root={tmp_path / 'logs'}", f"tables={tables}"]) == 0
     run = pd.read_csv(tables / "runs.csv").iloc[0]
     assert run["status"] == "killed" and run["last_epoch"] == 0 and run["epochs_done"] == 1
     assert run["mIoU"] == pytest.approx(100 * summary["best"]["mIoU"])
@@ -394,6 +397,6 @@ def test_mpc_and_rpc_are_metrics_from_the_corruption_records(tmp_path):
         column = [c for c in runs.columns if c.startswith(f"test_{metric} [") and "corrupted" in c]
         assert len(column) == 1 and sorted(runs[column[0]].dropna()) == pytest.approx(sorted(100 * np.array(values)))
     # no summary.json has mPC: the val-epoch rules say so in one line
-    with pytest.raises(ValueError, match="^--metric mPC comes from validation.py corruptions=.*test-at-best-val$"):
+    with pytest.raises(ValueError, match="^metric=mPC comes from validation.py corruptions=.*select=test-at-best-val$"):
         compare(root, tmp_path / "best", metric="mPC", warn=lambda s: None)
-    assert "mPC" in build_parser().format_help() and "rPC" in build_parser().format_help()
+    assert "mPC" in build_parser().help_text() and "rPC" in build_parser().help_text()

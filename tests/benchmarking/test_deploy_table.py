@@ -319,6 +319,6 @@ def test_a_failed_record_command_leaves_the_existing_file(tmp_path, capsys):
     assert deploy_table.main([str(tmp_path), "--record", str(bad)]) == 2
     assert "is not [A-Za-z0-9_.-]+" in capsys.readouterr().err and not bad.exists()
     assert sorted(p.name for p in out.parent.iterdir()) == ["sweep_x.yaml"]  # no temporary file left
-    # success replaces the file (as benchmark.py compare --record does)
+    # success replaces the file (as benchmark.py compare record= does)
     assert deploy_table.main([str(tmp_path), "--record", str(out)]) == 1
     assert out.read_text().startswith("name: sweep_x\n")

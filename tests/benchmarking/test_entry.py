@@ -25,9 +25,7 @@ def test_multirun_aggregate_plot(tmp_path, capsys):
     assert len(records) == 3
 
     assert (
-        run_subcommand(
-            "aggregate", ["--root", str(logs), "--tables", str(tables), "--reported", str(REPO / "tables" / "reported")]
-        )
+        run_subcommand("aggregate", [f"root={logs}", f"tables={tables}", f"reported={REPO / 'tables' / 'reported'}"])
         == 0
     )
     df = pd.read_csv(tables / "camvid" / "64x64.csv")

@@ -104,9 +104,9 @@ def test_predict_uncertainty_png_is_the_entropy_of_the_probabilities(tiny_run, t
     from metrics.calibration import normalized_entropy
 
     frame = sorted((tiny_camvid / "camvid" / "val").glob("*.png"))[0]
-    extra = ["--crop-size", "64", "--stride", "48"] if mode == "slide" else []  # slide: the streaming labels
+    extra = ["crop_size=64", "stride=48"] if mode == "slide" else []  # slide: the streaming labels
     (rec,) = predict.main(
-        ["--ckpt", str(tiny_run), str(frame), "--out", str(tmp_path), "--mode", mode, "--uncertainty", *extra]
+        [f"checkpoint={tiny_run}", f"inputs=[{frame}]", f"out={tmp_path}", f"mode={mode}", "uncertainty=true", *extra]
     )
     png = Image.open(tmp_path / f"{frame.stem}_uncertainty.png")
     assert png.size == Image.open(frame).size == (128, 96) and rec["uncertainty_png"] == png.filename.split("/")[-1]

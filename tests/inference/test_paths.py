@@ -78,12 +78,11 @@ def test_data_root_override_moves_every_entry_point(forms, moved_root, tmp_path)
     predict.py (the moved copy has 2 val frames, the original 3)."""
     override = f"environment.data_root={moved_root}"
     for i, (name, (src, extra)) in enumerate(forms.items()):
-        args = ["--valdir", str(src)] if name == "run folder" else ["--ckpt", str(src)]
-        record = validation.main([*args, *extra, override, "--out", str(tmp_path / f"v{i}"), "--num-vis", "0"])
+        record = validation.main([f"checkpoint={src}", *extra, override, f"out={tmp_path / f'v{i}'}", "num_vis=0"])
         assert record["num_images"] == 2, name
         _, cfg = load_for_inference(src, [*extra, override])
         assert cfg.dataset.root == f"{moved_root}/camvid", name
-        args = predict.parse_args(["--ckpt", str(src), *extra, override, "x.png"])
+        args = predict.parse_args([f"checkpoint={src}", *extra, override, "inputs=[x.png]"])
         assert predict.load_predictor(args).cfg.dataset.root == f"{moved_root}/camvid", name
     run, _ = forms["run folder"]
     overrides = [f"checkpoint='{run}'", "evaluate=true", override, *FAST_BENCH]  # quoted: '=' in the folder name
@@ -94,9 +93,9 @@ def test_data_root_override_moves_every_entry_point(forms, moved_root, tmp_path)
 
 @pytest.mark.slow
 def test_benchmark_miou_equals_validation_miou(tiny_run, tmp_path):
-    """``benchmark.py checkpoint=<run> evaluate=true`` == ``validation.py --valdir=<run>``: same split, test
+    """``benchmark.py checkpoint=<run> evaluate=true`` == ``validation.py checkpoint=<run>``: same split, test
     settings and precision (32-true)."""
-    record = validation.main(["--valdir", str(tiny_run), "--out", str(tmp_path / "val"), "--num-vis", "0"])
+    record = validation.main([f"checkpoint={tiny_run}", f"out={tmp_path / 'val'}", "num_vis=0"])
     before = set(RunFolder(tiny_run).benchmark_dir.glob("*.json"))
     # quoted for Hydra: the run folder's name holds '=' and ','
     argv = [f"checkpoint='{tiny_run}'", "evaluate=true", *FAST_BENCH, f"LOGDIR={tmp_path / 'logs'}"]
@@ -117,7 +116,7 @@ def test_predict_label_png_equals_validation_prediction(tiny_run, tiny_camvid, t
     ev, _, settings = evaluate_config(model, cfg, "val", "cpu", keep=3)
     assert settings.resize == (tuple(resize) if resize else None)
     frames = sorted((tiny_camvid / "camvid" / "val").glob("*.png"))
-    predict.main(["--ckpt", str(tiny_run), *overrides, *map(str, frames), "--out", str(tmp_path)])
+    predict.main([f"checkpoint={tiny_run}", *overrides, f"inputs=[{','.join(map(str, frames))}]", f"out={tmp_path}"])
     assert len(ev.samples) == len(frames) == 3
     for name, _image, _target, pred in ev.samples:
         label = np.asarray(Image.open(tmp_path / f"{Path(name).stem}_label.png"))

@@ -32,7 +32,7 @@ CLASSES = [
 @pytest.mark.slow
 def test_predict_writes_label_overlay_json(tiny_run, shared_data, tmp_path):
     photos = [shared_data / "photos" / p for p in PHOTOS]
-    records = predict.main(["--ckpt", str(tiny_run), *map(str, photos), "--out", str(tmp_path)])
+    records = predict.main([f"checkpoint={tiny_run}", f"inputs=[{','.join(map(str, photos))}]", f"out={tmp_path}"])
     assert [r["image"] for r in records] == [str(p) for p in photos]
     for photo, r in zip(photos, records):
         w, h = Image.open(photo).size
@@ -56,42 +56,20 @@ def test_predict_writes_label_overlay_json(tiny_run, shared_data, tmp_path):
 def test_predict_slide_one_window_equals_whole_and_flip_runs(tiny_run, shared_data, tmp_path):
     photo = shared_data / "photos" / "chelsea.png"
     ckpt = str(tiny_run / "checkpoints" / "best.ckpt")
-    predict.main(["--ckpt", ckpt, str(photo), "--out", str(tmp_path / "whole"), "--mode", "whole"])
+    source = [f"checkpoint={ckpt}", f"inputs=[{photo}]"]
+    predict.main([*source, f"out={tmp_path / 'whole'}", "mode=whole"])
     # a window as large as the image is one forward of the whole image: identical labels
-    predict.main(
-        [
-            "--ckpt",
-            ckpt,
-            str(photo),
-            "--out",
-            str(tmp_path / "one"),
-            "--mode",
-            "slide",
-            "--crop-size",
-            "512",
-            "--stride",
-            "400",
-        ]
-    )
+    predict.main([*source, f"out={tmp_path / 'one'}", "mode=slide", "crop_size=512", "stride=400"])
     [r] = predict.main(
         [
-            "--ckpt",
-            ckpt,
-            str(photo),
-            "--out",
-            str(tmp_path / "slide"),
-            "--mode",
-            "slide",
-            "--crop-size",
-            "128",
-            "160",
-            "--stride",
-            "96",
-            "--flip",
-            "--accumulate-on",
-            "cpu",
-            "--scales",
-            "0.5",
+            *source,
+            f"out={tmp_path / 'slide'}",
+            "mode=slide",
+            "crop_size=[128,160]",
+            "stride=96",
+            "flip=true",
+            "accumulate_on=cpu",
+            "scales=[0.5]",
         ]
     )
     whole, one = (np.asarray(Image.open(tmp_path / d / "chelsea_label.png")) for d in ("whole", "one"))
@@ -127,19 +105,19 @@ def test_auto_mode_counts_pixels_at_the_test_scale():
 
 @pytest.mark.slow
 def test_production_preset_on_a_large_photo(tiny_run, shared_data, tmp_path):
-    """--preset production: the photo runs at the 640x480 test scale (one whole forward), labels at full size."""
+    """preset=production: the photo runs at the 640x480 test scale (one whole forward), labels at full size."""
     photos = sorted(
         (shared_data / "photos").glob("*.jpg"), key=lambda p: -Image.open(p).size[0] * Image.open(p).size[1]
     )
     big = photos[0]
     w, h = Image.open(big).size
-    [r] = predict.main(["--ckpt", str(tiny_run), str(big), "--out", str(tmp_path), "--preset", "production"])
+    [r] = predict.main([f"checkpoint={tiny_run}", f"inputs=[{big}]", f"out={tmp_path}", "preset=production"])
     assert r["inference"]["mode"] == "whole" and r["inference"]["resize"] == [640, 480]
     assert (r["width"], r["height"]) == (w, h) and w * h > 10_000_000
     label = np.asarray(Image.open(tmp_path / f"{big.stem}_label.png"))
     assert label.shape == (h, w) and label.max() < 11
     with pytest.raises(ValueError, match=r"unknown inference preset 'fast'; available: \['production'\]"):
-        predict.main(["--ckpt", str(tiny_run), str(big), "--out", str(tmp_path), "--preset", "fast"])
+        predict.main([f"checkpoint={tiny_run}", f"inputs=[{big}]", f"out={tmp_path}", "preset=fast"])
 
 
 def test_list_images_and_errors(shared_data, tmp_path):
@@ -180,13 +158,15 @@ def test_calibration_overrides_reach_the_backend_and_need_one(tiny_run, monkeypa
         return lambda x: model(x)["out"]
 
     monkeypatch.setattr(module, "build_runner", fake_runner)
-    args = predict.parse_args(["--ckpt", str(tiny_run), "x.png", "--backend", "openvino:int8", "calibration.images=3"])
+    args = predict.parse_args(
+        [f"checkpoint={tiny_run}", "inputs=[x.png]", "backend=openvino:int8", "calibration.images=3"]
+    )
     predict.load_predictor(args)
     assert seen == {
         "name": "openvino",
         "precision": "int8",
         "note": "train (3 images, first and last convolution in float, nncf.quantize)",
     }
-    args = predict.parse_args(["--ckpt", str(tiny_run), "x.png", "calibration.images=3"])
-    with pytest.raises(ValueError, match=r"^calibration.images=3: calibration.\* overrides need --backend"):
+    args = predict.parse_args([f"checkpoint={tiny_run}", "inputs=[x.png]", "calibration.images=3"])
+    with pytest.raises(ValueError, match=r"^calibration.images=3: calibration.\* overrides need backend="):
         predict.load_predictor(args)

@@ -42,7 +42,7 @@ def test_bad_protocol_is_one_line(overrides, message):
 
 def test_validation_entry_unknown_corruption_exits_1_with_one_line(tmp_path):
     """Checked before the run is read: nothing is created in the run folder."""
-    r = run_entry("validation.py", f"--valdir={tmp_path}", "corruptions=[nope]")
+    r = run_entry("validation.py", f"checkpoint={tmp_path}", "corruptions=[nope]")
     assert r.returncode == 1
     line = error_line(r.stderr, "validation.py")
     assert "unknown corruption 'nope'; valid: gaussian_noise" in line
@@ -53,7 +53,7 @@ def test_validation_entry_unknown_corruption_exits_1_with_one_line(tmp_path):
 @pytest.mark.slow
 def test_two_corruptions_two_severities_end_to_end(tiny_run, capsys):
     run = tiny_run
-    args = [f"--valdir={run}", "corruptions=[gaussian_noise,fog]", "severities=[1,3]", "num_vis=0"]
+    args = [f"checkpoint={run}", "corruptions=[gaussian_noise,fog]", "severities=[1,3]", "num_vis=0"]
     assert run_in_process("validation.py", validation.main, args) == 0
     out = sorted((run / "validation").iterdir())[-1]
     printed = capsys.readouterr().out
@@ -87,15 +87,17 @@ def test_two_corruptions_two_severities_end_to_end(tiny_run, capsys):
     pd.testing.assert_frame_equal(
         pd.read_csv(again / "robustness.csv").drop(columns="seconds"), table.drop(columns="seconds")
     )
-    assert run_in_process("validation.py", validation.main, [f"--valdir={run}", "num_vis=0"]) == 0
+    assert run_in_process("validation.py", validation.main, [f"checkpoint={run}", "num_vis=0"]) == 0
     plain = json.loads((sorted((run / "validation").iterdir())[-1] / "metrics.json").read_text())
     assert plain["mIoU"] == metrics["mIoU"] and "mPC" not in plain
 
 
 def test_corruptions_with_fit_temperature_is_one_line(tmp_path, capsys):
-    argv = [f"--valdir={tmp_path}", "--fit-temperature", "corruptions=[fog]"]
+    argv = [f"checkpoint={tmp_path}", "fit_temperature=true", "corruptions=[fog]"]
     assert run_in_process("validation.py", validation.main, argv) == 1
-    assert "--fit-temperature and corruptions= are two commands" in error_line(capsys.readouterr().err, "validation.py")
+    assert "fit_temperature=true and corruptions= are two commands" in error_line(
+        capsys.readouterr().err, "validation.py"
+    )
     assert list(tmp_path.iterdir()) == []
 
 

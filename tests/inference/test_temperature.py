@@ -1,4 +1,4 @@
-"""validation.py --fit-temperature on a tiny trained run: the stored temperature, its use by every loader, failures
+"""validation.py fit_temperature=true on a tiny trained run: the stored temperature, its use by every loader, failures
 that leave the run folder as it was; the pixel sample of the fit."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def newest_validation(run):
 @pytest.mark.slow
 def test_fit_temperature_stores_t_and_every_loader_applies_it(run_copy, capsys):
     run = RunFolder(run_copy)
-    plain = validation.main(["--valdir", str(run.root), "--num-vis", "0"])
+    plain = validation.main([f"checkpoint={run.root}", "num_vis=0"])
     assert plain["temperature"] is None and 0 <= plain["ECE"] <= plain["MCE"] <= 1 and "ECE_scaled" not in plain
     plain_dir = newest_validation(run.root)
     # training-time validation: the same probabilities, the same bins (Lightning logs float32)
@@ -48,7 +48,7 @@ def test_fit_temperature_stores_t_and_every_loader_applies_it(run_copy, capsys):
     assert (plain_dir / "reliability.png").stat().st_size > 10_000
     capsys.readouterr()
 
-    fitted = validation.main(["--valdir", str(run.root), "--fit-temperature", "--fit-pixels", "5000", "--num-vis", "0"])
+    fitted = validation.main([f"checkpoint={run.root}", "fit_temperature=true", "fit_pixels=5000", "num_vis=0"])
     out = capsys.readouterr().out
     t = json.loads(run.temperature_file.read_text())
     assert t["temperature"] == fitted["temperature"] > 0 and t["split"] == "val" and t["images"] == 3
@@ -69,7 +69,7 @@ def test_fit_temperature_stores_t_and_every_loader_applies_it(run_copy, capsys):
 
     model, cfg = load_for_inference(run.root)  # validation.py, predict.py, benchmark.py load through here
     assert temperature_of(model) == cfg.loaded_from.temperature == t["temperature"]
-    again = validation.main(["--valdir", str(run.root), "--num-vis", "0"])
+    again = validation.main([f"checkpoint={run.root}", "num_vis=0"])
     assert again["temperature"] == t["temperature"] and again["ECE_scaled"] == pytest.approx(t["ECE_after"], abs=1e-12)
     last, _ = load_for_inference(run.root, which="last")  # T was fitted for best.ckpt
     assert temperature_of(last) is None
@@ -86,14 +86,14 @@ def test_failed_fit_leaves_the_run_folder_as_it_was(run_copy, capsys, monkeypatc
         raise ValueError("temperature fit failed: T=0, NLL 1 -> nan")
 
     monkeypatch.setattr("metrics.temperature.fit_temperature", boom)
-    assert run_in_process("validation.py", validation.main, ["--valdir", str(run.root), "--fit-temperature"]) == 1
+    assert run_in_process("validation.py", validation.main, [f"checkpoint={run.root}", "fit_temperature=true"]) == 1
     assert "temperature fit failed" in error_line(capsys.readouterr().err, "validation.py")
     assert run.temperature_file.read_bytes() == before and not run.validation_root.exists()
 
     with pytest.raises(SystemExit) as exit_:
-        validation.parse_args(["--valdir", str(run.root), "--fit-temperature", "--split", "test"])
+        validation.parse_args([f"checkpoint={run.root}", "fit_temperature=true", "split=test"])
     assert exit_.value.code == 2
-    assert "--fit-temperature fits on the val split" in error_line(capsys.readouterr().err, "validation.py")
+    assert "fit_temperature=true fits on the val split" in error_line(capsys.readouterr().err, "validation.py")
 
     run.temperature_file.write_text(json.dumps({"temperature": -2}))
     with pytest.raises(ValueError, match=r"temperature.json: key 'temperature' must be a finite number > 0, got -2"):
@@ -108,7 +108,7 @@ def test_a_checkpoint_outside_any_run_keeps_its_temperature_in_its_pretrained_fo
     shutil.copyfile(tiny_run / "checkpoints" / "best.ckpt", ckpt)
     logdir = tmp_path / "logs"
     fitted = validation.main(
-        ["--ckpt", str(ckpt), "--fit-temperature", "--fit-pixels", "2000", "--num-vis", "0", f"LOGDIR={logdir}"]
+        [f"checkpoint={ckpt}", "fit_temperature=true", "fit_pixels=2000", "num_vis=0", f"LOGDIR={logdir}"]
     )
     model, cfg = load_for_inference(ckpt, [f"LOGDIR={logdir}"])
     folder = RunFolder(logdir / str(cfg.dataset.name) / "pretrained" / "copied")

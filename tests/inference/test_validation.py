@@ -32,7 +32,7 @@ def logged_best_miou(run) -> float:
 @pytest.mark.slow
 def test_validation_reproduces_training_val_exactly(tiny_run, capsys):
     run = tiny_run
-    assert run_in_process("validation.py", validation.main, [f"--valdir={run}"]) == 0
+    assert run_in_process("validation.py", validation.main, [f"checkpoint={run}"]) == 0
     stdout = capsys.readouterr().out
     assert "mIoU" in stdout and "Building" in stdout  # the printed IoU table
     out = sorted((run / "validation").iterdir())[-1]
@@ -80,7 +80,7 @@ def test_bf16_channels_last_matches_lightning_validate(tiny_run, tmp_path):
         enable_model_summary=False,
     )
     trainer.validate(module, datamodule=SegDataModule(cfg), verbose=False)
-    record = validation.main([f"--valdir={tiny_run}", "--out", str(tmp_path), "--num-vis", "0", *overrides])
+    record = validation.main([f"checkpoint={tiny_run}", f"out={tmp_path}", "num_vis=0", *overrides])
     assert torch.equal(torch.load(tmp_path / "ConfusionMatrix.pt"), module.best_confmat)
     assert record["mIoU"] == metrics_from_confusion(module.best_confmat)["mIoU"] and record["precision"] == "bf16-mixed"
 
@@ -89,13 +89,10 @@ def test_bf16_channels_last_matches_lightning_validate(tiny_run, tmp_path):
 def test_validation_slide_multiscale_flip_overrides(tiny_run, tiny_camvid, tmp_path):
     record = validation.main(
         [
-            f"--valdir={tiny_run}",
-            "--ckpt",
-            "last",
-            "--out",
-            str(tmp_path),
-            "--num-vis",
-            "0",
+            f"checkpoint={tiny_run}",
+            "which=last",
+            f"out={tmp_path}",
+            "num_vis=0",
             "dataset.test.mode=slide",
             "dataset.test.crop_size=[64,64]",
             "dataset.test.stride=[32,48]",
@@ -134,8 +131,8 @@ def test_run_config_reresolves_data_root(tiny_run, tmp_path):
 def test_missing_checkpoint_says_how_to_enable(tiny_run, tmp_path, capsys):
     shutil.copy(tiny_run / "hparams.yaml", tmp_path / "hparams.yaml")
     with pytest.raises(RunFolderError, match="checkpointing is on by default"):
-        validation.main([f"--valdir={tmp_path}"])
-    assert run_in_process("validation.py", validation.main, [f"--valdir={tmp_path}"]) == 1
+        validation.main([f"checkpoint={tmp_path}"])
+    assert run_in_process("validation.py", validation.main, [f"checkpoint={tmp_path}"]) == 1
     assert "validation.py: error: no checkpoint" in error_line(capsys.readouterr().err, "validation.py")
 
 
@@ -162,13 +159,11 @@ def test_plain_state_dict_without_run_folder(tiny_run, tiny_camvid, tmp_path):
     out = tmp_path / "out"
     record = validation.main(
         [
-            "--ckpt",
-            str(pth),
+            f"checkpoint={pth}",
             "model=smp",
             "dataset=camvid",
             "split=val",
-            "--out",
-            str(out),
+            f"out={out}",
             f"environment.data_root={tiny_camvid}",
             "val_batch_size=2",
             "num_workers=0",
@@ -179,12 +174,10 @@ def test_plain_state_dict_without_run_folder(tiny_run, tiny_camvid, tmp_path):
     with pytest.raises(ValueError, match=r"unet_r18.pth does not fit SMPModel: \d+ missing keys"):
         validation.main(
             [
-                "--ckpt",
-                str(pth),
+                f"checkpoint={pth}",
                 "model=smp",
                 "model.encoder=resnet34",
-                "--out",
-                str(out),
+                f"out={out}",
                 f"environment.data_root={tiny_camvid}",
             ]
         )

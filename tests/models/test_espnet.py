@@ -1,5 +1,5 @@
 """ESPNet / ESPNet-C / ESPNetv2: input convention (closed form), author checkpoints (strict loading, parameter
-counts equal to the checkpoints'), extra output dropped, real images give sane accuracy, validation.py --ckpt."""
+counts equal to the checkpoints'), extra output dropped, real images give sane accuracy, validation.py checkpoint=<file>."""
 
 from __future__ import annotations
 
@@ -237,7 +237,7 @@ def test_cityscapes_checkpoints_on_labelled_frame(shared_data, model, ckpt, over
     ids=["extra_output_dropped", "authors_eval"],
 )
 def test_validation_entry_evaluates_author_checkpoint(shared_data, tmp_path, protocol):
-    """``validation.py --ckpt <file.pth> model=espnet dataset=camvid split=test --out DIR`` on a 2-frame copy,
+    """``validation.py checkpoint=<file.pth> model=espnet dataset=camvid split=test out=DIR`` on a 2-frame copy,
     and the authors' protocol (12 outputs arg-maxed, "Unlabelled" never in the labels: its Acc is NaN)."""
     root = tmp_path / "data" / "camvid"
     for split in ("test", "testannot"):
@@ -250,17 +250,13 @@ def test_validation_entry_evaluates_author_checkpoint(shared_data, tmp_path, pro
     out = tmp_path / "val"
     ckpt = shared_data / "weights/espnet/decoder/espnet_p_2_q_8_camvid.pth"
     argv = [
-        "--ckpt",
-        str(ckpt),
+        f"checkpoint={ckpt}",
         *protocol,
         "split=test",
         f"environment.data_root={tmp_path / 'data'}",
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-        "--num-vis",
-        "0",
+        f"out={out}",
+        "device=cpu",
+        "num_vis=0",
     ]
     assert run_in_process("validation.py", validation.main, argv) == 0  # in-process validation.py
     m = json.loads((out / "metrics.json").read_text())

@@ -36,7 +36,7 @@ def _run(entry, module, argv, capsys) -> tuple[int, str]:
     capsys.readouterr()
     try:
         code = run_in_process(entry, module.main, [str(a) for a in argv])
-    except SystemExit as e:  # argparse usage errors
+    except SystemExit as e:  # usage errors (core.command_line)
         code = e.code
     return code, error_line(capsys.readouterr().err, entry)
 
@@ -45,21 +45,24 @@ def _run(entry, module, argv, capsys) -> tuple[int, str]:
 @pytest.mark.parametrize(
     "argv,code,message",
     [
-        (["--valdir", "{run}", "dataset.test.mod=slide"], 1, "unknown override key 'dataset.test.mod'"),
-        (["--valdir", "{tmp}/nope"], 1, "{tmp}/nope is neither a run folder nor a checkpoint file"),
-        (["--valdir", "{tmp}"], 1, "no checkpoint {tmp}/checkpoints/best.ckpt"),
-        (["--valdir", "{run}", "--ckpt", "nosuch.ckpt"], 1, "no checkpoint nosuch.ckpt"),
-        (["--valdir", "{run}", "--split", "nosplit"], 1, "has no labels for split 'nosplit'"),
+        (["checkpoint={run}", "dataset.test.mod=slide"], 1, "unknown override key 'dataset.test.mod'"),
+        (["checkpoint={tmp}/nope"], 1, "{tmp}/nope is neither a run folder nor a checkpoint file"),
+        (["checkpoint={tmp}"], 1, "no checkpoint {tmp}/checkpoints/best.ckpt"),
+        (["checkpoint={run}/checkpoints/nosuch.ckpt"], 1, "checkpoint {run}/checkpoints/nosuch.ckpt does not exist"),
+        (["--valdir", "{run}", "--ckpt", "nosuch.ckpt"], 1, "no checkpoint nosuch.ckpt"),  # the older spelling
+        (["checkpoint={run}", "split=nosplit"], 1, "has no labels for split 'nosplit'"),
+        (["checkpoint={run}", "environment.data_root=/nonexistent"], 1, "data root /nonexistent/camvid does not exist"),
+        (["checkpoint={run}", "dataset.test.mode=diagonal"], 1, "diagonal"),
+        (["nokeyvalue", "checkpoint={run}"], 2, "bad argument 'nokeyvalue': use key=value (keys: checkpoint, which,"),
         (
-            ["--valdir", "{run}", "environment.data_root=/nonexistent"],
+            ["checkpoint={tmp}/missing.pth", "model=smp"],
             1,
-            "data root /nonexistent/camvid does not exist",
+            "{tmp}/missing.pth is neither a run folder nor a checkpoint",
         ),
-        (["--valdir", "{run}", "dataset.test.mode=diagonal"], 1, "diagonal"),
-        (["--valdir", "{run}", "nokeyvalue"], 1, "overrides must be key=value, got ['nokeyvalue']"),
-        (["--ckpt", "{tmp}/missing.pth", "model=smp"], 1, "{tmp}/missing.pth is neither a run folder nor a checkpoint"),
-        (["--valdir", "{run}", "--bogus"], 2, "unrecognized arguments: --bogus"),
-        ([], 2, "give --valdir=<run folder> or --ckpt=<checkpoint file>"),
+        (["checkpoint={run}", "bogus=1"], 2, "unknown key 'bogus'; keys: checkpoint, which, split, out, device,"),
+        (["checkpoint={run}", "which=middle"], 2, "which=middle: which is one of best, last"),
+        (["checkpoint={run}", "--bogus"], 2, "unknown option '--bogus'; keys: checkpoint, which,"),
+        ([], 2, "give checkpoint=<run folder> or checkpoint=<checkpoint file>"),
     ],
 )
 def test_validation_bad_inputs(argv, code, message, check_unchanged, tmp_path, capsys):
@@ -74,7 +77,7 @@ def test_validation_of_a_truncated_checkpoint_names_it_and_leaves_no_folder(run_
     last = run_copy / "checkpoints" / "last.ckpt"
     _truncate(last)
     before = tree_hash(run_copy)
-    code, line = _run("validation.py", validation, ["--valdir", run_copy, "--ckpt", "last"], capsys)
+    code, line = _run("validation.py", validation, [f"checkpoint={run_copy}", "which=last"], capsys)
     assert code == 1 and f"checkpoint {last} cannot be read" in line
     assert tree_hash(run_copy) == before
 
@@ -83,10 +86,10 @@ def test_old_run_folder_names_still_work(finished_run, tmp_path, capsys):
     """Folders named by older versions (``=``, ``,``, ``[]``) are read by validation.py and predict.py."""
     old = tmp_path / "camvid" / "smp" / "default__crop=[64,96],epochs=1" / "2026-01-01_00-00-00"
     shutil.copytree(finished_run, old)
-    assert run_in_process("validation.py", validation.main, ["--valdir", str(old), "--num-vis", "0"]) == 0
+    assert run_in_process("validation.py", validation.main, [f"checkpoint={old}", "num_vis=0"]) == 0
     assert len(list((old / "validation").glob("*/metrics.json"))) == 1
     photo = sorted((REPO / "data" / "camvid" / "val").glob("*.png"))[0]
-    assert predict.main(["--ckpt", str(old), str(photo), "--out", str(tmp_path / "p")])[0]["width"] == 480
+    assert predict.main([f"checkpoint={old}", f"inputs=[{photo}]", f"out={tmp_path / 'p'}"])[0]["width"] == 480
 
 
 # ----------------------------------------------------------------------------------------------------- predict.py
@@ -106,7 +109,9 @@ def photos(tmp_path_factory) -> Path:
 
 def test_predict_goes_on_past_unreadable_files_and_reads_16bit(photos, check_unchanged, tmp_path, capsys):
     out = tmp_path / "pred"
-    code, line = _run("predict.py", predict, ["--ckpt", check_unchanged, photos, "--out", out], capsys)
+    code, line = _run(
+        "predict.py", predict, [f"checkpoint={check_unchanged}", f"inputs=[{photos}]", f"out={out}"], capsys
+    )
     assert code == 1 and "1 of 5 images failed" in line and "d_broken.png" in line
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == 4 and [Path(f["image"]).name for f in summary["failed"]] == ["d_broken.png"]
@@ -118,17 +123,16 @@ def test_predict_goes_on_past_unreadable_files_and_reads_16bit(photos, check_unc
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--ckpt", "{tmp}/nope", "{photo}"], "{tmp}/nope is neither a run folder nor a checkpoint file"),
-        (["--ckpt", "{run}", "{photo}", "dataset.test.mod=slide"], "unknown override key 'dataset.test.mod'"),
-        (["--ckpt", "{run}", "{tmp}/missing.png"], "input {tmp}/missing.png does not exist"),
-        (["--ckpt", "{run}", "{tmp}"], "no images (.png"),
-        (["--ckpt", "{run}", "--which", "nosuch", "{photo}"], "no checkpoint nosuch"),
-        (["--ckpt", "{run}/checkpoints/missing.ckpt", "{photo}"], "checkpoints/missing.ckpt does not exist"),
+        (["checkpoint={tmp}/nope", "inputs=[{photo}]"], "{tmp}/nope is neither a run folder nor a checkpoint file"),
+        (["checkpoint={run}", "inputs=[{photo}]", "dataset.test.mod=slide"], "unknown override key 'dataset.test.mod'"),
+        (["checkpoint={run}", "inputs=[{tmp}/missing.png]"], "input {tmp}/missing.png does not exist"),
+        (["checkpoint={run}", "inputs=[{tmp}]"], "no images (.png"),
+        (["checkpoint={run}/checkpoints/missing.ckpt", "inputs=[{photo}]"], "checkpoints/missing.ckpt does not exist"),
     ],
 )
 def test_predict_bad_inputs(argv, message, check_unchanged, photos, tmp_path, capsys):
     fill = {"run": check_unchanged, "tmp": tmp_path, "photo": photos / "b_grey8.png"}
-    code, line = _run("predict.py", predict, [*(a.format(**fill) for a in argv), "--out", tmp_path / "o"], capsys)
+    code, line = _run("predict.py", predict, [*(a.format(**fill) for a in argv), f"out={tmp_path / 'o'}"], capsys)
     assert code == 1 and message.format(**fill) in line, line
 
 
@@ -136,7 +140,12 @@ def test_predict_with_a_truncated_ckpt_names_it(finished_run, photos, tmp_path, 
     ckpt = tmp_path / "best.ckpt"
     shutil.copyfile(finished_run / "checkpoints" / "best.ckpt", ckpt)
     _truncate(ckpt)
-    code, line = _run("predict.py", predict, ["--ckpt", ckpt, photos / "b_grey8.png", "--out", tmp_path / "o"], capsys)
+    code, line = _run(
+        "predict.py",
+        predict,
+        [f"checkpoint={ckpt}", f"inputs=[{photos / 'b_grey8.png'}]", f"out={tmp_path / 'o'}"],
+        capsys,
+    )
     assert code == 1 and f"checkpoint {ckpt} cannot be read" in line
 
 
@@ -183,7 +192,10 @@ def test_benchmark_sweep_writes_every_record_then_exits_1(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["aggregate", "--bogus"], "benchmark.py aggregate: error: unrecognized arguments: --bogus"),
+        (["aggregate", "bogus=1"], "benchmark.py aggregate: error: unknown key 'bogus'; keys: root, tables, reported,"),
+        (["compare", "--bogus"], "benchmark.py compare: error: unknown option '--bogus'; keys: root, tables, by,"),
+        (["render", "chek=true"], "benchmark.py render: error: unknown key 'chek'; keys: files, results, check"),
+        (["compare", "select=newest"], "benchmark.py compare: error: select=newest: select is one of best, last,"),
         (["plot", "dataset=camvid"], "benchmark.py plot: dataset=<name> and resolution=<WxH> are required"),
     ],
 )
@@ -210,11 +222,11 @@ def test_hydra_entry_names_an_override_split_at_a_space(entry, capsys):
 @pytest.mark.parametrize(
     "entry,module,argv",
     [
-        ("validation.py", validation, ["--valdir", "{tmp}", "environment.data_root=/tmp/my", "folder"]),
-        ("predict.py", predict, ["--ckpt", "{tmp}", "environment.data_root=/tmp/my", "folder", "{tmp}"]),
+        ("validation.py", validation, ["checkpoint={tmp}", "environment.data_root=/tmp/my", "folder"]),
+        ("predict.py", predict, ["checkpoint={tmp}", "environment.data_root=/tmp/my", "folder", "inputs=[{tmp}]"]),
     ],
 )
-def test_argparse_entry_names_an_override_split_at_a_space(entry, module, argv, tmp_path, capsys):
+def test_key_value_entry_names_an_override_split_at_a_space(entry, module, argv, tmp_path, capsys):
     # predict.py: words that are existing paths are images, so the split-off word here is no file
     code, line = _run(entry, module, [a.format(tmp=tmp_path) for a in argv], capsys)
     assert code == 2 and QUOTE_IT in line and "override environment.data_root" in line

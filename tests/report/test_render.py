@@ -119,14 +119,14 @@ def test_render_replaces_blocks_and_check_finds_a_changed_cell(tmp_path, capsys)
     page = tmp_path / "page.md"
     page.write_text("# Speed\n\n<!-- results:speed -->\nold table\n<!-- /results:speed -->\n\nText after.\n")
     assert render_files([page], results, check=True) == [f"{page}: results:speed"]
-    assert "old table" in page.read_text()  # --check writes nothing
-    assert render_main([str(page), "--results", str(results)]) == 0
+    assert "old table" in page.read_text()  # check=true writes nothing
+    assert render_main([f"files=[{page}]", f"results={results}"]) == 0
     text = page.read_text()
     assert "| int8 | **4.11** | -1.24 |" in squeeze(text) and text.endswith("<!-- /results:speed -->\n\nText after.\n")
     assert render_files([page], results, check=True) == []  # idempotent
     page.write_text(text.replace("3.05", "3.50"))  # a hand edit of a figure
     capsys.readouterr()
-    assert render_main([str(page), "--results", str(results), "--check"]) == 1
+    assert render_main([f"files=[{page}]", f"results={results}", "check=true"]) == 1
     assert f"{page}: results:speed differs from its record" in capsys.readouterr().err
     with pytest.raises(ResultsError, match="names no record"):
         render_text("<!-- results:nope -->\n<!-- /results:nope -->", {}, "x.md")
@@ -151,7 +151,7 @@ def test_compare_record_renders_the_experiments_table(tmp_path):
     for i, v in enumerate(B):
         write_summary(root, f"fpn/{i}", ["model.arch=FPN"], i + 1, v / 100)
     out = tmp_path / "results" / "study.yaml"
-    argv = ["--root", str(root), "--tables", str(tmp_path / "t"), "--baseline", "model.arch=Unet", "--record", str(out)]
+    argv = [f"root={root}", f"tables={tmp_path / 't'}", "baseline=model.arch=Unet", f"record={out}"]
     assert run_subcommand("compare", argv) == 0
     rec = load_record(out)
     rows = {r["config"]: r for r in rec.rows}
