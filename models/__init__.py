@@ -17,3 +17,6 @@ __all__ += ["ESPNet", "ESPNetv2", "MMSegModel"]
 from models.hrnet import HRNetMSOCR, HRNetOCR, HRNetOCRASPP, HRNetV2  # noqa: E402
 
 __all__ += ["HRNetMSOCR", "HRNetOCR", "HRNetOCRASPP", "HRNetV2"]
+from models.segman import SegMAN  # noqa: E402
+
+__all__ += ["SegMAN"]

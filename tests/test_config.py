@@ -151,6 +151,7 @@ BENCH_NAMES = {
     "hrnet_ocr_aspp": ("HRNetV2-W48 + OCR + ASPP", "OCR"),
     "hrnet_ocr_ms": ("HRNetV2-W48 + OCR + HMSA (MS-OCR)", "MS-OCR"),
     "mmseg": ("segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py", "MMSeg"),
+    "segman": ("SegMAN-t", "SegMAN"),
     "smp": ("Unet-resnet18", "Unet"),
 }
 HAVE_MMSEG = all(importlib.util.find_spec(m) is not None for m in ("mmseg", "mmengine", "mmcv"))
