@@ -180,8 +180,7 @@ def run_robustness(
         "seconds_corruption": seconds,
         # time per image and severity beyond the clean evaluation: corrupting the image (in the loader)
         "seconds_per_image_corruption": {
-            c: corruption_overhead(t / len(protocol.severities), float(clean["seconds"]), n)
-            for c, t in seconds.items()
+            c: corruption_overhead(t / len(protocol.severities), float(clean["seconds"]), n) for c, t in seconds.items()
         },
         "seconds_total": round(time.time() - started, 3),
         "cpu": hardware_profile("cpu"),
