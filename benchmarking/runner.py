@@ -85,6 +85,8 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
     runner = build_runner(model, x, rec.backend, rec.precision, device, options)
     rec.runtime_properties = dict(options.report.get("runtime_properties") or {})
     rec.accuracy_control.update(options.report.get("accuracy_control") or {})  # + the measured drop
+    if rec.precision == "int8":
+        rec.quantizers = options.report.get("quantizers")
     if exported:
         measure_parity(rec, cfg, model, runner, device, x[:1])
         if cfg.get("photos"):

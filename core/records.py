@@ -76,6 +76,7 @@ class BenchmarkRecord:
     parity_violations: list[str] = field(default_factory=list)
     calibration: str = ""  # int8: e.g. "train (32 images, nncf.quantize)"
     accuracy_control: dict = field(default_factory=dict)  # int8 by nncf accuracy control: choices, measured drop
+    quantizers: int | None = None  # int8 (openvino): FakeQuantize nodes in the timed IR (fewer: layers left in float)
     runtime_properties: dict = field(default_factory=dict)  # what the compiled runtime reports (openvino)
     device: str = ""
     device_name: str = ""

@@ -148,7 +148,7 @@ class BackendOptions:
 
         * ``folder`` set: written there (every time);
         * ``cache_root`` and ``source`` set: ``<cache_root>/<backend>_<precision>_<WxH>/`` (``WxH`` of
-          ``example``) is reused when its ``manifest.json`` equals :meth:`manifest`; otherwise written into a
+          ``example``; precision ``int8-ac`` for int8 with accuracy control) is reused when its ``manifest.json`` equals :meth:`manifest`; otherwise written into a
           temporary sibling folder with the manifest and renamed into place (an older export there is replaced), so
           the folder is complete or absent and repeated runs add nothing;
         * else: a temporary folder, removed when the ``with`` block ends (load the files inside it).
@@ -170,7 +170,9 @@ class BackendOptions:
             from core.run_folder import backend_export_name
 
             h, w = example.shape[-2:]
-            final = Path(self.cache_root) / backend_export_name(backend, precision, f"{w}x{h}")
+            # int8 with accuracy control keeps its own folder: the plain int8 export beside it is not replaced
+            name = "int8-ac" if precision == "int8" and self.accuracy_control is not None else precision
+            final = Path(self.cache_root) / backend_export_name(backend, name, f"{w}x{h}")
             yield cached_export(final, self.manifest(backend, precision, example), write)
         else:
             tmp = Path(tempfile.mkdtemp(prefix="segbench_export_"))

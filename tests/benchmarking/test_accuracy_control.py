@@ -65,6 +65,31 @@ def test_accuracy_control_keeps_the_drop_within_max_drop(tiny):
     }  # fmt: skip
 
 
+def test_within_max_drop_accuracy_control_returns_the_plain_int8_model(tiny):
+    """When plain quantisation already meets ``max_drop``, NNCF returns it: the same quantizers and the same logits,
+    so two int8 rows of one model that differ only in accuracy control ran one IR (speed differences are noise)."""
+    import numpy as np
+    import openvino as ov
+
+    from benchmarking.backends import count_quantizers
+
+    xml, calibration, held_out = tiny
+    core, f32 = ov.Core(), {"INFERENCE_PRECISION_HINT": "f32"}
+    assert count_quantizers(core.read_model(str(xml))) == 0
+    for first_last, quantizers in ((False, 3), (True, 1)):  # TinyConvNet: 3 convolutions, the outer two in float
+        plain = quantize_int8(core.read_model(str(xml)), calibration, float_first_last=first_last)
+        ac = AccuracyControl(max_drop=100.0, images=4, samples=lambda: held_out, num_classes=3)
+        report = {}
+        kept = quantize_int8(core.read_model(str(xml)), calibration, float_first_last=first_last, accuracy_control=ac,
+                             report=report)  # fmt: skip
+        assert count_quantizers(plain) == count_quantizers(kept) == quantizers
+        assert report["accuracy_control"]["drop"] <= 100.0
+        for x, _ in held_out:
+            a = core.compile_model(plain, "CPU", f32)(x.numpy())[0]
+            b = core.compile_model(kept, "CPU", f32)(x.numpy())[0]
+            np.testing.assert_array_equal(a, b)
+
+
 def test_validation_fn_is_the_projects_miou_in_points(tiny):
     import openvino as ov
 

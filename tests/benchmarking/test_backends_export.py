@@ -406,3 +406,28 @@ def test_exports_of_a_run_stay_in_its_folder_and_are_reused(tmp_path, private_tm
     labels = [np.asarray(Image.open(tmp_path / f"pred{i}" / f"{frame.stem}_label.png")) for i in range(2)]
     assert np.array_equal(*labels)
     assert sorted(private_tmp.iterdir()) == []
+
+
+def test_int8_with_and_without_accuracy_control_keep_their_own_exports(tmp_path, private_tmp):
+    """The run's plain int8 IR and the accuracy-controlled one sit side by side (neither replaces the other), and
+    each record counts its IR's quantizers: with a drop inside ``max_drop`` NNCF keeps plain quantisation, so the
+    counts are equal."""
+    from benchmarking.backends import count_quantizers
+
+    run = _tiny_run_folder(tmp_path)
+    fast = ("resolution=96x64", "warmup=1", "iterations=1", "parity.images=1", "count_flops=false", f"checkpoint={run}")
+    int8 = (*fast, "backend=openvino", "precision=int8", "calibration.images=2")
+    ac = ("calibration.accuracy_control.enabled=true", "calibration.accuracy_control.images=2")
+    plain, _ = run_benchmark(bench_cfg(*int8), tmp_path / "out")
+    kept, _ = run_benchmark(bench_cfg(*int8, *ac, "calibration.accuracy_control.max_drop=100"), tmp_path / "out")
+    assert plain.status == kept.status == "ok", (plain.error, kept.error)
+    assert sorted(p.name for p in (run / "export").iterdir()) == ["openvino_int8-ac_96x64", "openvino_int8_96x64"]
+    import openvino as ov
+
+    counts = [
+        count_quantizers(ov.Core().read_model(str(run / "export" / name / "openvino_int8" / "model.xml")))
+        for name in ("openvino_int8_96x64", "openvino_int8-ac_96x64")
+    ]
+    assert plain.quantizers == kept.quantizers == counts[0] == counts[1] > 0
+    assert kept.accuracy_control["drop"] <= 100 and not plain.accuracy_control
+    assert plain.parity_max_abs_logit == kept.parity_max_abs_logit  # one model, one set of logits

@@ -172,8 +172,9 @@ def test_int8_with_accuracy_control_is_its_own_row_naming_bound_and_drop(tmp_pat
     for second, (precision, fps, extra) in enumerate(
         [
             ("32-true", 2.0, {}),
-            ("int8", 6.0, {}),
+            ("int8", 6.0, {"quantizers": 57}),
             ("int8", 5.0, {"accuracy_control": ac | {"drop": 0.314, "fp32_mIoU": 60.0, "int8_mIoU": 59.686}}),
+            ("int8", 5.0, {"accuracy_control": ac | {"drop": 0.2}, "quantizers": 54}),
             ("int8", 5.0, {"accuracy_control": ac, "status": "failed", "error": "ValueError: no held-out image"}),
         ]
     ):
@@ -184,8 +185,9 @@ def test_int8_with_accuracy_control_is_its_own_row_naming_bound_and_drop(tmp_pat
     cells = [ln.split(" | ")[2:5] for ln in capsys.readouterr().out.splitlines() if ln.startswith("| Unet-x")]
     assert cells == [
         ["32-true", "2.00", "1.00x"],
-        ["int8", "6.00", "3.00x"],
+        ["int8 (57 quantizers)", "6.00", "3.00x"],
         ["int8 (accuracy control: max drop 0.5, measured 0.31 mIoU points)", "5.00", "2.50x"],
+        ["int8 (accuracy control: max drop 0.5, measured 0.20 mIoU points; 54 quantizers)", "5.00", "2.50x"],
         ["int8 (accuracy control: max drop 0.5 mIoU points)", "failed: ValueError: no held-out image", "|"],
     ]
 
