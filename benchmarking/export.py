@@ -88,11 +88,11 @@ def export_model(
         export_openvino,
         onnxruntime_runner,
         openvino_runner,
-        require,
         size_multiple,
     )
     from benchmarking.loading import load_model, parse_resolution
     from benchmarking.parity import compare, split_images, tolerance_for, violations
+    from core.extras import require
 
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:

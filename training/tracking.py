@@ -18,7 +18,6 @@ all land in it. ``save_dir`` is the run folder (filled in by :func:`training.tra
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,15 +29,8 @@ from pytorch_lightning.loggers import MLFlowLogger as _MLFlowLogger
 from pytorch_lightning.loggers import WandbLogger as _WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from core.extras import require
 from core.run_folder import RunFolder
-
-EXTRA = "requirements-tracking.txt"
-
-
-def require(module: str, what: str) -> None:
-    """Raise a one-line ``ModuleNotFoundError`` naming the requirements file when ``module`` is not installed."""
-    if importlib.util.find_spec(module) is None:
-        raise ModuleNotFoundError(f"{what} needs the package {module!r}: pip install -r {EXTRA}")
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

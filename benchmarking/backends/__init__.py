@@ -12,7 +12,7 @@
   ``int8`` (NNCF post-training quantisation on calibration images, :func:`quantize_int8`).
 
 The last two are *exported* backends (:data:`EXPORTED`): their optional packages import lazily and a missing
-one fails in one line naming the requirements file (:func:`require`). Where their files go
+one fails in one line naming the requirements file (:func:`core.extras.require`). Where their files go
 (:meth:`BackendOptions.exported`): an explicit ``folder``; for a trained run (``cfg.loaded_from.run_dir``) its
 ``<run>/export/<backend>_<precision>_<WxH>/`` (:meth:`core.run_folder.RunFolder.backend_export_dir`), written
 under a temporary name, renamed when complete and reused while its ``manifest.json`` (weights file, model config,
@@ -32,8 +32,8 @@ backend declares its precisions (:data:`BACKEND_PRECISIONS`). A backend returns
 One module per job; every name below is importable from ``benchmarking.backends``, and importing the package
 registers every backend:
 
-* :mod:`benchmarking.backends.registry`          ``register_backend``, ``check_precision``, ``build_runner``,
-  ``require``; the torch backends ``eager``, ``channels_last``, ``compile``
+* :mod:`benchmarking.backends.registry`          ``register_backend``, ``check_precision``, ``build_runner``;
+  the torch backends ``eager``, ``channels_last``, ``compile``
 * :mod:`benchmarking.backends.options`           :class:`BackendOptions` and ``BackendOptions.from_config``
 * :mod:`benchmarking.backends.cache`             a run's export folders and their manifests
 * :mod:`benchmarking.backends.padding`           padding to the model's ``stride`` around an exported graph
@@ -72,7 +72,6 @@ from benchmarking.backends.registry import (
     BACKEND_PRECISIONS,
     BACKENDS,
     EXPORTED,
-    EXTRAS,
     TORCH_PRECISIONS,
     Runner,
     build_runner,
@@ -81,7 +80,6 @@ from benchmarking.backends.registry import (
     compiled,
     eager,
     register_backend,
-    require,
 )
 
 __all__ = [
@@ -90,7 +88,6 @@ __all__ = [
     "BACKEND_PRECISIONS",
     "EXPORTED",
     "EXPORT_FORMAT",
-    "EXTRAS",
     "MANIFEST",
     "NNCF_OPTIONS",
     "ONNX_OPSET",
@@ -125,7 +122,6 @@ __all__ = [
     "quantize_int8",
     "quantize_with_accuracy_control",
     "register_backend",
-    "require",
     "size_multiple",
     "validation_fn",
 ]

@@ -12,8 +12,8 @@ import torch
 
 from benchmarking.backends.accuracy_control import AccuracyControl, quantize_with_accuracy_control
 from benchmarking.backends.padding import pad_to_multiple
-from benchmarking.backends.registry import require
 from benchmarking.backends.signal_stack import kept_signal_stack
+from core.extras import require
 
 #: ``calibration.nncf`` keys -> how the config value becomes the ``nncf.quantize`` argument (None: as is)
 NNCF_OPTIONS: dict[str, Callable | None] = {

@@ -13,7 +13,8 @@ from torch import nn
 from benchmarking.backends.cache import ONNX_OPSET
 from benchmarking.backends.options import BackendOptions
 from benchmarking.backends.padding import pad_to_multiple, padded_runner, size_multiple
-from benchmarking.backends.registry import Runner, out_logits, register_backend, require
+from benchmarking.backends.registry import Runner, out_logits, register_backend
+from core.extras import require
 
 
 class _OutOnly(nn.Module):

@@ -21,8 +21,9 @@ from benchmarking.backends.int8 import quantize_int8
 from benchmarking.backends.onnx_runtime import export_onnx
 from benchmarking.backends.options import BackendOptions
 from benchmarking.backends.padding import pad_to_multiple, padded_runner, size_multiple
-from benchmarking.backends.registry import Runner, register_backend, require
+from benchmarking.backends.registry import Runner, register_backend
 from benchmarking.backends.signal_stack import kept_signal_stack
+from core.extras import require
 from core.precision import canonical_precision
 
 #: beside an int8 IR quantised with accuracy control: its choices and the measured drop (read back on reuse)

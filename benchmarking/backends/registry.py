@@ -1,5 +1,4 @@
-"""The backend registry: ``register_backend``, the precisions each backend declares, ``build_runner``, the lazy
-import of optional packages (:func:`require`) and the three torch backends (``eager``, ``channels_last``,
+"""The backend registry: ``register_backend``, the precisions each backend declares, ``build_runner`` and the three torch backends (``eager``, ``channels_last``,
 ``compile``).
 
 A backend is ``builder(model, example, precision, device, options) -> Runner`` registered under its name; the
@@ -9,7 +8,6 @@ exported ones (:data:`EXPORTED`) are in :mod:`benchmarking.backends.onnx_runtime
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -28,24 +26,7 @@ BACKENDS: dict[str, Callable[..., Runner]] = {}
 BACKEND_PRECISIONS: dict[str, tuple[str, ...]] = {}
 #: backends that run an exported graph instead of the module (their records carry parity vs eager 32-true)
 EXPORTED: set[str] = set()
-#: optional packages -> the requirements file that installs them
-EXTRAS = {"onnxruntime": "requirements-onnx.txt", "onnx": "requirements-onnx.txt"}
-EXTRAS |= {"openvino": "requirements-openvino.txt", "nncf": "requirements-openvino.txt"}
 TORCH_PRECISIONS = tuple(PRECISIONS)  # the autocast precisions of core.precision
-
-
-def require(package: str):
-    """Import an optional package, or fail in one line naming the requirements file that installs it.
-
-    Raises:
-        ImportError: ``package`` is not installed (``pip install -r <file>`` named).
-    """
-    try:
-        return importlib.import_module(package)
-    except ImportError as e:
-        raise ImportError(
-            f"{package} is not installed; it is an optional extra: pip install -r {EXTRAS[package]}"
-        ) from e
 
 
 def register_backend(name: str, precisions: tuple[str, ...] = TORCH_PRECISIONS, exported: bool = False):

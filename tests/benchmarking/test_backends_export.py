@@ -232,7 +232,9 @@ def test_missing_extra_fails_in_one_line(monkeypatch, tmp_path, missing, backend
         bench_cfg("resolution=96x64", f"backend={backend}", f"precision={precision}", "calibration.images=1"), tmp_path
     )
     assert rec.status == "failed"
-    assert rec.error == f"ImportError: {missing} is not installed; it is an optional extra: pip install -r {file}"
+    assert (
+        rec.error == f"ModuleNotFoundError: {missing} is not installed; it is an optional extra: pip install -r {file}"
+    )
 
 
 def test_parity_violations_closed_form():
