@@ -152,6 +152,13 @@ COLUMNS = (
 MISSING = "not recorded by the benchmark records"
 
 
+#: the printed table's headers (p50/p95 and the two memories share a cell)
+HEADERS = (
+    "model", "backend", "precision", "fps", "speed-up", "latency p50 / p95 ms", "memory MiB peak / forward",
+    "ΔmIoU (points)", "label agreement", "max abs Δ logit", "% of own peak",
+)  # fmt: skip
+
+
 def _value(text: str, kind=float):
     """A printed cell as the record's value: empty -> None, else the number it shows (exactly what is printed)."""
     return kind(text) if text else None
@@ -189,7 +196,7 @@ def table_rows(recs, seeded: str, own_peak: OwnPeak) -> tuple[list[dict], list[s
         row["trained"] = 0 if r.weights == "random" else 1
         if r.status != "ok":
             row |= {"fps": f"failed: {r.error}", "abs_delta_mIoU": None, "error": r.error}
-            row["line"] = f"| {row['model']} | {r.backend} | {row['precision']} | {row['fps']} | | | | | | | |"
+            row["cells"] = [row["model"], r.backend, row["precision"], row["fps"], *[""] * (len(HEADERS) - 4)]
             rows.append(row)
             continue
         ref = base_fps.get(setting(r))
@@ -226,7 +233,7 @@ def table_rows(recs, seeded: str, own_peak: OwnPeak) -> tuple[list[dict], list[s
             row["model"], r.backend, row["precision"], f"{r.fps:.2f}", f"{speed}x" if speed else "",
             f"{p50} / {p95}", " / ".join(mems), dm, agree, diff, peak,
         ]  # fmt: skip
-        row["line"] = "| " + " | ".join(cells) + " |"
+        row["cells"] = cells
         rows.append(row)
     lines = []
     if eager:
@@ -301,21 +308,19 @@ def build_results(name: str, recs, rows, lines, own_peak: OwnPeak, commands: lis
         "caption": f"{caption.strip()} {text}".strip(),
         "measured": measured(recs, commands, own_peak),
         "columns": [{"key": k, "header": h, **({"format": f} if f else {})} for k, h, f in COLUMNS],
-        "rows": [{k: v for k, v in row.items() if k != "line"} for row in rows],
+        "rows": [{k: v for k, v in row.items() if k != "cells"} for row in rows],
         "notes": "\n".join(lines),
     }
     return parse_record(d, Path(f"{name}.yaml"))
 
 
-#: the table's header and alignment lines (markdown)
-HEADER = (
-    "| model | backend | precision | fps | speed-up | latency p50 / p95 ms | memory MiB peak / forward | ΔmIoU (points) "
-    "| label agreement | max abs Δ logit | % of own peak |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-)
-
-
 def table_text(rows: list[dict], lines: list[str], own_peak: OwnPeak) -> str:
-    """The markdown table of :func:`table_rows`, then its eager 32-true lines and the peak notes, as printed."""
-    parts = ["\n".join([HEADER, *(row["line"] for row in rows)])]
+    """The markdown table of :func:`table_rows` (``pandas.DataFrame.to_markdown``, numbers right-aligned), then its
+    eager 32-true lines and the peak notes, as printed."""
+    import pandas as pd
+
+    cells = pd.DataFrame([row["cells"] for row in rows], columns=HEADERS)
+    align = ["left"] * 3 + ["right"] * (len(HEADERS) - 3)
+    parts = [cells.to_markdown(index=False, tablefmt="pipe", colalign=align, disable_numparse=True)]
     parts += ["\n".join(x) for x in (lines, own_peak.notes()) if x]
     return "\n\n".join(parts)

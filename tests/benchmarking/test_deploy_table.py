@@ -14,6 +14,11 @@ deploy_table = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(deploy_table)
 
 
+def unet_cells(out: str) -> list[list[str]]:
+    """The stripped cells of each printed table row of the model ``Unet-x``."""
+    return [[c.strip() for c in ln.split("|")[1:-1]] for ln in out.splitlines() if ln.startswith("| Unet-x")]
+
+
 def _rec(backend, precision, fps, **kw):
     return BenchmarkRecord(
         name="Unet-x", method="Unet", backend=backend, precision=precision, fps=fps, latency_ms_p50=1000 / fps,
@@ -30,12 +35,10 @@ def test_rows_give_speed_up_memory_parity_and_peak_fraction(tmp_path, capsys):
         folder,
     )  # fmt: skip
     assert deploy_table.main([str(tmp_path), "--peak-tflops", "0.5"]) == 0
-    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| Unet-x")]
-    assert rows[0] == "| Unet-x | eager | 32-true | 2.00 | 1.00x | 500 / 550 | 1000 / 100 | +0.00 |  |  | 8.0 |"
+    rows = [" | ".join(c) for c in unet_cells(capsys.readouterr().out)]
+    assert rows[0] == "Unet-x | eager | 32-true | 2.00 | 1.00x | 500 / 550 | 1000 / 100 | +0.00 |  |  | 8.0"
     # int8: 3x eager, ΔmIoU from the record's parity (points), 20 GFLOPs x 6 fps = 0.12 TFLOP/s = 24 % of 0.5
-    assert (
-        rows[1] == "| Unet-x | openvino | int8 | 6.00 | 3.00x | 167 / 183 | 1500 / 20 | -0.50 | 0.9900 | 0.5 | 24.0 |"
-    )
+    assert rows[1] == "Unet-x | openvino | int8 | 6.00 | 3.00x | 167 / 183 | 1500 / 20 | -0.50 | 0.9900 | 0.5 | 24.0"
 
 
 def test_speed_up_is_relative_to_the_median_of_the_eager_fp32_records(tmp_path, capsys):
@@ -44,7 +47,7 @@ def test_speed_up_is_relative_to_the_median_of_the_eager_fp32_records(tmp_path, 
         write_record(_rec(backend, precision, fps, mIoU=0.6), folder)
     assert deploy_table.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    rows = [ln.split(" | ")[3:5] for ln in out.splitlines() if ln.startswith("| Unet-x")]
+    rows = [c[3:5] for c in unet_cells(out)]
     assert rows == [["2.00", "0.67x"], ["4.00", "1.33x"], ["6.00", "2.00x"]]  # by time (_rec: fps = second); median 3
     assert "eager 32-true fps in sweep order: Unet-x 2.00, 4.00 (speed-ups are relative to the median" in out
 
@@ -57,8 +60,8 @@ def test_failed_member_is_a_row_with_its_error_and_the_exit_code_says_so(tmp_pat
     )
     assert deploy_table.main([str(tmp_path)]) == 1
     captured = capsys.readouterr()
-    rows = [ln for ln in captured.out.splitlines() if ln.startswith("| Unet-x")]
-    assert rows[1] == "| Unet-x | openvino | bf16-mixed | failed: ValueError: needs a CPU with BF16 | | | | | | | |"
+    rows = unet_cells(captured.out)
+    assert rows[1] == ["Unet-x", "openvino", "bf16-mixed", "failed: ValueError: needs a CPU with BF16", *[""] * 7]
     assert captured.err.strip() == "1 of 2 records failed"
 
 
@@ -84,7 +87,7 @@ def test_speed_up_and_delta_miou_compare_like_for_like(tmp_path, capsys):
         write_record(rec, folder)
     assert deploy_table.main([str(tmp_path), "--seeded", "2026-01-01"]) == 0
     out = capsys.readouterr().out
-    got = [[c.strip() for c in ln.split("|")[1:9]] for ln in out.splitlines() if ln.startswith("| Unet-x")]
+    got = [c[:8] for c in unet_cells(out)]
     cells = [(m, b, speed, dm) for m, b, _p, _fps, speed, _lat, _mem, dm in got]
     assert cells == [
         ("Unet-x (512x512, 2 threads)", "eager", "0.67x", "+0.00"),
@@ -117,7 +120,7 @@ def test_same_cpu_name_with_other_isa_flags_is_another_setting(tmp_path, capsys)
         write_record(rec, folder)
     assert deploy_table.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    speed = [ln.split("|")[5].strip() for ln in out.splitlines() if ln.startswith("| Unet-x") and "openvino" in ln]
+    speed = [c[4] for c in unet_cells(out) if c[1] == "openvino"]
     assert speed == ["3.00x", "4.00x"]  # each against its own machine's eager fp32 (not the median 3.0)
 
 
@@ -147,7 +150,7 @@ def test_percent_of_own_peak_uses_the_stored_peak_of_each_records_precision(tmp_
         write_record(rec, folder)
     assert deploy_table.main([str(tmp_path / "run"), "--peaks", str(peaks)]) == 0
     out = capsys.readouterr().out
-    cells = [ln.split("|")[-2].strip() for ln in out.splitlines() if ln.startswith("| Unet-x")]
+    cells = [c[-1] for c in unet_cells(out)]
     expected = [f"{20.0 * fps / (1000 * peak) * 100:.1f}" if peak else "" for _, _, fps, _, peak in rows]
     assert cells == expected and cells[:3] == ["20.0", "30.0", "40.0"] and cells[5] == "17.5"
     assert (
@@ -157,10 +160,10 @@ def test_percent_of_own_peak_uses_the_stored_peak_of_each_records_precision(tmp_
     assert f"% of own peak: bf16 peak 0.5 TFLOP/s on {cpu}, 2 threads" in out
     # --peak overrides one precision's stored peak; --peak-tflops is one peak for every other precision
     assert deploy_table.main([str(tmp_path / "run"), "--peaks", str(peaks), "--peak", "int8=0.35"]) == 0
-    cells = [ln.split("|")[-2].strip() for ln in capsys.readouterr().out.splitlines() if ln.startswith("| Unet-x")]
+    cells = [c[-1] for c in unet_cells(capsys.readouterr().out)]
     assert cells[5] == "40.0" and cells[7] == f"{100 * 20.0 * 3.0 / 350:.1f}" and cells[0] == "20.0"
     assert deploy_table.main([str(tmp_path / "run"), "--peaks", str(peaks), "--peak-tflops", "1"]) == 0
-    cells = [ln.split("|")[-2].strip() for ln in capsys.readouterr().out.splitlines() if ln.startswith("| Unet-x")]
+    cells = [c[-1] for c in unet_cells(capsys.readouterr().out)]
     assert cells == [f"{2 * fps:.1f}" for _, _, fps, _, _ in rows]  # 20 GFLOPs x fps / 1 TFLOP/s
     with pytest.raises(SystemExit, match=r"--peak fp16=1: use PRECISION=TFLOPS with PRECISION in"):
         deploy_table.main([str(tmp_path / "run"), "--peak", "fp16=1"])
@@ -182,13 +185,13 @@ def test_int8_with_accuracy_control_is_its_own_row_naming_bound_and_drop(tmp_pat
         rec.timestamp = f"2026-01-01T00:00:{second:02d}"
         write_record(rec, folder)
     assert deploy_table.main([str(tmp_path)]) == 1
-    cells = [ln.split(" | ")[2:5] for ln in capsys.readouterr().out.splitlines() if ln.startswith("| Unet-x")]
+    cells = [c[2:5] for c in unet_cells(capsys.readouterr().out)]
     assert cells == [
         ["32-true", "2.00", "1.00x"],
         ["int8 (57 quantizers)", "6.00", "3.00x"],
         ["int8 (accuracy control: max drop 0.5, measured 0.31 mIoU points)", "5.00", "2.50x"],
         ["int8 (accuracy control: max drop 0.5, measured 0.20 mIoU points; 54 quantizers)", "5.00", "2.50x"],
-        ["int8 (accuracy control: max drop 0.5 mIoU points)", "failed: ValueError: no held-out image", "|"],
+        ["int8 (accuracy control: max drop 0.5 mIoU points)", "failed: ValueError: no held-out image", ""],
     ]
 
 
