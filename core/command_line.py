@@ -26,8 +26,11 @@ from core.errors import unquoted_space
 from core.run_folder import quote_path_overrides
 
 #: value kinds: one value (``str``, ``int``, ``float``, ``bool``, ``path``, ``text``), a list of them
-#: (``list``, ``ints``, ``floats``), or ``override`` (kept as a ``key=value`` string among the overrides)
-KINDS = ("str", "path", "text", "int", "float", "bool", "list", "ints", "floats", "override")
+#: (``list``, ``ints``, ``floats``), ``texts`` (a repeatable key: each ``key=value`` adds one text or path, for values
+#: no list could hold unquoted, e.g. shell commands), or ``override`` (kept as a ``key=value`` string among the
+#: overrides)
+KINDS = ("str", "path", "text", "texts", "int", "float", "bool", "list", "ints", "floats", "override")
+_QUOTED = ("path", "text", "texts")  # values quoted before parsing when the grammar does not take them unquoted
 _SCALAR = {"int": int, "float": float}
 _LIST_OF = {"list": "str", "ints": "int", "floats": "float"}
 
@@ -68,12 +71,15 @@ class Legacy:
         key: the key it sets, or a function of the value returning the key (``--ckpt best`` -> ``which``).
         nargs: 0 (a switch: the key becomes true), 1 (one value) or ``"+"`` (the numbers that follow).
         use: the new spelling named by the deprecation line (default: the key's ``name=<metavar>``).
+        value: a function of the value giving the key's value (``--peak int8=0.9`` -> key ``peak.int8``, value
+            ``0.9``; default: the value itself).
     """
 
     flag: str
     key: str | Callable[[str], str]
     nargs: int | str = 1
     use: str = ""
+    value: Callable[[str], str] | None = None
 
 
 class UsageError(ValueError):
@@ -94,6 +100,8 @@ class KeyValueParser:
         positional: the list key that collects arguments without ``=`` or naming an existing path (older spelling,
             one deprecation line).
         literal: arguments that are never part of a value the shell split at a space (:func:`core.errors.unquoted_space`).
+        positional_too: arguments with ``=`` and no key of ``keys`` before it that the older spelling took as positional
+            ones (robustness_table.py: ``<label>=<folder>`` of an existing folder).
     """
 
     def __init__(
@@ -106,12 +114,13 @@ class KeyValueParser:
         legacy: Sequence[Legacy] = (),
         positional: str | None = None,
         literal: Callable[[str], bool] = lambda a: False,
+        positional_too: Callable[[str], bool] = lambda a: False,
     ):
         self.prog, self.usage, self.description = prog, usage, description
         self.keys = {k.name: k for k in keys}
         self.config_keys = None if config_keys is None else set(config_keys)
         self.legacy = {entry.flag: entry for entry in legacy}
-        self.positional, self.literal = positional, literal
+        self.positional, self.literal, self.positional_too = positional, literal, positional_too
         bad = [k.name for k in keys if k.kind not in KINDS] + [p for p in [positional] if p and p not in self.keys]
         if bad:
             raise ValueError(f"{prog}: keys of unknown kind or missing: {bad}")
@@ -126,7 +135,9 @@ class KeyValueParser:
             "keys:",
         ]
         for k in self.keys.values():
-            note = " (required)" if k.required else "" if k.default in (None, False, ()) else f" (default {k.default})"
+            note = (
+                " (required)" if k.required else "" if k.default in (None, False, (), "") else f" (default {k.default})"
+            )
             lines.append(f"  {k.spelling():<{width}}{k.help}{note}")
         if self.config_keys is not None:
             lines.append("  <key>=<value> ...".ljust(width + 2) + "config overrides (unknown keys are errors)")
@@ -172,7 +183,7 @@ class KeyValueParser:
         split = unquoted_space(argv, literal=self.literal)
         if split:
             raise UsageError(split)
-        quoted = [k.name for k in self.keys.values() if k.kind in ("path", "text")]
+        quoted = [k.name for k in self.keys.values() if k.kind in _QUOTED]
         values, overrides, deprecated, given, rest = {}, [], {}, [], list(argv)
         while rest:
             arg = rest.pop(0)
@@ -180,7 +191,8 @@ class KeyValueParser:
                 self._legacy(arg, rest, values, deprecated)
                 continue
             key, eq, _ = arg.partition("=")
-            if self.positional and (not eq or os.path.exists(arg)):
+            older = key not in self.keys and self.positional_too(arg)
+            if self.positional and (not eq or os.path.exists(arg) or older):
                 values.setdefault(self.positional, []).append(arg)
                 deprecated[self.positional] = (
                     f"positional arguments are deprecated, use {self.keys[self.positional].spelling()}"
@@ -191,6 +203,8 @@ class KeyValueParser:
             if key in self.keys and self.keys[key].kind == "override":
                 overrides.append(arg)
                 given.append(key)
+            elif key in self.keys and self.keys[key].kind == "texts":
+                values.setdefault(key, []).append(self._value(self.keys[key], quote_path_overrides([arg], quoted)[0]))
             elif key in self.keys:
                 values[key] = self._value(self.keys[key], quote_path_overrides([arg], quoted)[0])
                 given.append(key)
@@ -232,8 +246,14 @@ class KeyValueParser:
             if not eq and not rest:
                 raise UsageError(f"{flag} needs a value")
             raw = inline if eq else rest.pop(0)
-        key = self.keys[entry.key(raw) if callable(entry.key) else entry.key]
-        values[key.name] = raw if key.kind in ("bool", "path", "text") else self._convert(key, raw, f"{flag} {raw}")
+        name = entry.key(raw) if callable(entry.key) else entry.key
+        if name not in self.keys:
+            raise UsageError(f"{flag} {raw}: no key {name!r}; {self.valid_keys()}")
+        key, typed = self.keys[name], entry.value(raw) if entry.value else raw
+        if key.kind == "texts":
+            values.setdefault(name, []).append(typed)
+        else:
+            values[name] = typed if key.kind in ("bool", *_QUOTED) else self._convert(key, typed, f"{flag} {raw}")
         deprecated[flag] = f"{flag} is deprecated, use {entry.use or key.spelling()}"
 
     def _value(self, key: Key, arg: str) -> Any:
@@ -249,7 +269,7 @@ class KeyValueParser:
             if key.kind not in _LIST_OF or not hasattr(value, "list"):
                 raise UsageError(f"{arg}: one value expected (a list is written [a,b])")
             value = list(value.list)  # by=model,dataset reads as by=[model,dataset]
-        if key.kind in ("str", "path", "text") and not isinstance(value, str) and value is not None:
+        if key.kind in ("str", *_QUOTED) and not isinstance(value, str) and value is not None:
             value = arg.partition("=")[2]  # split=2012, checkpoint=1: the text as typed
         return self._convert(key, value, arg)
 

@@ -89,12 +89,20 @@ _GRAMMAR_SAFE = re.compile(r"[A-Za-z0-9._/+-]*")
 def quote_path_overrides(argv: Sequence[str], keys: Sequence[str]) -> list[str]:
     """Quote the value of ``key=value`` overrides whose key is in ``keys`` (``+``/``++`` prefixes allowed) when
     the value holds characters Hydra's override grammar does not take unquoted (``=``, ``,``, ``[]`` of
-    older run-folder names); other arguments are returned unchanged."""
+    older run-folder names); other arguments are returned unchanged. A value holding both quote characters (a shell
+    command, a caption) is single-quoted with its ``'`` escaped the way the grammar reads it back."""
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
         if sep and key.lstrip("+") in keys and value and value[0] not in "'\"" and not _GRAMMAR_SAFE.fullmatch(value):
-            arg = f"{key}='{value}'" if "'" not in value else f'{key}="{value}"'
+            if "'" not in value:
+                arg = f"{key}='{value}'"
+            elif '"' not in value:
+                arg = f'{key}="{value}"'
+            else:  # backslashes before a quote (and at the end) are doubled, the quote escaped
+                escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+                escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+                arg = f"{key}='{escaped}'"
         out.append(arg)
     return out
 

@@ -91,6 +91,43 @@ def test_older_flags_give_the_same_request_and_one_deprecation_line(capsys):
     ]
 
 
+def test_repeatable_texts_dotted_keys_and_legacy_values(tmp_path, capsys):
+    folder = tmp_path / "run a"
+    folder.mkdir()
+    keys = (
+        Key("command", "c", "texts", default=()),
+        Key("peak.int8", "p", "float"),
+        Key("row", "r", "texts"),
+    )
+    legacy = (
+        Legacy("--command", "command"),
+        Legacy(
+            "--peak", lambda v: f"peak.{v.partition('=')[0]}", use="peak.<p>=X", value=lambda v: v.partition("=")[2]
+        ),
+    )
+
+    def toy2():
+        return KeyValueParser(
+            "t.py", keys, usage="t", legacy=legacy, positional="row", positional_too=lambda a: "=" in a and "/" in a
+        )
+
+    both = "run x --caption 'a b' --note \"c\" \\"  # both quote characters and a trailing backslash
+    new, err = parse(toy2(), [f"command={both}", "command=b,c", "peak.int8=0.5", f"row=L={folder}"], capsys)
+    assert err == [] and new == {"command": [both, "b,c"], "peak.int8": 0.5, "row": [f"L={folder}"], "overrides": []}
+    old, err = parse(toy2(), ["--command", both, "--command=b,c", "--peak", "int8=0.5", f"L={folder}"], capsys)
+    assert old == new
+    assert err == [
+        "t.py: --command is deprecated, use command=<texts>; --peak is deprecated, use peak.<p>=X; positional "
+        "arguments are deprecated, use row=<texts>"
+    ]
+    assert parse(toy2(), [], capsys)[0]["command"] == ()  # the default when not given
+    with pytest.raises(SystemExit):
+        toy2().parse(["--peak", "fp16=1"])
+    assert "--peak fp16=1: no key 'peak.fp16'; keys: command, peak.int8, row" in error_line(
+        capsys.readouterr().err, "t.py"
+    )
+
+
 # ---------------------------------------------------------------------------------------------------- validation.py
 @pytest.mark.parametrize(
     "new,old,line",
