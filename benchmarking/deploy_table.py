@@ -1,6 +1,6 @@
 """The deployment sweep's table from its benchmark records (``scripts/deploy_table.py`` prints it).
 
-One row per record written at or after ``--since`` below the roots: model, backend, precision, fps, latency
+One row per record written at or after ``since=`` below the roots: model, backend, precision, fps, latency
 p50/p95 ms, memory MiB (peak total incl. weights / peak growth during the forward, of the record's
 ``memory_kind``), speed-up over eager 32-true of the same setting (the median of its eager 32-true records: a sweep
 that times eager fp32 first and last shows the drift of the machine and compares against the middle), ΔmIoU in
@@ -8,9 +8,9 @@ points against eager 32-true of the same setting evaluated on the same split, im
 backends: the record's own parity reference), label agreement and max |Δ logit| vs eager 32-true, and the
 ``% of own peak``: GFLOPs x fps (1 MAC = 2 FLOPs) over the matmul peak of the record's own precision (fp32 for
 32-true, bf16 for bf16-mixed, int8 for int8, :func:`benchmarking.peak_store.peak_precision`) stored by
-``benchmark.py peak`` for the record's hardware profile and thread count in ``--peaks`` (default
-``$SEGBENCH_LOGDIR/benchmark/peaks``, else ``logs/benchmark/peaks``). ``--peak PRECISION=TFLOPS`` overrides the
-stored peak of one precision, ``--peak-tflops`` gives one peak for every precision (the earlier tables). Without a
+``benchmark.py peak`` for the record's hardware profile and thread count in ``peaks=`` (default
+``$SEGBENCH_LOGDIR/benchmark/peaks``, else ``logs/benchmark/peaks``). ``peak.<precision>=TFLOPS`` overrides the
+stored peak of one precision, ``peak_tflops=`` gives one peak for every precision (the earlier tables). Without a
 peak the cell is empty and a line under the table says which ``benchmark.py peak`` to run. An int8 record quantised
 with accuracy control (``calibration.accuracy_control``) says so in its precision cell.
 
@@ -20,12 +20,12 @@ setting; where one model name has several settings, the model cell names what di
 A failed record (``status: failed``) becomes a row with its one-line error, and the exit code is then 1 (0 when
 every record is ok), so ``scripts/deploy_sweep.sh`` says in its exit code that a member failed.
 
-``--record results/<name>.yaml [--caption "..."] [--command "..."]`` also writes the table as a results record
+``record=results/<name>.yaml [caption=...] [command=...]`` also writes the table as a results record
 (:mod:`core.results`, rendered into the docs by ``benchmark.py render``): one row per printed row with the numbers
 its cells show (a failed member: ``fps`` holds ``failed: <error>``), plus ``abs_delta_mIoU`` and ``trained`` (1 for
 a checkpoint's weights) for claims; ``measured`` from the benchmark records (hardware profile, threads, torch,
 commit, load, the date range of their timestamps, and the peaks used under ``peaks``), its commands the
-``--command`` lines (e.g. the sweep's) and this command. The file is written atomically once the record validates,
+``command=`` values (e.g. the sweep's) and this command. The file is written atomically once the record validates,
 replacing an earlier one; a failing command (no record, a bad name) leaves it as it was and exits 2.
 """
 
@@ -111,7 +111,7 @@ class OwnPeak:
                 lines.append(
                     f"% of own peak: no stored {', '.join(ours)} peak for {hw} with {threads} threads in "
                     f"{self.folder}: run `python benchmark.py peak precisions=[{','.join(ours)}] threads={threads}` "
-                    f"on that machine (or give --peak {ours[0]}=TFLOPS)"
+                    f"on that machine (or give peak.{ours[0]}=TFLOPS)"
                 )
             if other:
                 lines.append(f"% of own peak: none for precision {', '.join(other)} ({hw}, {threads} threads)")
@@ -132,7 +132,7 @@ def precision_cell(r) -> str:
     return f"{r.precision} ({'; '.join(parts)})" if parts else str(r.precision)
 
 
-#: the results record's columns (``--record``): key, header, format; the printed table joins p50/p95 and the memories
+#: the results record's columns (``record=``): key, header, format; the printed table joins p50/p95 and the memories
 COLUMNS = (
     ("model", "model", ""),
     ("backend", "backend", ""),
@@ -172,7 +172,7 @@ def table_rows(recs, seeded: str, own_peak: OwnPeak) -> tuple[list[dict], list[s
 
     Args:
         recs: benchmark records sorted by timestamp.
-        seeded: records from this timestamp on build random weights from ``seed`` (``--seeded``).
+        seeded: records from this timestamp on build random weights from ``seed`` (``seeded=``).
         own_peak: the ``% of own peak`` cells.
 
     Returns:
@@ -279,7 +279,7 @@ def measured(recs, commands: list[str], own_peak: OwnPeak) -> dict:
 
 
 def build_results(name: str, recs, rows, lines, own_peak: OwnPeak, commands: list[str], caption: str = ""):
-    """The table as a :class:`core.results.ResultsRecord` named ``name`` (``--record``).
+    """The table as a :class:`core.results.ResultsRecord` named ``name`` (``record=``).
 
     The caption is ``caption`` followed by what the columns mean, the span of the records' timestamps, the peaks
     used for ``% of own peak`` (or the lines saying which are missing) and how many members failed; ``notes`` keeps
@@ -290,7 +290,7 @@ def build_results(name: str, recs, rows, lines, own_peak: OwnPeak, commands: lis
             ``[A-Za-z0-9_.-]+``).
     """
     if not recs:
-        raise ResultsError(f"{name}.yaml: no benchmark records to record (check the roots and --since)")
+        raise ResultsError(f"{name}.yaml: no benchmark records to record (check the roots and since=)")
     kinds = distinct(r.memory_kind for r in recs)
     failed = sum(r.status != "ok" for r in recs)
     peaks = "; ".join(n.removeprefix("% of own peak: ") for n in own_peak.notes()) or "no row has GFLOPs"

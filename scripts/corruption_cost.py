@@ -1,17 +1,19 @@
 """Per-image cost of each benchmark corruption (datasets.corruptions.corrupt) at each severity, as a results record.
 
-    python scripts/corruption_cost.py [--images 3] [--split val] [--out results/corruption_cost.yaml]
+    python scripts/corruption_cost.py [images=3] [split=val] [out=results/corruption_cost.yaml] [load_note='...']
 
-Times :func:`datasets.corruptions.corrupt` on the first ``--images`` frames of the embedded CamVid split (480x360,
+Times :func:`datasets.corruptions.corrupt` on the first ``images=`` frames of the embedded CamVid split (480x360,
 ``data/camvid``) for the 15 corruptions x 5 severities and writes ``results/<name>.yaml`` (:mod:`core.results`):
 seconds per image for each severity, their mean, and a last row with the sum over the corruptions (the corruption
 cost per image of the full 15 x 5 protocol, before any inference). The record states the CPU profile, OpenCV and
-OpenMP threads and the 1-minute load at the start and the end.
+OpenMP threads and the 1-minute load at the start and the end (``load_note=`` adds what else ran on the machine).
+
+The older spellings (``--images 3``, ``--split val``, ``--out X``, ``--load-note X``) still work with one deprecation
+line on stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -24,6 +26,7 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from core.command_line import Key, KeyValueParser, Legacy  # noqa: E402
 from core.measure import hardware_profile  # noqa: E402
 from core.records import atomic_write_text  # noqa: E402
 from core.results import Column, ResultsRecord, parse_record, today  # noqa: E402
@@ -51,22 +54,48 @@ def measure(images: list, names: list[str]) -> list[dict]:
     return [*rows, total]
 
 
+KEYS = (
+    Key("images", "frames timed per corruption and severity", "int", default=3, metavar="N"),
+    Key("split", "split folder of data/camvid", default="val", metavar="val"),
+    Key(
+        "out",
+        "the results record to write (default results/corruption_cost.yaml of the repository)",
+        "path",
+        metavar="FILE",
+    ),
+    Key("load_note", "what else ran on the machine, added to measured.load", "text", default="", metavar="TEXT"),
+)
+LEGACY = tuple(Legacy(f"--{k.name.replace('_', '-')}", k.name) for k in KEYS)
+
+
+def build_parser() -> KeyValueParser:
+    """The command line of corruption_cost.py: :data:`KEYS` and the older ``--flag`` spellings :data:`LEGACY`."""
+    parts = __doc__.split("\n\n")
+    return KeyValueParser(
+        "corruption_cost.py",
+        KEYS,
+        usage=parts[1],
+        description="\n\n".join(parts[:1] + parts[2:]),
+        legacy=LEGACY,
+    )
+
+
 def main(argv=None) -> int:
     """Measure and write the record; returns the exit status."""
-    p = argparse.ArgumentParser(prog="scripts/corruption_cost.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--images", type=int, default=3, help="frames timed per corruption and severity")
-    p.add_argument("--split", default="val", help="split folder of data/camvid")
-    p.add_argument("--out", default=str(REPO / "results" / "corruption_cost.yaml"))
-    p.add_argument("--load-note", default="", help="what else ran on the machine, added to measured.load")
-    a = p.parse_args(argv)
+    p = build_parser()
+    a = p.parse(argv)
+    if a.images < 1:
+        p.error(f"images={a.images}: time at least one frame")
     files = sorted((REPO / "data" / "camvid" / a.split).glob("*.png"))[: a.images]
+    if not files:
+        p.error(f"split={a.split}: no .png frames in {REPO / 'data' / 'camvid' / a.split}")
     images = [read_image(f) for f in files]
     size = {f"{im.shape[1]}x{im.shape[0]}" for im in images}
     load0, started = os.getloadavg()[0], time.strftime("%H:%M")
     rows = measure(images, corruption_names())
     load1 = os.getloadavg()[0]
     git = git_info(REPO)
-    out = Path(a.out)
+    out = Path(a.out) if a.out else REPO / "results" / "corruption_cost.yaml"
     record = ResultsRecord(
         name=out.stem,
         caption=(
@@ -82,9 +111,7 @@ def main(argv=None) -> int:
             "threads": f"OpenCV {cv2.getNumThreads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
             "torch": torch.__version__.split("+")[0],
             "load": f"{load0:.2f} at the start ({started}), {load1:.2f} at the end{a.load_note and '; ' + a.load_note}",
-            "commands": [
-                f"python scripts/corruption_cost.py --images {a.images} --split {a.split} --out results/{out.name}"
-            ],
+            "commands": [f"python scripts/corruption_cost.py images={a.images} split={a.split} out=results/{out.name}"],
         },
         columns=[
             Column("corruption", "corruption"),

@@ -11,8 +11,8 @@
 # `benchmark.py peak` (run with PROTOCOL's threads= after the sweep; stored in LOGDIR/benchmark/peaks).
 # Records go to $OUT (and to the run folder's benchmark/ for a checkpoint); the markdown table is printed by
 # scripts/deploy_table.py from the records written by this sweep; a failed member is a row with its one-line error
-# and makes the exit code 1. To publish it, rerun that command with `--record results/<name>.yaml --caption "..."
-# --command "<this sweep's command line>"` (a results record for `benchmark.py render`). Needs
+# and makes the exit code 1. To publish it, rerun that command with `record=results/<name>.yaml caption='...'
+# command='<this sweep's command line>'` (a results record for `benchmark.py render`). Needs
 # requirements-openvino.txt.
 set -u
 PY=${PY:-.venv/bin/python}
@@ -45,6 +45,6 @@ if [ "$PEAK" != 0 ]; then
   # shellcheck disable=SC2086
   $PY benchmark.py peak $threads
 fi
-roots=("$OUT")
-case "$UNET" in checkpoint=*) roots+=("${UNET#checkpoint=}") ;; esac
-$PY scripts/deploy_table.py --since "$START" --seeded "$START" "${roots[@]}"
+roots="'$OUT'"  # quoted list items: a folder name may hold '=' or ','
+case "$UNET" in checkpoint=*) roots+=",'${UNET#checkpoint=}'" ;; esac
+$PY scripts/deploy_table.py roots="[$roots]" since="$START" seeded="$START"

@@ -1,15 +1,21 @@
 """Clean mIoU, robustness (mPC, rPC) and calibration (ECE before/after temperature scaling) of several models, from
 the validation folders written by ``validation.py ... corruptions=...``, as one results record.
 
-    python scripts/robustness_table.py --record results/<name>.yaml [--caption "..."] [--command "..."] \
-        "<model label>=<validation folder>" ["<model label>=<validation folder>" ...]
+    python scripts/robustness_table.py record=results/<name>.yaml folder='<model label>=<validation folder>'
+                                       [folder='<model label>=<validation folder>' ...] [caption='...']
+                                       [command='<command>' ...] [commit=<sha>]
 
 Each folder is one ``validation.py split=<split> corruptions=...`` output (``metrics.json`` + ``robustness.json``,
 :mod:`inference.robustness`); its ``temperature`` is the one the model was loaded with (``validation.py
 fit_temperature=true`` on the val split, :mod:`inference.temperature`), so ``ECE`` is the model's own probabilities and
 ``ECE_scaled`` the same pixels after dividing the logits by ``T``. ``measured`` (hardware, threads, load, dates,
-commit) comes from the folders; the commands are the ``--command`` lines and this command line. Figures are
+commit) comes from the folders; the commands are the ``command=`` values and this command line. Figures are
 percentages (mIoU, mPC, rPC, ECE); seconds are the wall time of the whole corrupted evaluation.
+
+``folder=`` and ``command=`` may be given several times (one table row, one command each, in order) and, like
+``caption=``, take any text as one shell argument. The older spellings (``--record X``, ``--caption X``,
+``--command X``, ``--commit X`` and ``"<model label>=<validation folder>"`` as positional arguments) still work with
+one deprecation line on stderr.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.errors import OneLineArgumentParser
+from core.command_line import Key, KeyValueParser, Legacy
 from core.results import Column, ResultsRecord, date_range, distinct, one_or_all, write_results
 
 COLUMNS = [
@@ -85,17 +91,48 @@ def row_of(label: str, folder: Path) -> tuple[dict, dict]:
     return row, prov
 
 
+KEYS = (
+    Key(
+        "folder",
+        "one row: a validation folder and its label (repeatable)",
+        "texts",
+        metavar="'<label>=<folder>'",
+        required=True,
+    ),
+    Key("record", "the results record to write", "path", metavar="results/<name>.yaml", required=True),
+    Key("caption", "the record's caption", "text", default="", metavar="TEXT"),
+    Key("commit", "the code's commit where the folders do not record it", default="", metavar="<sha>"),
+    Key("command", "a command that produced the folders (repeatable)", "texts", default=(), metavar="CMD"),
+)
+LEGACY = tuple(Legacy(f"--{k}", k) for k in ("record", "caption", "commit", "command"))
+
+
+def _older_folder_argument(arg: str) -> bool:
+    """``<label>=<existing folder>`` (a label that is no key): a positional argument of the older spelling."""
+    return Path(arg.partition("=")[2]).is_dir()
+
+
+def build_parser() -> KeyValueParser:
+    """The command line of robustness_table.py: :data:`KEYS`, the older ``--flag`` spellings :data:`LEGACY` and
+    ``<label>=<folder>`` as positional arguments."""
+    parts = __doc__.split("\n\n")
+    return KeyValueParser(
+        "robustness_table.py",
+        KEYS,
+        usage=parts[1],
+        description="\n\n".join(parts[:1] + parts[2:]),
+        legacy=LEGACY,
+        positional="folder",
+        positional_too=_older_folder_argument,
+    )
+
+
 def main(argv=None) -> int:
     """Write the record; returns 0 (errors end in one line through the parser, exit 2)."""
-    p = OneLineArgumentParser(prog="robustness_table.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("folders", nargs="+", help='"<model label>=<validation folder>"')
-    p.add_argument("--record", required=True, help="results/<name>.yaml")
-    p.add_argument("--caption", default="")
-    p.add_argument("--commit", default="", help="the code's commit where the folders do not record it")
-    p.add_argument("--command", action="append", default=[], help="a command that produced the folders")
-    a = p.parse_args(argv)
+    p = build_parser()
+    a = p.parse(argv)
     rows, provs = [], []
-    for spec in a.folders:
+    for spec in a.folder:
         label, sep, folder = spec.partition("=")
         if not sep:
             p.error(f"{spec!r}: expected <model label>=<validation folder>")

@@ -3,11 +3,13 @@
 * every ``config/<group>/<option>.yaml`` has its group and option in the groups table of docs/configuration.md
   (experiments included), every top-level key of ``config/train.yaml`` / ``config/benchmark.yaml`` is in the key
   table of its page;
-* every ``key=`` of the entry points (:class:`core.command_line.Key`) and every ``--flag`` of the argparse scripts is on
-  its topic page: the ``Key("name", ...)`` and ``add_argument("--flag", ...)`` calls are read from the source with
+* every ``key=`` of the entry points (:class:`core.command_line.Key`: validation.py, predict.py, the ``benchmark.py``
+  subcommands and the scripts/ tables) and every ``--flag`` of the argparse ``python -m datasets.prepare`` is on its
+  topic page: the ``Key("name", ...)`` and ``add_argument("--flag", ...)`` calls are read from the source with
   :mod:`ast` (importing validation.py or predict.py loads torch, timm and smp, seconds this test does not spend); cheap
-  parsers (``benchmark.py render`` and ``aggregate``, scripts/deploy_table.py) are also built for real and must give
-  the same keys and flags, so the extraction is checked against the parsers;
+  parsers (``benchmark.py render`` and ``aggregate``, scripts/deploy_table.py, scripts/robustness_table.py,
+  ``datasets.prepare``) are also built for real and must give the same keys and flags, so the extraction is checked
+  against the parsers;
 * every page of docs/ is in the mkdocs.yml nav and linked from docs/index.md (API pages from docs/api/index.md);
 * the ``dataset.test.*`` settings table and every ``dataset.test.<key>=`` / ``dataset.kwargs.<key>=`` override in a
   command of the docs name keys the dataset configs have (a missing key needs ``+``, as Hydra says);
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import importlib.util
 import re
 from pathlib import Path
@@ -42,10 +43,12 @@ KEY_ENTRY_POINTS = {
     "benchmarking/cli.py": ["benchmarking.md"],  # benchmark.py aggregate
     "benchmarking/compare/__init__.py": ["comparing.md"],  # benchmark.py compare
     "report/render.py": ["development.md"],  # benchmark.py render
+    "scripts/deploy_table.py": ["deploy.md"],
+    "scripts/robustness_table.py": ["robustness.md"],
+    "scripts/corruption_cost.py": ["robustness.md"],
 }
 #: argparse script source -> the page(s) documenting its flags
 ENTRY_POINTS = {
-    "scripts/deploy_table.py": ["deploy.md"],
     "datasets/prepare.py": ["datasets.md"],
 }
 PAST = r"\b(before|earlier|at that time)\b"  # words that date a statement about an earlier make train
@@ -117,32 +120,19 @@ def source_flags(rel: str) -> set[str]:
 
 
 def test_flag_extraction_equals_argparse():
-    """The :mod:`ast` reading gives what argparse builds, on the one entry point that imports in milliseconds."""
-    spec = importlib.util.spec_from_file_location("deploy_table_docs", REPO / "scripts" / "deploy_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    parsers = []
+    """The :mod:`ast` reading gives what argparse builds, on the argparse entry point (``datasets.prepare``, one
+    subparser per dataset)."""
+    from datasets.prepare import build_parser
 
-    class Built(Exception):
-        pass
-
-    def capture(self, *args, **kwargs):
-        parsers.append(self)
-        raise Built
-
-    original = argparse.ArgumentParser.parse_known_args
-    argparse.ArgumentParser.parse_known_args = capture
-    try:
-        with contextlib.suppress(Built):
-            module.main([])
-    finally:
-        argparse.ArgumentParser.parse_known_args = original
-    built = {o for a in parsers[0]._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
-    assert (
-        built
-        == source_flags("scripts/deploy_table.py")
-        == {"--since", "--seeded", "--peaks", "--peak", "--peak-tflops", "--record", "--caption", "--command"}
-    )
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    built = {
+        o
+        for parser in subparsers.choices.values()
+        for a in parser._actions
+        for o in a.option_strings
+        if o.startswith("--") and o != "--help"
+    }
+    assert built == source_flags("datasets/prepare.py") == {"--workers", "--voc-dir", "--context-dir", "--overwrite"}
 
 
 def source_keys(rel: str) -> set[str]:
@@ -158,6 +148,14 @@ def source_keys(rel: str) -> set[str]:
     }
 
 
+def script(name: str):
+    """``scripts/<name>.py`` imported as a module (scripts/ is no package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_docs", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_key_extraction_equals_the_parsers():
     """The :mod:`ast` reading gives the keys the parsers hold, on the entry points that import in milliseconds."""
     from benchmarking.cli import aggregate_parser
@@ -166,6 +164,19 @@ def test_key_extraction_equals_the_parsers():
     assert set(build_parser().keys) == source_keys("report/render.py") == {"files", "results", "check"}
     assert set(aggregate_parser().keys) == source_keys("benchmarking/cli.py")
     assert {"root", "tables", "import_mmseg"} <= source_keys("benchmarking/cli.py")
+    assert set(script("deploy_table").build_parser().keys) == source_keys("scripts/deploy_table.py")
+    assert {"roots", "since", "peak.int8", "peak_tflops", "record", "command"} <= source_keys("scripts/deploy_table.py")
+    assert (
+        set(script("robustness_table").build_parser().keys)
+        == source_keys("scripts/robustness_table.py")
+        == {
+            "folder",
+            "record",
+            "caption",
+            "commit",
+            "command",
+        }
+    )
 
 
 @pytest.mark.parametrize("entry", sorted(KEY_ENTRY_POINTS))

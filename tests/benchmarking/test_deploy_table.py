@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from core.records import BenchmarkRecord, write_record
-from tests.conftest import REPO
+from tests.conftest import REPO, error_line
 
 _spec = importlib.util.spec_from_file_location("deploy_table", REPO / "scripts" / "deploy_table.py")
 deploy_table = importlib.util.module_from_spec(_spec)
@@ -34,7 +34,7 @@ def test_rows_give_speed_up_memory_parity_and_peak_fraction(tmp_path, capsys):
              parity_delta_mIoU=-0.005, parity_label_agreement=0.99, parity_max_abs_logit=0.5, parity_ok=True),
         folder,
     )  # fmt: skip
-    assert deploy_table.main([str(tmp_path), "--peak-tflops", "0.5"]) == 0
+    assert deploy_table.main([f"roots=[{tmp_path}]", "peak_tflops=0.5"]) == 0
     rows = [" | ".join(c) for c in unet_cells(capsys.readouterr().out)]
     assert rows[0] == "Unet-x | eager | 32-true | 2.00 | 1.00x | 500 / 550 | 1000 / 100 | +0.00 |  |  | 8.0"
     # int8: 3x eager, ΔmIoU from the record's parity (points), 20 GFLOPs x 6 fps = 0.12 TFLOP/s = 24 % of 0.5
@@ -45,7 +45,7 @@ def test_speed_up_is_relative_to_the_median_of_the_eager_fp32_records(tmp_path, 
     folder = tmp_path / "run" / "benchmark"
     for backend, precision, fps in (("eager", "32-true", 2.0), ("openvino", "bf16-mixed", 6.0), ("eager", "fp32", 4.0)):
         write_record(_rec(backend, precision, fps, mIoU=0.6), folder)
-    assert deploy_table.main([str(tmp_path)]) == 0
+    assert deploy_table.main([f"roots=[{tmp_path}]"]) == 0
     out = capsys.readouterr().out
     rows = [c[3:5] for c in unet_cells(out)]
     assert rows == [["2.00", "0.67x"], ["4.00", "1.33x"], ["6.00", "2.00x"]]  # by time (_rec: fps = second); median 3
@@ -58,7 +58,7 @@ def test_failed_member_is_a_row_with_its_error_and_the_exit_code_says_so(tmp_pat
     write_record(
         _rec("openvino", "bf16-mixed", 3.0, status="failed", error="ValueError: needs a CPU with BF16"), folder
     )
-    assert deploy_table.main([str(tmp_path)]) == 1
+    assert deploy_table.main([f"roots=[{tmp_path}]"]) == 1
     captured = capsys.readouterr()
     rows = unet_cells(captured.out)
     assert rows[1] == ["Unet-x", "openvino", "bf16-mixed", "failed: ValueError: needs a CPU with BF16", *[""] * 7]
@@ -85,7 +85,7 @@ def test_speed_up_and_delta_miou_compare_like_for_like(tmp_path, capsys):
         rec = _rec(backend, precision, fps, resolution=res, threads=threads, **extra)
         rec.timestamp = f"2026-01-01T00:00:{second:02d}"  # sweep order = list order
         write_record(rec, folder)
-    assert deploy_table.main([str(tmp_path), "--seeded", "2026-01-01"]) == 0
+    assert deploy_table.main([f"roots=[{tmp_path}]", "seeded=2026-01-01"]) == 0
     out = capsys.readouterr().out
     got = [c[:8] for c in unet_cells(out)]
     cells = [(m, b, speed, dm) for m, b, _p, _fps, speed, _lat, _mem, dm in got]
@@ -118,7 +118,7 @@ def test_same_cpu_name_with_other_isa_flags_is_another_setting(tmp_path, capsys)
         rec = _rec(backend, precision, fps, resolution="512x512", threads=2, device_name="AMD EPYC")
         rec.hardware_profile, rec.timestamp = profile, f"2026-01-01T00:00:{second:02d}"
         write_record(rec, folder)
-    assert deploy_table.main([str(tmp_path)]) == 0
+    assert deploy_table.main([f"roots=[{tmp_path}]"]) == 0
     out = capsys.readouterr().out
     speed = [c[4] for c in unet_cells(out) if c[1] == "openvino"]
     assert speed == ["3.00x", "4.00x"]  # each against its own machine's eager fp32 (not the median 3.0)
@@ -148,25 +148,33 @@ def test_percent_of_own_peak_uses_the_stored_peak_of_each_records_precision(tmp_
         rec = _rec(backend, precision, fps, threads=threads, resolution="512x512", hardware_profile=cpu)
         rec.timestamp = f"2026-01-01T00:00:{second:02d}"
         write_record(rec, folder)
-    assert deploy_table.main([str(tmp_path / "run"), "--peaks", str(peaks)]) == 0
+    assert deploy_table.main([f"roots=[{tmp_path / 'run'}]", f"peaks={peaks}"]) == 0
     out = capsys.readouterr().out
     cells = [c[-1] for c in unet_cells(out)]
     expected = [f"{20.0 * fps / (1000 * peak) * 100:.1f}" if peak else "" for _, _, fps, _, peak in rows]
     assert cells == expected and cells[:3] == ["20.0", "30.0", "40.0"] and cells[5] == "17.5"
     assert (
         f"% of own peak: no stored int8 peak for {cpu} with 1 threads in {peaks}: run "
-        "`python benchmark.py peak precisions=[int8] threads=1` on that machine (or give --peak int8=TFLOPS)" in out
+        "`python benchmark.py peak precisions=[int8] threads=1` on that machine (or give peak.int8=TFLOPS)" in out
     )
     assert f"% of own peak: bf16 peak 0.5 TFLOP/s on {cpu}, 2 threads" in out
-    # --peak overrides one precision's stored peak; --peak-tflops is one peak for every other precision
-    assert deploy_table.main([str(tmp_path / "run"), "--peaks", str(peaks), "--peak", "int8=0.35"]) == 0
+    # peak.<precision> overrides one precision's stored peak; peak_tflops is one peak for every other precision
+    assert deploy_table.main([f"roots=[{tmp_path / 'run'}]", f"peaks={peaks}", "peak.int8=0.35"]) == 0
     cells = [c[-1] for c in unet_cells(capsys.readouterr().out)]
     assert cells[5] == "40.0" and cells[7] == f"{100 * 20.0 * 3.0 / 350:.1f}" and cells[0] == "20.0"
-    assert deploy_table.main([str(tmp_path / "run"), "--peaks", str(peaks), "--peak-tflops", "1"]) == 0
+    assert deploy_table.main([f"roots=[{tmp_path / 'run'}]", f"peaks={peaks}", "peak_tflops=1"]) == 0
     cells = [c[-1] for c in unet_cells(capsys.readouterr().out)]
     assert cells == [f"{2 * fps:.1f}" for _, _, fps, _, _ in rows]  # 20 GFLOPs x fps / 1 TFLOP/s
-    with pytest.raises(SystemExit, match=r"--peak fp16=1: use PRECISION=TFLOPS with PRECISION in"):
-        deploy_table.main([str(tmp_path / "run"), "--peak", "fp16=1"])
+    for argv, message in [
+        (
+            ["peak.fp16=1"],
+            "unknown key 'peak.fp16'; keys: roots, since, seeded, peaks, peak.fp32, peak.bf16, peak.int8",
+        ),
+        (["peak.int8=0"], "peak.int8=0.0: a peak is a positive number of TFLOP/s"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            deploy_table.main([f"roots=[{tmp_path / 'run'}]", *argv])
+        assert exit_.value.code == 2 and message in error_line(capsys.readouterr().err, "deploy_table.py")
 
 
 def test_int8_with_accuracy_control_is_its_own_row_naming_bound_and_drop(tmp_path, capsys):
@@ -184,7 +192,7 @@ def test_int8_with_accuracy_control_is_its_own_row_naming_bound_and_drop(tmp_pat
         rec = _rec("eager" if precision == "32-true" else "openvino", precision, fps, **extra)
         rec.timestamp = f"2026-01-01T00:00:{second:02d}"
         write_record(rec, folder)
-    assert deploy_table.main([str(tmp_path)]) == 1
+    assert deploy_table.main([f"roots=[{tmp_path}]"]) == 1
     cells = [c[2:5] for c in unet_cells(capsys.readouterr().out)]
     assert cells == [
         ["32-true", "2.00", "1.00x"],
@@ -213,7 +221,7 @@ def test_the_sweep_runs_int8_with_accuracy_control_and_measures_the_peaks(tmp_pa
     )
     assert "accuracy_control" not in calls[1] and " precision=int8 " in calls[1]
     assert calls[6] == "benchmark.py peak threads=2"
-    assert calls[7].startswith("scripts/deploy_table.py --since ")
+    assert calls[7].startswith(f"scripts/deploy_table.py roots=['{tmp_path / 'out'}'] since=20")
     log.unlink()
     subprocess.run(["bash", str(REPO / "scripts" / "deploy_sweep.sh")], env=env | {"HRNET": ""}, check=True)
     calls = log.read_text().splitlines()
@@ -239,7 +247,7 @@ def _sweep(folder, **provenance):
 
 
 def test_record_holds_the_printed_table_and_the_records_provenance(tmp_path, capsys):
-    """--record: every row's fps, speed-up, ΔmIoU and % of own peak equal the printed cells; measured comes from the
+    """record=: every row's fps, speed-up, ΔmIoU and % of own peak equal the printed cells; measured comes from the
     benchmark records; a failed member is a row with its error; core.results loads it and a claim can use it."""
     import shlex
 
@@ -248,8 +256,8 @@ def test_record_holds_the_printed_table_and_the_records_provenance(tmp_path, cap
 
     _sweep(tmp_path / "run" / "benchmark")
     out = tmp_path / "results" / "sweep_x.yaml"
-    argv = [str(tmp_path), "--peak-tflops", "0.5", "--record", str(out), "--caption", "Sweep on CPU X."]
-    argv += ["--command", "PROTOCOL='warmup=5' scripts/deploy_sweep.sh"]
+    argv = [f"roots=[{tmp_path}]", "peak_tflops=0.5", f"record={out}", "caption=Sweep on CPU X."]
+    argv += ["command=PROTOCOL='warmup=5' scripts/deploy_sweep.sh"]
     assert deploy_table.main(argv) == 1  # a member failed: still recorded, the exit code says so
     printed = [
         [c.strip() for c in ln.split("|")[1:-1]]
@@ -280,7 +288,7 @@ def test_record_holds_the_printed_table_and_the_records_provenance(tmp_path, cap
         "CPU X [avx2]", 2, "2.14.1", "abc1234", "2026-01-01"
     )  # fmt: skip
     assert m["load"] == "1-min load average 0.5 to 1.5 at the start of the measurements"
-    assert m["commands"] == [argv[-1], "python scripts/deploy_table.py " + shlex.join(argv)]
+    assert m["commands"] == [argv[-1][len("command=") :], "python scripts/deploy_table.py " + shlex.join(argv)]
     assert {"precision": "int8", "tflops": 0.5, "hardware": "CPU X [avx2]", "threads": 2} in m["peaks"]
     assert rec.caption.startswith("Sweep on CPU X. One row per benchmark record, 2026-01-01T00:00:00 .. ")
     assert "int8 peak 0.5 TOPS on CPU X [avx2], 2 threads" in rec.caption and "1 of 4 members failed" in rec.caption
@@ -300,7 +308,7 @@ def test_record_holds_the_printed_table_and_the_records_provenance(tmp_path, cap
 def test_record_without_commit_or_load_in_the_records_says_so(tmp_path, capsys):
     _sweep(tmp_path / "run" / "benchmark", commit="", load_1min=None)
     out = tmp_path / "sweep_y.yaml"
-    argv = [str(tmp_path), "--since", "2026-01-01T00:00:01", "--peaks", str(tmp_path / "none"), "--record", str(out)]
+    argv = [f"roots=[{tmp_path}]", "since=2026-01-01T00:00:01", f"peaks={tmp_path / 'none'}", f"record={out}"]
     assert deploy_table.main(argv) == 1
     from core.results import load_record
 
@@ -315,15 +323,57 @@ def test_a_failed_record_command_leaves_the_existing_file(tmp_path, capsys):
     out.parent.mkdir()
     out.write_text("kept\n")
     # no record since 2030: nothing to record
-    assert deploy_table.main([str(tmp_path), "--since", "2030-01-01", "--record", str(out)]) == 2
-    assert f"deploy_table.py: error: --record {out}: sweep_x.yaml: no benchmark records" in capsys.readouterr().err
-    with pytest.raises(SystemExit):  # bad --peak: before anything is read
-        deploy_table.main([str(tmp_path), "--peak", "fp16=1", "--record", str(out)])
+    assert deploy_table.main([f"roots=[{tmp_path}]", "since=2030-01-01", f"record={out}"]) == 2
+    assert f"deploy_table.py: error: record={out}: sweep_x.yaml: no benchmark records" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # bad peak: before anything is read
+        deploy_table.main([f"roots=[{tmp_path}]", "peak.fp16=1", f"record={out}"])
     assert out.read_text() == "kept\n"
     bad = tmp_path / "results" / "two words.yaml"  # a record name must be [A-Za-z0-9_.-]+
-    assert deploy_table.main([str(tmp_path), "--record", str(bad)]) == 2
+    assert deploy_table.main([f"roots=[{tmp_path}]", f"record={bad}"]) == 2
     assert "is not [A-Za-z0-9_.-]+" in capsys.readouterr().err and not bad.exists()
     assert sorted(p.name for p in out.parent.iterdir()) == ["sweep_x.yaml"]  # no temporary file left
     # success replaces the file (as benchmark.py compare record= does)
-    assert deploy_table.main([str(tmp_path), "--record", str(out)]) == 1
+    assert deploy_table.main([f"roots=[{tmp_path}]", f"record={out}"]) == 1
     assert out.read_text().startswith("name: sweep_x\n")
+
+
+def test_the_older_flags_and_positional_roots_still_work_with_one_deprecation_line(tmp_path, capsys):
+    _sweep(tmp_path / "run" / "benchmark")
+    odd = tmp_path / "old=1,b"  # an older run-folder name: quoted inside the list
+    _sweep(odd / "benchmark", threads=1)
+    new_out, old_out = tmp_path / "new.yaml", tmp_path / "old.yaml"
+    new = [f"roots=[{tmp_path / 'run'},'{odd}']", "since=2026-01-01T00:00:00", "peak.int8=0.35", "peak.fp32=0.25"]
+    new += ["peak_tflops=0.5", "caption=Old and new.", "command=a 'b' \"c\"", "command=d"]
+    old = [str(tmp_path / "run"), str(odd), "--since", "2026-01-01T00:00:00", "--peak", "int8=0.35", "--peak"]
+    old += [
+        "fp32=0.25",
+        "--peak-tflops",
+        "0.5",
+        "--caption",
+        "Old and new.",
+        "--command",
+        "a 'b' \"c\"",
+        "--command",
+        "d",
+    ]
+    capsys.readouterr()
+    assert deploy_table.main([*new, f"record={new_out}"]) == 1
+    new_printed, new_err = capsys.readouterr()
+    assert deploy_table.main([*old, "--record", str(old_out)]) == 1
+    old_printed, old_err = capsys.readouterr()
+    assert new_printed.replace("new.yaml", "") == old_printed.replace("old.yaml", "")
+    assert len(unet_cells(new_printed)) == 8  # the 4 records below each root
+    assert [ln for ln in old_err.splitlines() if "deprecated" in ln] == [
+        "deploy_table.py: positional arguments are deprecated, use roots=[DIR,...]; --since is deprecated, use "
+        "since=<ISO time>; --peak is deprecated, use peak.<precision>=TFLOPS; --peak-tflops is deprecated, use "
+        "peak_tflops=<float>; --caption is deprecated, use caption=TEXT; --command is deprecated, use command=CMD; "
+        "--record is deprecated, use record=results/<name>.yaml"
+    ]
+    assert "deprecated" not in new_err
+    from core.results import load_record
+
+    new_rec, old_rec = load_record(new_out), load_record(old_out)
+    assert new_rec.rows == old_rec.rows and new_rec.caption == old_rec.caption
+    assert new_rec.measured["commands"][:2] == old_rec.measured["commands"][:2] == ["a 'b' \"c\"", "d"]
+    peaks = {(p["precision"], p["threads"]): p["tflops"] for p in new_rec.measured["peaks"]}
+    assert peaks[("int8", 2)] == peaks[("int8", 1)] == 0.35 and peaks[("fp32", 2)] == 0.25

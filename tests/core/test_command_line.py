@@ -330,6 +330,33 @@ def test_unknown_key_is_one_line_naming_it_and_the_valid_keys(module, argv, entr
     assert "dataset" in line and "environment" in line  # the config keys it could have meant
 
 
+# ---------------------------------------------------------------------------------------------------------- scripts/
+def test_corruption_cost_new_and_older_spelling(capsys):
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("corruption_cost", REPO / "scripts" / "corruption_cost.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    new, err_new = parse(module.build_parser(), ["images=2", "split=test", "out=o.yaml", "load_note=a, b=c"], capsys)
+    old, err_old = parse(
+        module.build_parser(), ["--images", "2", "--split", "test", "--out", "o.yaml", "--load-note", "a, b=c"], capsys
+    )
+    assert new == old == {"images": 2, "split": "test", "out": "o.yaml", "load_note": "a, b=c", "overrides": []}
+    assert err_new == [] and err_old == [
+        "corruption_cost.py: --images is deprecated, use images=N; --split is deprecated, use split=val; --out is "
+        "deprecated, use out=FILE; --load-note is deprecated, use load_note=TEXT"
+    ]
+    assert parse(module.build_parser(), [], capsys)[0] == {
+        "images": 3,
+        "split": "val",
+        "out": None,
+        "load_note": "",
+        "overrides": [],
+    }
+
+
 # --------------------------------------------------------------------------------------------------------- --help
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 @pytest.mark.parametrize("module", [validation, predict])
