@@ -1,6 +1,6 @@
 """Every command line the README and the docs show parses: Hydra entry points compose their config with the
 command's overrides (unknown keys fail, as on the command line), the ``key=value`` entry points
-(:class:`core.command_line.KeyValueParser`) accept the keys.
+(:class:`core.command_line.KeyValueParser`, the scripts/ tables included) accept the keys, and ``--help`` exits 0.
 
 Placeholders are replaced by stand-ins (``$DATA`` -> ``data``, ``<run folder>`` -> a path); a multirun (``-m``) is
 checked at the first point of each sweep. Nothing runs: configs are composed and arguments parsed.
@@ -20,6 +20,7 @@ from tests.conftest import compose_cfg
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SCRIPTS = ("main.py", "validation.py", "benchmark.py", "predict.py")
+TABLE_SCRIPTS = ("deploy_table.py", "robustness_table.py", "corruption_cost.py")  # scripts/, build_parser()
 STAND_INS = [
     (re.compile(r"\$\{?DATA\}?"), "data"),
     (re.compile(r"\$\{?(run|RUN)\}?"), "logs/run"),
@@ -67,7 +68,7 @@ def documented_commands() -> list[tuple[str, str, list[str]]]:
             except ValueError:
                 continue
             for k, word in enumerate(words):
-                if word.endswith(SCRIPTS) and k > 0 and words[k - 1].endswith("python"):
+                if word.endswith(SCRIPTS + TABLE_SCRIPTS) and k > 0 and words[k - 1].endswith("python"):
                     script = Path(word).name
                     argv = drop_optional(words[k + 1 :])
                     for end in (";", "&&", "||", "|"):
@@ -118,12 +119,38 @@ def check_hydra(config: str, argv: list[str]) -> None:
 
 
 def test_the_pages_show_commands_of_every_entry_point():
-    assert {script for _, script, _ in COMMANDS} == set(SCRIPTS)
+    assert {script for _, script, _ in COMMANDS} == set(SCRIPTS + TABLE_SCRIPTS)
     assert len(COMMANDS) > 50
 
 
+def check_table_script(script: str, argv: list[str], folder) -> None:
+    """Parse a documented ``scripts/<script>`` command with its parser (``--help``: exit status 0). The older
+    ``"<label>=<folder>"`` arguments of robustness_table.py name folders an earlier command wrote: they are made
+    (empty) under ``folder``, the working directory of the check."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(script[:-3], REPO / "scripts" / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parser = module.build_parser()
+    if "--help" in argv:
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse(argv)
+        assert exit_.value.code == 0
+        return
+    for arg in argv:
+        label, eq, path = arg.partition("=")
+        if script == "robustness_table.py" and eq and label not in parser.keys and not arg.startswith("-"):
+            (folder / path).mkdir(parents=True, exist_ok=True)
+    assert parser.parse(argv) is not None
+
+
 @pytest.mark.parametrize(("where", "script", "argv"), COMMANDS, ids=[c[0] for c in COMMANDS])
-def test_documented_command_parses(where, script, argv):
+def test_documented_command_parses(where, script, argv, tmp_path, monkeypatch):
+    if script in TABLE_SCRIPTS:
+        monkeypatch.chdir(tmp_path)
+        check_table_script(script, argv, tmp_path)
+        return
     if script in ("validation.py", "predict.py") and "--help" in argv:
         module = __import__(script[:-3])
         with pytest.raises(SystemExit) as exit_:
