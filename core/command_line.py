@@ -1,4 +1,4 @@
-"""The ``key=value`` command line of validation.py, predict.py and the ``benchmark.py`` subcommands.
+"""The ``key=value`` command line of validation.py, predict.py, the ``benchmark.py`` subcommands and the scripts/ tables.
 
 Every entry point takes ``key=value`` arguments, as Hydra's main.py and benchmark.py do. A
 :class:`KeyValueParser` knows the keys of its entry point (:class:`Key`): their values are parsed with Hydra's
