@@ -15,38 +15,29 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-# Optional MMSegmentation extra (model=mmseg): small (~15 s), installed for the test suite.
-MMSEG_STAMP := $(VENV)/.installed-mmseg-$(shell cksum requirements-mmseg.txt | cut -d' ' -f1)
-$(MMSEG_STAMP): requirements-mmseg.txt $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-mmseg.txt
-	touch $(MMSEG_STAMP)
+# $(call extra,NAME,FILES): target install-NAME pip-installs the last of FILES (it may include the others with -r)
+# once per content of FILES, recorded in the stamp $(VENV)/.installed-NAME-<checksum of FILES>.
+define extra
+$(1)_STAMP := $(VENV)/.installed-$(1)-$(shell cat $(2) | cksum | cut -d' ' -f1)
+$$($(1)_STAMP): $(2) $$(STAMP)
+	$$(PY) -m pip install -q --disable-pip-version-check -r $(lastword $(2))
+	touch $$@
 
-install-mmseg: $(MMSEG_STAMP)
+install-$(1): $$($(1)_STAMP)
+endef
+
+# Optional MMSegmentation extra (model=mmseg): small (~15 s), installed for the test suite.
+$(eval $(call extra,mmseg,requirements-mmseg.txt))
 
 # Optional tracking extra (logger=mlflow|wandb, hparams_search=...): ~100 s from a package mirror, installed for tests.
-TRACKING_STAMP := $(VENV)/.installed-tracking-$(shell cksum requirements-tracking.txt | cut -d' ' -f1)
-$(TRACKING_STAMP): requirements-tracking.txt $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-tracking.txt
-	touch $(TRACKING_STAMP)
-
-install-tracking: $(TRACKING_STAMP)
+$(eval $(call extra,tracking,requirements-tracking.txt))
 
 # Optional deploy extra (backend=onnxruntime|openvino, benchmark.py export): ONNX Runtime, OpenVINO, NNCF (~1 min),
 # installed for the test suite.
-DEPLOY_STAMP := $(VENV)/.installed-deploy-$(shell cat requirements-onnx.txt requirements-openvino.txt | cksum | cut -d' ' -f1)
-$(DEPLOY_STAMP): requirements-onnx.txt requirements-openvino.txt $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-openvino.txt
-	touch $(DEPLOY_STAMP)
-
-install-deploy: $(DEPLOY_STAMP)
+$(eval $(call extra,deploy,requirements-onnx.txt requirements-openvino.txt))
 
 # Lint/format/docs tools (ruff, MkDocs + Material + mkdocstrings).
-DEV_STAMP := $(VENV)/.installed-dev-$(shell cksum requirements-dev.txt | cut -d' ' -f1)
-$(DEV_STAMP): requirements-dev.txt $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-	touch $(DEV_STAMP)
-
-install-dev: $(DEV_STAMP)
+$(eval $(call extra,dev,requirements-dev.txt))
 
 # Unet with an ImageNet-pretrained EfficientNet-Lite0 encoder fine-tuned on the embedded CamVid subset (data/camvid).
 train: install

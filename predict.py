@@ -28,14 +28,13 @@ work with one deprecation line on stderr.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 from core.command_line import Key, KeyValueParser, Legacy
-from core.errors import one_line, run_entry
+from core.errors import command_line, one_line
 from datasets.image_io import IMAGE_EXTENSIONS
 from inference.loading import config_override_keys, load_for_inference, pick_device
 from inference.predict import Predictor, list_images, load_preset
@@ -221,12 +220,7 @@ def main(argv=None) -> list[dict]:
     return records
 
 
-def entry(argv=None) -> int:
-    """The command line (``python predict.py ARGS``, ``segbench-predict ARGS``): logging to stderr, then
-    :func:`main` under :func:`core.errors.run_entry`; returns the exit status (1 with one line on error)."""
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    return run_entry("predict.py", main, argv)
-
+entry = command_line("predict.py", main, "segbench-predict")
 
 if __name__ == "__main__":
     sys.exit(entry())

@@ -36,14 +36,13 @@ deprecation line on stderr.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from core.command_line import Key, KeyValueParser, Legacy
-from core.errors import run_entry
+from core.errors import command_line
 from core.run_folder import RunFolder
 from inference.loading import config_override_keys, load_for_inference, pick_device, results_folder
 from inference.robustness import pop_protocol, run_robustness
@@ -159,12 +158,7 @@ def main(argv=None) -> dict:
         raise
 
 
-def entry(argv=None) -> int:
-    """The command line (``python validation.py ARGS``, ``segbench-validate ARGS``): logging to stderr, then
-    :func:`main` under :func:`core.errors.run_entry`; returns the exit status (1 with one line on error)."""
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    return run_entry("validation.py", main, argv)
-
+entry = command_line("validation.py", main, "segbench-validate")
 
 if __name__ == "__main__":
     sys.exit(entry())

@@ -5,6 +5,8 @@
 * :func:`report` writes the traceback to a log file (the entry point's own, or
   ``<tmp>/segbench-logs/<entry>-<time>-<pid>.log``) and prints ``<entry>: error: <message> (traceback: <log>)``
   on stderr.
+* :func:`command_line` makes the ``entry(argv)`` function of a script that is not a Hydra app (INFO logging to
+  stderr, then :func:`run_entry`).
 * :func:`unquoted_space` names an override whose value the shell split at a space (``key=/tmp/my data``) and
   shows it quoted; every entry point checks its overrides with it before parsing them.
 * :class:`HydraErrors` makes Hydra's own errors (unknown override key, missing config group option), printed
@@ -203,6 +205,22 @@ def run_entry(entry: str, main, argv=None) -> int:
         report(entry, e)
         return 1
     return 0
+
+
+def command_line(entry: str, main: Callable[[Sequence[str] | None], object], console_script: str) -> Callable:
+    """The ``entry(argv=None) -> int`` function of a script that is not a Hydra app (validation.py, predict.py):
+    INFO logging to stderr, then ``main(argv)`` under :func:`run_entry`; it returns the exit status (1 with one line
+    on error)."""
+
+    def run(argv: Sequence[str] | None = None) -> int:
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+        return run_entry(entry, main, argv)
+
+    run.__doc__ = (
+        f"The command line (``python {entry} ARGS``, ``{console_script} ARGS``): logging to stderr, then "
+        f":func:`main` under :func:`core.errors.run_entry`; returns the exit status (1 with one line on error)."
+    )
+    return run
 
 
 def print_written(prog: str, make: Callable[[], Sequence], error_status: int = 1) -> int:

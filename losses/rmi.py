@@ -156,55 +156,43 @@ class RMILoss(SegLoss):
         )
 
 
-@register_loss("RMI")
-def rmi(
-    num_classes: int,
-    ignore_index: int = 255,
-    class_weights=None,
-    radius: int = 3,
-    pool_way: str = "max",
-    pool_size: int = 3,
-    pool_stride: int = 3,
-    weight_lambda: float = 0.5,
-):
-    """Unweighted RMI (the dataset's ``class_weights`` are not used); options as :class:`RMILoss`."""
-    return RMILoss(
-        num_classes,
-        ignore_index,
-        None,
-        radius=radius,
-        pool_way=pool_way,
-        pool_size=pool_size,
-        pool_stride=pool_stride,
-        weight_lambda=weight_lambda,
-    )
+def _rmi_builder(weighted: bool):
+    """Registry builder of :class:`RMILoss`: ``RMI`` (``weighted=False``: the dataset's ``class_weights`` are not
+    used) or ``wRMI`` (``weighted=True``: they are required)."""
+
+    def build(
+        num_classes: int,
+        ignore_index: int = 255,
+        class_weights=None,
+        radius: int = 3,
+        pool_way: str = "max",
+        pool_size: int = 3,
+        pool_stride: int = 3,
+        weight_lambda: float = 0.5,
+    ) -> RMILoss:
+        if not weighted:
+            class_weights = None
+        elif class_weights is None:
+            raise ValueError("wRMI needs class weights: set dataset.class_weights (a list of num_classes floats)")
+        return RMILoss(
+            num_classes,
+            ignore_index,
+            class_weights,
+            radius=radius,
+            pool_way=pool_way,
+            pool_size=pool_size,
+            pool_stride=pool_stride,
+            weight_lambda=weight_lambda,
+        )
+
+    return build
 
 
-@register_loss("wRMI")
-def wrmi(
-    num_classes: int,
-    ignore_index: int = 255,
-    class_weights=None,
-    radius: int = 3,
-    pool_way: str = "max",
-    pool_size: int = 3,
-    pool_stride: int = 3,
-    weight_lambda: float = 0.5,
-):
-    """RMI with the dataset's ``class_weights`` (BCE ``pos_weight`` and per-class RMI factor).
+rmi = register_loss("RMI")(_rmi_builder(weighted=False))
+rmi.__doc__ = "Unweighted RMI (the dataset's ``class_weights`` are not used); options as :class:`RMILoss`."
+wrmi = register_loss("wRMI")(_rmi_builder(weighted=True))
+wrmi.__doc__ = """RMI with the dataset's ``class_weights`` (BCE ``pos_weight`` and per-class RMI factor).
 
-    Raises:
-        ValueError: the dataset config has no ``class_weights``.
-    """
-    if class_weights is None:
-        raise ValueError("wRMI needs class weights: set dataset.class_weights (a list of num_classes floats)")
-    return RMILoss(
-        num_classes,
-        ignore_index,
-        class_weights,
-        radius=radius,
-        pool_way=pool_way,
-        pool_size=pool_size,
-        pool_stride=pool_stride,
-        weight_lambda=weight_lambda,
-    )
+Raises:
+    ValueError: the dataset config has no ``class_weights``.
+"""

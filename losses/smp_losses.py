@@ -39,36 +39,31 @@ class SMPLoss(SegLoss):
         return self.fn(logits.float() if self.float32_only else logits, target)
 
 
-@register_loss("DC")
-def dc(
-    num_classes: int,
-    ignore_index: int = 255,
-    class_weights=None,
-    smooth: float = 0.0,
-    eps: float = 1e-7,
-    log_loss: bool = False,
-):
-    """1 - soft Dice of smp ``DiceLoss(mode="multiclass", from_logits=True, ignore_index)`` (unweighted)."""
-    fn = smp.losses.DiceLoss(
-        mode="multiclass", from_logits=True, ignore_index=ignore_index, smooth=smooth, eps=eps, log_loss=log_loss
+def _overlap_loss(smp_class: type[torch.nn.Module], measure: str):
+    """Registry builder of the smp overlap loss ``smp_class`` (``DiceLoss`` or ``JaccardLoss``), ``1 - measure``."""
+
+    def build(
+        num_classes: int,
+        ignore_index: int = 255,
+        class_weights=None,
+        smooth: float = 0.0,
+        eps: float = 1e-7,
+        log_loss: bool = False,
+    ) -> SMPLoss:
+        fn = smp_class(
+            mode="multiclass", from_logits=True, ignore_index=ignore_index, smooth=smooth, eps=eps, log_loss=log_loss
+        )
+        return SMPLoss(fn, num_classes, ignore_index)
+
+    build.__doc__ = (
+        f'1 - {measure} of smp ``{smp_class.__name__}(mode="multiclass", from_logits=True, ignore_index)`` '
+        "(unweighted)."
     )
-    return SMPLoss(fn, num_classes, ignore_index)
+    return build
 
 
-@register_loss("Jaccard")
-def jaccard(
-    num_classes: int,
-    ignore_index: int = 255,
-    class_weights=None,
-    smooth: float = 0.0,
-    eps: float = 1e-7,
-    log_loss: bool = False,
-):
-    """1 - soft IoU of smp ``JaccardLoss(mode="multiclass", from_logits=True, ignore_index)`` (unweighted)."""
-    fn = smp.losses.JaccardLoss(
-        mode="multiclass", from_logits=True, ignore_index=ignore_index, smooth=smooth, eps=eps, log_loss=log_loss
-    )
-    return SMPLoss(fn, num_classes, ignore_index)
+dc = register_loss("DC")(_overlap_loss(smp.losses.DiceLoss, "soft Dice"))
+jaccard = register_loss("Jaccard")(_overlap_loss(smp.losses.JaccardLoss, "soft IoU"))
 
 
 @register_loss("Focal")

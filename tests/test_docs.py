@@ -179,22 +179,26 @@ def test_key_extraction_equals_the_parsers():
     )
 
 
+def assert_on_pages(entry: str, names: set[str], pages: list[str], what: str, pattern: str) -> None:
+    """Every one of ``names`` (``what``: keys or flags of ``entry``) matches ``pattern`` (``{}`` = the escaped name)
+    somewhere in docs/``pages``."""
+    text = "\n".join(page(p) for p in pages)
+    missing = sorted(n for n in names if not re.search(pattern.format(re.escape(n)), text))
+    assert not missing, f"{entry}: {what} missing from docs/{', docs/'.join(pages)}: {missing}"
+
+
 @pytest.mark.parametrize("entry", sorted(KEY_ENTRY_POINTS))
 def test_every_key_is_on_its_page(entry):
     keys = source_keys(entry)
     assert keys, f"no Key('...') found in {entry}"
-    text = "\n".join(page(p) for p in KEY_ENTRY_POINTS[entry])
-    missing = sorted(k for k in keys if not re.search(rf"(?<![\w.-]){re.escape(k)}=", text))
-    assert not missing, f"{entry}: keys missing from docs/{', docs/'.join(KEY_ENTRY_POINTS[entry])}: {missing}"
+    assert_on_pages(entry, keys, KEY_ENTRY_POINTS[entry], "keys", r"(?<![\w.-]){}=")
 
 
 @pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
 def test_every_flag_is_on_its_page(entry):
     flags = source_flags(entry)
     assert flags, f"no add_argument('--...') found in {entry}"
-    text = "\n".join(page(p) for p in ENTRY_POINTS[entry])
-    missing = sorted(f for f in flags if not re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text))
-    assert not missing, f"{entry}: flags missing from docs/{', docs/'.join(ENTRY_POINTS[entry])}: {missing}"
+    assert_on_pages(entry, flags, ENTRY_POINTS[entry], "flags", r"(?<![\w-]){}(?![\w-])")
 
 
 def test_plot_keys_are_on_the_benchmarking_page():

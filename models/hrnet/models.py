@@ -79,21 +79,15 @@ class HRNetV2(HRNetSegmentationBase):
     """HRNetV2-W<C> (Sun et al. 2019): backbone representation (15C channels at 1/4) + ``last_layer`` head.
 
     ``last_layer`` = conv1x1(15C, 15C) + BN + ReLU + conv1x1(15C, K) (keys as in ``seg_hrnet.py``).
+    Args: ``pretrained`` (None, a weight name or a path); the others (``width``, ``align_corners``,
+    ``weights_dir``, ``weight_files``) as :class:`HRNetSegmentationBase`.
     ``forward(x: float[N, 3, H, W]) -> {"out": float[N, K, H, W]}``. Params at K=19: W48 65,859,379; W18 9,641,119.
     """
 
     output_names = ("out",)
 
-    def __init__(
-        self,
-        num_classes: int,
-        width: int = 48,
-        align_corners: bool = False,
-        pretrained: str | None = None,
-        weights_dir: str | None = None,
-        weight_files: dict | None = None,
-    ):
-        super().__init__(num_classes, width, align_corners, weights_dir, weight_files)
+    def __init__(self, num_classes: int, pretrained: str | None = None, **base_options):
+        super().__init__(num_classes, **base_options)
         c = self.backbone.out_channels
         self.last_layer = nn.Sequential(
             nn.Conv2d(c, c, 1), nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.Conv2d(c, num_classes, 1)
@@ -161,33 +155,10 @@ class HRNetOCRASPP(HRNetOCR):
         ValueError: ``aspp_channels`` is not a positive int.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        width: int = 48,
-        mid_channels: int = 512,
-        key_channels: int = 256,
-        dropout: float = 0.05,
-        aspp_channels: int = 256,
-        align_corners: bool = True,
-        pretrained: str | None = None,
-        weights_dir: str | None = None,
-        weight_files: dict | None = None,
-    ):
+    def __init__(self, num_classes: int, aspp_channels: int = 256, **ocr_options):
         if not aspp_channels or int(aspp_channels) <= 0:
             raise ValueError(f"HRNetOCRASPP needs aspp_channels > 0, got {aspp_channels!r}")
-        super().__init__(
-            num_classes,
-            width,
-            mid_channels,
-            key_channels,
-            dropout,
-            aspp_channels,
-            align_corners,
-            pretrained,
-            weights_dir,
-            weight_files,
-        )
+        super().__init__(num_classes, aspp_channels=aspp_channels, **ocr_options)
 
 
 class HRNetMSOCR(HRNetOCR):
@@ -204,6 +175,7 @@ class HRNetMSOCR(HRNetOCR):
         eval_scales: scales in eval mode ([0.5, 1.0, 2.0]); the inference engine sees this attribute and
             does not add its own scales.
         attn_channels: bottleneck channels of the attention head (256).
+        ``aspp_channels`` is not an option (plain OCR on every scale).
 
     ``forward(x: float[N, 3, H, W])``: training -> ``{"out", "aux", "scale_<s>" for s in train_scales}``
     (per-scale logits resized to the output size); eval -> ``{"out", "aux"}``; all float[N, K, H, W] when
@@ -218,30 +190,14 @@ class HRNetMSOCR(HRNetOCR):
     def __init__(
         self,
         num_classes: int,
-        width: int = 48,
-        mid_channels: int = 512,
-        key_channels: int = 256,
-        dropout: float = 0.05,
         train_scales=(0.5, 1.0),
         eval_scales=(0.5, 1.0, 2.0),
         attn_channels: int = 256,
-        align_corners: bool = True,
+        mid_channels: int = 512,
         pretrained: str | None = None,
-        weights_dir: str | None = None,
-        weight_files: dict | None = None,
+        **ocr_options,
     ):
-        super().__init__(
-            num_classes,
-            width,
-            mid_channels,
-            key_channels,
-            dropout,
-            None,
-            align_corners,
-            None,
-            weights_dir,
-            weight_files,
-        )
+        super().__init__(num_classes, mid_channels=mid_channels, aspp_channels=None, pretrained=None, **ocr_options)
         self.train_scales, self.eval_scales = (
             self._check_scales(train_scales, "train_scales"),
             self._check_scales(eval_scales, "eval_scales"),

@@ -101,32 +101,52 @@ def _scatter(src: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
     return torch.zeros_like(src).index_add_(2, rows, out)
 
 
+def _window_dot(x: Tensor, y: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """``out[..., a * kw + b] = (x * y[..., rows[i, a], cols[j, b], :]).sum(-1)``: ``x`` and ``y`` (N, heads, H, W, C),
+    ``rows`` (H, kh), ``cols`` (W, kw) -> (N, heads, H, W, kh * kw) in ``x``'s dtype."""
+    kh, kw = rows.shape[1], cols.shape[1]
+    out = x.new_empty(*x.shape[:-1], kh * kw)
+    for a in range(kh):
+        for b in range(kw):
+            out[..., a * kw + b] = (x * _gather(y, rows[:, a], cols[:, b])).sum(-1)
+    return out
+
+
+def _window_sum(w: Tensor, y: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """``sum_{a,b} w[..., a * kw + b, None] * y[..., rows[i, a], cols[j, b], :]``: ``w`` (N, heads, H, W, kh * kw),
+    ``y`` (N, heads, H, W, C) -> (N, heads, H, W, C), summed one window offset at a time in row-major order."""
+    kh, kw = rows.shape[1], cols.shape[1]
+    out = torch.zeros(*w.shape[:-1], y.shape[-1], dtype=y.dtype, device=y.device)
+    for a in range(kh):
+        for b in range(kw):
+            out = out + w[..., a * kw + b, None] * _gather(y, rows[:, a], cols[:, b])
+    return out
+
+
+def _window_scatter(w: Tensor, x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """Adjoint of :func:`_window_sum` in ``y``: ``sum_{a,b}`` of ``w[..., a * kw + b, None] * x`` scattered back to
+    the key positions ``(rows[i, a], cols[j, b])``; ``w`` (N, heads, H, W, kh * kw), ``x`` (N, heads, H, W, C)."""
+    kh, kw = rows.shape[1], cols.shape[1]
+    out = torch.zeros_like(x)
+    for a in range(kh):
+        for b in range(kw):
+            out = out + _scatter(w[..., a * kw + b, None] * x, rows[:, a], cols[:, b])
+    return out
+
+
 class _NeighborhoodQK(torch.autograd.Function):
     """Logits ``q . k`` over each query's neighbourhood, gathering one window offset at a time."""
 
     @staticmethod
     def forward(ctx, query: Tensor, key: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
         ctx.save_for_backward(query, key, rows, cols)
-        kh, kw = rows.shape[1], cols.shape[1]
-        logits = query.new_empty(*query.shape[:-1], kh * kw)
-        for a in range(kh):
-            for b in range(kw):
-                logits[..., a * kw + b] = (query * _gather(key, rows[:, a], cols[:, b])).sum(-1)
-        return logits
+        return _window_dot(query, key, rows, cols)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         query, key, rows, cols = ctx.saved_tensors
-        kh, kw = rows.shape[1], cols.shape[1]
-        grad_q = torch.zeros_like(query) if ctx.needs_input_grad[0] else None
-        grad_k = torch.zeros_like(key) if ctx.needs_input_grad[1] else None
-        for a in range(kh):
-            for b in range(kw):
-                g = grad[..., a * kw + b, None]
-                if grad_q is not None:
-                    grad_q = grad_q + g * _gather(key, rows[:, a], cols[:, b])
-                if grad_k is not None:
-                    grad_k = grad_k + _scatter(g * query, rows[:, a], cols[:, b])
+        grad_q = _window_sum(grad, key, rows, cols) if ctx.needs_input_grad[0] else None
+        grad_k = _window_scatter(grad, query, rows, cols) if ctx.needs_input_grad[1] else None
         return grad_q, grad_k, None, None
 
 
@@ -136,25 +156,13 @@ class _NeighborhoodAV(torch.autograd.Function):
     @staticmethod
     def forward(ctx, attn: Tensor, value: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
         ctx.save_for_backward(attn, value, rows, cols)
-        kh, kw = rows.shape[1], cols.shape[1]
-        out = torch.zeros(*attn.shape[:-1], value.shape[-1], dtype=value.dtype, device=value.device)
-        for a in range(kh):
-            for b in range(kw):
-                out = out + attn[..., a * kw + b, None] * _gather(value, rows[:, a], cols[:, b])
-        return out
+        return _window_sum(attn, value, rows, cols)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         attn, value, rows, cols = ctx.saved_tensors
-        kh, kw = rows.shape[1], cols.shape[1]
-        grad_attn = torch.empty_like(attn) if ctx.needs_input_grad[0] else None
-        grad_v = torch.zeros_like(value) if ctx.needs_input_grad[1] else None
-        for a in range(kh):
-            for b in range(kw):
-                if grad_attn is not None:
-                    grad_attn[..., a * kw + b] = (grad * _gather(value, rows[:, a], cols[:, b])).sum(-1)
-                if grad_v is not None:
-                    grad_v = grad_v + _scatter(attn[..., a * kw + b, None] * grad, rows[:, a], cols[:, b])
+        grad_attn = _window_dot(grad, value, rows, cols) if ctx.needs_input_grad[0] else None
+        grad_v = _window_scatter(attn, grad, rows, cols) if ctx.needs_input_grad[1] else None
         return grad_attn, grad_v, None, None
 
 

@@ -16,17 +16,7 @@ import pytest
 
 from core.run_folder import RunFolder
 from tests.conftest import REPO, TINY_RUN, call_hydra_cli
-from tests.datasets.trees import ade_tree, cityscapes_tree, folder_tree, voc_context_tree
-
-DATASETS = [
-    "cityscapes",
-    "cityscapes_coarse",
-    "cityscapes_fine_coarse",
-    "ade20k",
-    "voc2010_context",
-    "voc2010_context_60",
-    "folder",
-]
+from tests.datasets.trees import TREE_DATASETS, ade_tree, cityscapes_tree, folder_tree, voc_context_tree
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +41,14 @@ def data_root(shared_data, tmp_path_factory):
 def test_fast_run_on_every_dataset(data_root, tmp_path, capsys):
     # TINY_RUN with 1 train + 1 val batch of 1 image (ADE20K/VOC images differ in size: val_batch_size=1)
     overrides = [o for o in TINY_RUN if not o.startswith(("val_batch_size", "trainer.limit"))]
-    argv = ["-m", f"dataset={','.join(DATASETS)}", f"environment.data_root={data_root}", *overrides]
+    argv = ["-m", f"dataset={','.join(TREE_DATASETS)}", f"environment.data_root={data_root}", *overrides]
     argv += ["val_batch_size=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "logger=csv"]
     code = call_hydra_cli("main", [*argv, f"LOGDIR={tmp_path}", "dataset.skip_corrupt=true"])  # in-process main.py
     out = "".join(capsys.readouterr())
     assert code == 0, out[-5000:]
     runs = [Path(p) for p in dict.fromkeys(re.findall(r"Run folder: (\S+)", out))]
-    assert len(runs) == len(DATASETS), out[-3000:]
-    for name, run_dir in zip(DATASETS, runs):
+    assert len(runs) == len(TREE_DATASETS), out[-3000:]
+    for name, run_dir in zip(TREE_DATASETS, runs):
         run = RunFolder(run_dir)
         cfg = run.load_config()
         assert cfg.dataset.name == name

@@ -9,6 +9,16 @@ import numpy as np
 from PIL import Image
 
 CS_STEM = "frankfurt_000000_000294"
+#: dataset configs that the trees below serve (real Cityscapes / ADE20K samples, generated VOC Context and folder)
+TREE_DATASETS = [
+    "cityscapes",
+    "cityscapes_coarse",
+    "cityscapes_fine_coarse",
+    "ade20k",
+    "voc2010_context",
+    "voc2010_context_60",
+    "folder",
+]
 
 
 def link(src: Path, dst: Path) -> Path:

@@ -10,6 +10,20 @@ from PIL import Image
 from tests.conftest import REPO, TINY_RUN, call_hydra_cli
 
 SPLITS = {"train": 4, "val": 3}
+#: class names of config/dataset/camvid.yaml, in label order
+CAMVID_CLASSES = [
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+]
 
 
 @pytest.fixture(scope="session")

@@ -12,21 +12,9 @@ import predict
 from inference.predict import list_images, settings_for
 from inference.settings import InferenceSettings
 from inference.visualize import overlay_with_legend
+from tests.inference.conftest import CAMVID_CLASSES
 
 PHOTOS = ["chelsea.png", "camera.png", "rocket.jpg"]  # 451x300 RGB, 512x512 grey, 640x427 JPEG
-CLASSES = [
-    "Sky",
-    "Building",
-    "Pole",
-    "Road",
-    "Pavement",
-    "Tree",
-    "SignSymbol",
-    "Fence",
-    "Car",
-    "Pedestrian",
-    "Bicyclist",
-]
 
 
 @pytest.mark.slow
@@ -40,7 +28,7 @@ def test_predict_writes_label_overlay_json(tiny_run, shared_data, tmp_path):
         assert label.shape == (h, w) and label.dtype == np.uint8 and label.max() < 11
         overlay = Image.open(tmp_path / f"{photo.stem}_overlay.png")
         assert overlay.mode == "RGB" and overlay.height == h and overlay.width > w  # legend on the right
-        found = {CLASSES[k]: (label == k).mean() for k in np.unique(label)}
+        found = {CAMVID_CLASSES[k]: (label == k).mean() for k in np.unique(label)}
         rec = json.loads((tmp_path / f"{photo.stem}.json").read_text())
         assert rec == r and (rec["width"], rec["height"]) == (w, h) and rec["inference"]["mode"] == "whole"
         assert set(rec["class_fractions"]) == set(found)

@@ -86,20 +86,24 @@ MS = dict(
     weights=[1.0, 0.4, 0.05, 0.05],
     outputs=("out", "aux", "scale_0.5", "scale_1.0"),
 )
-CAMVID_UNET = dict(
+# the CamVid SMP recipes: AdamW, CE, 256x320 crops, channels_last
+CAMVID_SMP = dict(
     dataset="camvid",
     model="models.SMPModel",
-    model_keys={"arch": "Unet", "encoder": "resnet18", "encoder_weights": None},
     optimizer=ADAMW,
     lr=0.002,
     wd=1.0e-4,
-    scheduler=POLY,
     losses=["CE"],
     weights=[1.0],
     crop=[256, 320],
-    precision="bf16-mixed",
     channels_last=True,
     outputs=("out",),
+)
+CAMVID_UNET = dict(
+    CAMVID_SMP,
+    model_keys={"arch": "Unet", "encoder": "resnet18", "encoder_weights": None},
+    scheduler=POLY,
+    precision="bf16-mixed",
 )
 ESPNET = dict(
     dataset="camvid",
@@ -116,23 +120,14 @@ MMSEG = dict(
 )
 # Unet with the ImageNet EfficientNet-Lite0 encoder: two stages (frozen encoder 2 epochs, then half LR), OneCycle
 LITE0 = dict(
-    dataset="camvid",
-    model="models.SMPModel",
+    CAMVID_SMP,
     model_keys={
         "arch": "Unet",
         "encoder": "tu-tf_efficientnet_lite0",
         "encoder_weights": "efficientnet_lite0_imagenet",
     },
-    optimizer=ADAMW,
-    lr=0.002,
-    wd=1.0e-4,
     scheduler=ONECYCLE,
-    losses=["CE"],
-    weights=[1.0],
-    crop=[256, 320],
     precision=canonical_precision("auto"),  # bf16-mixed on CPUs with native bf16, else 32-true
-    channels_last=True,
-    outputs=("out",),
 )
 RECIPES = {
     "cs_hrnet": CS_BASE,
