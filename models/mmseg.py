@@ -5,7 +5,8 @@ the config files shipped inside the installed ``mmseg`` package (``mmseg/.mim/co
 or ``model.checkpoint=<local .pth>``, and adapts it to the segbench model contract: ``forward(x)`` returns
 ``{"out": decode-head logits, "aux": auxiliary-head logits, ...}`` at the heads' resolution (1/4 or 1/8; the
 loss and inference code resize), ``output_names`` lists them. segbench's losses, LightningModule, inference
-engine and benchmark are used, never MMSeg's (the heads' ``loss_decode`` is ignored).
+engine and benchmark are used; ``lossfunction=[native]`` trains with the segmentor's own ``loss()`` instead
+(:meth:`MMSegModel.native_loss`: Mask2Former's set-matching loss), validation and inference staying segbench's.
 
 Optional extra: ``pip install -r requirements-mmseg.txt`` (mmengine, mmcv-lite, mmsegmentation; mmdet and
 mmpretrain for Mask2Former/MaskFormer heads and ConvNeXt/PoolFormer backbones). mmcv-lite has
@@ -115,9 +116,24 @@ def resolve_config(config: str | os.PathLike) -> Path:
 
 
 def _set_num_classes(head_cfg, num_classes: int) -> None:
+    """Set ``num_classes`` of each head config; a mask-classification head's ``loss_cls.class_weight`` (K class
+    weights and the "no object" weight, ``[1.0] * K + [0.1]`` in MMSeg's Mask2Former configs) follows.
+
+    Raises:
+        ValueError: a ``class_weight`` with unequal class weights (it cannot be carried to another K).
+    """
     for h in head_cfg if isinstance(head_cfg, (list, tuple)) else [head_cfg]:
         if h is not None and "num_classes" in h:
-            h["num_classes"] = num_classes
+            old, h["num_classes"] = h["num_classes"], num_classes
+            cls = h.get("loss_cls") if isinstance(h.get("loss_cls"), Mapping) else None
+            weights = list(cls.get("class_weight") or []) if cls is not None else []
+            if len(weights) == old + 1:
+                if len(set(weights[:-1])) > 1:
+                    raise ValueError(
+                        f"{h.get('type')}.loss_cls.class_weight has unequal class weights {weights[:-1]}; "
+                        f"give model.cfg_options for num_classes={num_classes}"
+                    )
+                cls["class_weight"] = [weights[0]] * num_classes + [weights[-1]]
 
 
 def _strip_init(cfg) -> None:
@@ -152,8 +168,9 @@ class MMSegModel(nn.Module):
     Output ``{"out": float[N,K,h,w], "aux": float[N,K,h',w']}`` in training, ``{"out": ...}`` in eval mode
     (auxiliary heads are training-only, as in MMSeg). Query-based heads (Mask2Former, MaskFormer, SAN; need
     mmdet/mmpretrain) run through ``encode_decode`` and return per-pixel class scores (softmax class x sigmoid
-    mask, non-negative, not logits) at input size (use ``mode: whole`` inference); segbench losses applied to
-    them are not Mask2Former's set-matching loss.
+    mask, non-negative, not logits) at input size (use ``mode: whole`` inference); segbench's per-pixel losses
+    applied to them are not Mask2Former's set-matching loss: train those with ``lossfunction=[native]``
+    (:meth:`native_loss`).
 
     Raises:
         ImportError: the extra is missing (one line naming ``requirements-mmseg.txt``).
@@ -231,6 +248,47 @@ class MMSegModel(nn.Module):
             for name, head in zip(self.aux_names, aux if isinstance(aux, nn.ModuleList) else [aux]):
                 outputs[name] = head.forward(feats)
         return outputs
+
+    @staticmethod
+    def native_samples(target: torch.Tensor) -> list:
+        """MMSeg's data samples of int64[N, H, W] trainIds: one ``SegDataSample`` per image with ``gt_sem_seg``
+        and ``img_shape = pad_shape = ori_shape = (H, W)``."""
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+
+        h, w = target.shape[-2:]
+        samples = []
+        for mask in target:
+            sample = SegDataSample(metainfo=dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w)))
+            sample.gt_sem_seg = PixelData(data=mask[None].long())
+            samples.append(sample)
+        return samples
+
+    def native_loss(self, images: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The segmentor's own training loss (``lossfunction=[native]``): MMSeg's ``loss()`` as its config defines it.
+        For Mask2Former that is the set-prediction loss of Cheng et al., "Masked-attention Mask Transformer for
+        Universal Image Segmentation" (CVPR 2022): queries matched to the ground-truth segments (one per class
+        present) by the Hungarian algorithm, then class cross-entropy (the "no object" class down-weighted) + mask
+        binary cross-entropy + Dice on sampled points, on the last decoder layer and every intermediate one; for
+        per-pixel heads their ``loss_decode`` (and the auxiliary heads').
+
+        Args:
+            images: float[N, 3, H, W], normalised as the model's input.
+            target: int64[N, H, W] trainIds; the heads' ``ignore_index`` (255 in MMSeg's configs) is not scored.
+
+        Returns:
+            (total: the sum MMSeg's ``parse_losses`` forms, {kind: float[] detached}): the parts summed over decoder
+            layers and heads by kind, e.g. ``{"cls", "mask", "dice"}`` for Mask2Former, ``{"ce"}`` for an FCN head.
+        """
+        losses = self.segmentor.loss(images, self.native_samples(target))
+        total, _ = self.segmentor.parse_losses(losses)
+        parts: dict[str, torch.Tensor] = {}
+        for key, value in losses.items():
+            if "loss" in key:  # MMSeg also returns accuracies (decode.acc_seg)
+                kind = key.rsplit(".", 1)[-1].removeprefix("loss_")
+                value = sum(value) if isinstance(value, (list, tuple)) else value
+                parts[kind] = parts.get(kind, 0) + value.detach().float()
+        return total, parts
 
     def load_pretrained(self, path_or_name: str | os.PathLike) -> None:
         """Load a local MMSeg checkpoint into the segmentor; class-count mismatches in heads are skipped.

@@ -27,6 +27,25 @@ from models.build import build_model
 log = logging.getLogger("segbench")
 
 
+def native_loss_of(model, lossfunction) -> bool:
+    """True for ``lossfunction=[native]``: training calls ``model.native_loss(images, target)`` (the segmentor's own
+    loss, e.g. :meth:`models.mmseg.MMSegModel.native_loss`) instead of segbench's per-output losses.
+
+    Raises:
+        ValueError: ``native`` beside other losses, or a model without a loss of its own (one line naming both).
+    """
+    names = [str(n) for n in ([lossfunction] if isinstance(lossfunction, str) else lossfunction)]
+    if "native" not in names:
+        return False
+    if names != ["native"]:
+        raise ValueError(f"lossfunction={names}: 'native' (the model's own loss) stands alone: lossfunction=[native]")
+    if not callable(getattr(model, "native_loss", None)):
+        raise ValueError(
+            f"lossfunction=[native]: {type(model).__name__} has no loss of its own (model=mmseg segmentors have one)"
+        )
+    return True
+
+
 class SegmentationModule(pl.LightningModule):
     """Semantic segmentation training/validation for any segbench model.
 
@@ -47,14 +66,19 @@ class SegmentationModule(pl.LightningModule):
         d = self.cfg.dataset
         self.model = build_model(self.cfg.model)
         self.output_names = tuple(self.model.output_names)
-        self.criterion = MultiOutputLoss(
-            self.output_names,
-            self.cfg.lossfunction,
-            self.cfg.lossweight,
-            num_classes=d.num_classes,
-            ignore_index=d.ignore_index,
-            class_weights=d.get("class_weights"),
-            params=OmegaConf.to_container(self.cfg.get("loss_params", OmegaConf.create({}))),
+        self.native_loss = native_loss_of(self.model, self.cfg.lossfunction)
+        self.criterion = (
+            None
+            if self.native_loss
+            else MultiOutputLoss(
+                self.output_names,
+                self.cfg.lossfunction,
+                self.cfg.lossweight,
+                num_classes=d.num_classes,
+                ignore_index=d.ignore_index,
+                class_weights=d.get("class_weights"),
+                params=OmegaConf.to_container(self.cfg.get("loss_params", OmegaConf.create({}))),
+            )
         )
         self.val_metrics = SegmentationMetrics(d.num_classes, d.ignore_index)
         self.val_image_miou = PerImageMIoU(d.num_classes, d.ignore_index)
@@ -75,8 +99,12 @@ class SegmentationModule(pl.LightningModule):
         return self.model(x)
 
     def training_step(self, batch, batch_idx):
-        outputs = self(batch["image"])
-        loss, parts = self.criterion(outputs, batch["mask"])
+        if self.native_loss:  # the model's own loss on the images (lossfunction=[native])
+            x = batch["image"]
+            x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+            loss, parts = self.model.native_loss(x, batch["mask"])
+        else:
+            loss, parts = self.criterion(self(batch["image"]), batch["mask"])
         self.last_loss_parts = {k: v.detach() for k, v in parts.items()}  # named by training.guards on NaN/inf
         bs = batch["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)

@@ -164,3 +164,62 @@ def test_benchmark_sweep_segbench_and_mmseg_models(tmp_path):
     assert set(by_model) == {"smp", "mmseg"}
     assert all(rec["status"] == "ok" and rec["fps"] > 0 and rec["resolution"] == "64x64" for rec in recs), recs
     assert by_model["mmseg"]["name"] == SEGFORMER and by_model["mmseg"]["params"] > 3e6
+
+
+#: Mask2Former-R50's config shrunk for CPU tests: ResNet-18, 8 queries, 2 decoder layers, 1 pixel-decoder layer
+SMALL_MASK2FORMER = {
+    "model.backbone.depth": 18,
+    "model.decode_head.in_channels": [64, 128, 256, 512],
+    "model.decode_head.num_queries": 8,
+    "model.decode_head.transformer_decoder.num_layers": 2,
+    "model.decode_head.pixel_decoder.encoder.num_layers": 1,
+}
+
+
+@needs_mmseg
+@pytest.mark.skipif(
+    importlib.util.find_spec("mmdet") is None,
+    reason="Mask2Former needs mmdet (in requirements-mmseg.txt): pip install -r requirements-mmseg.txt",
+)
+def test_mask2former_native_loss_is_its_matching_loss_and_decreases():
+    """lossfunction=[native]: MMSeg's Mask2Former loss (class CE + mask BCE + Dice, per decoder layer) is the total,
+    its parts grouped by kind; the "no object" class weight follows num_classes; 10 AdamW steps on one batch lower it."""
+    torch.manual_seed(0)
+    m = MMSegModel("mask2former_r50_8xb2-90k_cityscapes-512x1024", num_classes=3, cfg_options=SMALL_MASK2FORMER)
+    assert m.segmentor.decode_head.loss_cls.class_weight == [1.0, 1.0, 1.0, 0.1]
+    y = torch.zeros(2, 64, 64, dtype=torch.long)
+    y[:, :, 32:], y[:, 48:], y[:, :4] = 1, 2, 255  # three segments and an ignored band
+    x = torch.randn(2, 3, 64, 64) + y[:, None].clamp(max=2).float()
+    raw = m.train().segmentor.loss(x, m.native_samples(y))
+    # 3 losses on the last decoder layer and on each of the 2 intermediate predictions (d0, d1)
+    assert sorted(k for k in raw if "loss" in k) == sorted(
+        f"decode.{p}loss_{kind}" for p in ("", "d0.", "d1.") for kind in ("cls", "mask", "dice")
+    )
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+    totals = []
+    for _ in range(10):
+        total, parts = m.native_loss(x, y)
+        assert set(parts) == {"cls", "mask", "dice"}
+        assert float(total) == pytest.approx(float(sum(parts.values())), rel=1e-5)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        totals.append(float(total))
+    assert sum(totals[-3:]) / 3 < 0.8 * totals[0]
+
+
+def test_native_loss_stands_alone_and_needs_a_model_with_one():
+    from training.module import native_loss_of
+
+    class Plain(torch.nn.Module):
+        pass
+
+    class Own(torch.nn.Module):
+        def native_loss(self, images, target):
+            return images.sum(), {}
+
+    assert native_loss_of(Own(), ["native"]) and not native_loss_of(Plain(), ["CE"])
+    with pytest.raises(ValueError, match=r"^lossfunction=\['native', 'CE'\]: 'native' .* stands alone"):
+        native_loss_of(Own(), ["native", "CE"])
+    with pytest.raises(ValueError, match=r"^lossfunction=\[native\]: Plain has no loss of its own"):
+        native_loss_of(Plain(), ["native"])
