@@ -46,5 +46,7 @@ if [ "$PEAK" != 0 ]; then
   $PY benchmark.py peak $threads
 fi
 roots="'$OUT'"  # quoted list items: a folder name may hold '=' or ','
-case "$UNET" in checkpoint=*) roots+=",'${UNET#checkpoint=}'" ;; esac
+for model in "$UNET" "$HRNET"; do  # a checkpoint's records go to its run folder's benchmark/
+  case "$model" in checkpoint=*) roots+=",'${model#checkpoint=}'" ;; esac
+done
 $PY scripts/deploy_table.py roots="[$roots]" since="$START" seeded="$START"
