@@ -157,7 +157,12 @@ def parse_record(d, path: str | Path = "<record>") -> ResultsRecord:
         for w in c["when"]:
             ok = isinstance(w, list | tuple) and len(w) == 3 and w[1] in OPS
             _require(ok, path, f"claims[{i}].when entry {w!r} is not [key, op, value] with op in {list(OPS)}")
-            when.append((str(w[0]), str(w[1]), w[2]))
+            key = str(w[0])
+            known = any(key in r or (key.startswith("abs_") and key[4:] in r) for r in rows)
+            _require(
+                known, path, f"claims[{i}].when: no row has the key {key!r} (keys: {sorted(rows[0]) if rows else []})"
+            )
+            when.append((key, str(w[1]), w[2]))
         claims.append(Claim(str(c["text"]), when, str(c.get("otherwise", ""))))
     return ResultsRecord(
         name=str(d["name"]),

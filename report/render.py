@@ -66,14 +66,22 @@ def _row_values(row: dict) -> dict:
     return out
 
 
+def _meets(value, op: str, x) -> bool:
+    """Numbers compare with any operator, text only with ``==`` (e.g. ``[model, ==, HRNetV2-W18]``); a missing
+    value, or text with another operator, does not meet the condition."""
+    if _is_number(value) and _is_number(x):
+        return OPS[op](value, x)
+    return op == "==" and isinstance(value, str) and value == str(x)
+
+
 def render_claims(rec: ResultsRecord) -> list[str]:
     """Each claim's sentence, filled from the first row that meets all its conditions, else its ``otherwise``
-    (nothing when that is empty). A condition on a missing or non-numeric value is not met."""
+    (nothing when that is empty). Conditions: :func:`_meets`."""
     out = []
     for claim in rec.claims:
         for row in rec.rows:
             v = _row_values(row)
-            if all(_is_number(v.get(k)) and OPS[op](v[k], x) for k, op, x in claim.when):
+            if all(_meets(v.get(k), op, x) for k, op, x in claim.when):
                 out.append(claim.text.format(**v))
                 break
         else:

@@ -162,3 +162,24 @@ def test_compare_record_renders_the_experiments_table(tmp_path):
     assert "val split, best epoch of each run" in rec.caption
     assert "| model.arch=Unet | 3 | 71.50 ± " in squeeze(render_table(rec))
     assert json.loads(json.dumps(rec.rows))  # plain data
+
+
+def test_a_claim_condition_on_text_compares_equal_text():
+    rows = record()["rows"] + [
+        {"backend": "int8+float ends", "speedup": 4.02, "delta_mIoU": -0.09},
+        {"backend": "bf16", "speedup": 4.50, "delta_mIoU": 0.01},
+    ]
+    rec = record(rows=rows)
+    rec["claims"][0]["when"] = rec["claims"][0]["when"] + [["backend", "==", "bf16"]]
+    assert render_claims(parse_record(rec)) == ["bf16 is 4.50x within +0.01 points."]
+    rec["claims"][0]["when"][-1] = ["backend", "==", "fp16"]
+    assert render_claims(parse_record(rec)) == ["No backend is 4x within 0.5 points."]
+    rec["claims"][0]["when"][-1] = ["backend", ">=", "bf16"]  # order on text: never met
+    assert render_claims(parse_record(rec)) == ["No backend is 4x within 0.5 points."]
+
+
+def test_a_claim_on_a_key_no_row_has_is_refused_naming_it():
+    rec = record()
+    rec["claims"][0]["when"] = [["sped_up", ">=", 4.0]]
+    with pytest.raises(ResultsError, match=r"claims\[0\]\.when: no row has the key 'sped_up'"):
+        parse_record(rec)
