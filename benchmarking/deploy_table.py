@@ -121,7 +121,8 @@ class OwnPeak:
 def precision_cell(r) -> str:
     """The record's precision; for int8 the FakeQuantize nodes of its IR and, quantised with accuracy control, its
     bound and measured drop, e.g. ``int8 (57 quantizers)``, ``int8 (accuracy control: max drop 0.5, measured 0.31
-    mIoU points; 57 quantizers)``: two int8 rows of one model with equal counts ran the same IR."""
+    mIoU points; 57 quantizers)``: two int8 rows of one model with equal counts ran the same IR; for a torch backend
+    with ``fold_bn`` the BatchNorms folded, e.g. ``bf16-mixed (58 BatchNorms folded)``."""
     ac = r.accuracy_control or {}
     parts = []
     if ac.get("enabled"):
@@ -129,6 +130,8 @@ def precision_cell(r) -> str:
         parts.append(f"accuracy control: max drop {ac['max_drop']:g}{measured} mIoU points")
     if getattr(r, "quantizers", None) is not None:
         parts.append(f"{r.quantizers} quantizers")
+    if getattr(r, "batchnorm_folded", None):
+        parts.append(f"{r.batchnorm_folded} BatchNorms folded")
     return f"{r.precision} ({'; '.join(parts)})" if parts else str(r.precision)
 
 

@@ -60,8 +60,11 @@ from core.measure import (
 from core.records import BenchmarkRecord, write_record
 from core.run_folder import RunFolder
 from core.versions import commit_label, git_info
+from models.batchnorm_folding import fold_batchnorm
 
 log = logging.getLogger("segbench.benchmark")
+#: torch backends that time the model with ``fold_bn`` (eager is the module as is: the reference)
+FOLDING_BACKENDS = ("channels_last", "compile")
 
 
 def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, device: torch.device) -> None:
@@ -77,6 +80,8 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
         rec.gflops = rec.flops / 1e9
         rec.flops_counter, rec.flops_convention = FLOPS_COUNTER, FLOPS_CONVENTION
     exported = rec.backend in EXPORTED
+    if rec.backend in FOLDING_BACKENDS and cfg.get("fold_bn"):
+        model, rec.batchnorm_folded = fold_batchnorm(model, x[:1])
     if cfg.get("evaluate") and not exported:  # before the backend changes the module (channels_last, compile)
         rec.mIoU, rec.eval_split, rec.eval_images = evaluate_miou(model, cfg, device, rec.precision)
     if cfg.get("photos") and not exported:

@@ -77,6 +77,7 @@ class BenchmarkRecord:
     calibration: str = ""  # int8: e.g. "train (32 images, nncf.quantize)"
     accuracy_control: dict = field(default_factory=dict)  # int8 by nncf accuracy control: choices, measured drop
     quantizers: int | None = None  # int8 (openvino): FakeQuantize nodes in the timed IR (fewer: layers left in float)
+    batchnorm_folded: int | None = None  # channels_last / compile with fold_bn: BatchNorms folded into their conv
     runtime_properties: dict = field(default_factory=dict)  # what the compiled runtime reports (openvino)
     device: str = ""
     device_name: str = ""

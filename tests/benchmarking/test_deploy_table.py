@@ -177,7 +177,7 @@ def test_percent_of_own_peak_uses_the_stored_peak_of_each_records_precision(tmp_
         assert exit_.value.code == 2 and message in error_line(capsys.readouterr().err, "deploy_table.py")
 
 
-def test_int8_with_accuracy_control_is_its_own_row_naming_bound_and_drop(tmp_path, capsys):
+def test_precision_cells_name_accuracy_control_quantizers_and_folded_batchnorms(tmp_path, capsys):
     folder = tmp_path / "run" / "benchmark"
     ac = {"enabled": True, "max_drop": 0.5, "images": 16, "max_iters": 10, "split": "train"}
     for second, (precision, fps, extra) in enumerate(
@@ -187,9 +187,11 @@ def test_int8_with_accuracy_control_is_its_own_row_naming_bound_and_drop(tmp_pat
             ("int8", 5.0, {"accuracy_control": ac | {"drop": 0.314, "fp32_mIoU": 60.0, "int8_mIoU": 59.686}}),
             ("int8", 5.0, {"accuracy_control": ac | {"drop": 0.2}, "quantizers": 54}),
             ("int8", 5.0, {"accuracy_control": ac, "status": "failed", "error": "ValueError: no held-out image"}),
+            ("bf16-mixed", 7.0, {"batchnorm_folded": 58}),
         ]
     ):
-        rec = _rec("eager" if precision == "32-true" else "openvino", precision, fps, **extra)
+        backend = {"32-true": "eager", "bf16-mixed": "channels_last"}.get(precision, "openvino")
+        rec = _rec(backend, precision, fps, **extra)
         rec.timestamp = f"2026-01-01T00:00:{second:02d}"
         write_record(rec, folder)
     assert deploy_table.main([f"roots=[{tmp_path}]"]) == 1
@@ -200,6 +202,7 @@ def test_int8_with_accuracy_control_is_its_own_row_naming_bound_and_drop(tmp_pat
         ["int8 (accuracy control: max drop 0.5, measured 0.31 mIoU points)", "5.00", "2.50x"],
         ["int8 (accuracy control: max drop 0.5, measured 0.20 mIoU points; 54 quantizers)", "5.00", "2.50x"],
         ["int8 (accuracy control: max drop 0.5 mIoU points)", "failed: ValueError: no held-out image", ""],
+        ["bf16-mixed (58 BatchNorms folded)", "7.00", "3.50x"],
     ]
 
 
@@ -211,21 +214,27 @@ def test_the_sweep_runs_int8_with_accuracy_control_and_measures_the_peaks(tmp_pa
     fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {log}\necho "x: 1.00 fps"\n')
     fake.chmod(0o755)
     env = dict(os.environ, PY=str(fake), OUT=str(tmp_path / "out"), PROTOCOL="warmup=1 iterations=2 threads=2")
-    env |= {"COMBOS": "eager:fp32 openvino:int8 openvino:int8-ac", "AC": "calibration.accuracy_control.max_drop=0.3"}
+    combos = "eager:fp32 openvino:int8 openvino:int8-ac channels_last:bf16+fold_bn=false+parity.images=2"
+    env |= {"COMBOS": combos, "AC": "calibration.accuracy_control.max_drop=0.3"}
     subprocess.run(["bash", str(REPO / "scripts" / "deploy_sweep.sh")], env=env, check=True, capture_output=True)
     calls = log.read_text().splitlines()
-    assert len(calls) == 2 * 3 + 2  # two models x three members, the peaks, the table
+    assert len(calls) == 2 * 4 + 2  # two models x four members, the peaks, the table
     assert calls[2].startswith(
         "benchmark.py model=smp backend=openvino precision=int8 calibration.accuracy_control.enabled=true "
         "calibration.accuracy_control.max_drop=0.3 resolution=512x512"
     )
     assert "accuracy_control" not in calls[1] and " precision=int8 " in calls[1]
-    assert calls[6] == "benchmark.py peak threads=2"
-    assert calls[7].startswith(f"scripts/deploy_table.py roots=['{tmp_path / 'out'}'] since=20")
+    # +key=value: overrides of that member alone
+    assert calls[3].startswith(
+        "benchmark.py model=smp backend=channels_last precision=bf16 fold_bn=false parity.images=2 "
+    )
+    assert not any("fold_bn" in c for c in calls[:3])
+    assert calls[8] == "benchmark.py peak threads=2"
+    assert calls[9].startswith(f"scripts/deploy_table.py roots=['{tmp_path / 'out'}'] since=20")
     log.unlink()
     subprocess.run(["bash", str(REPO / "scripts" / "deploy_sweep.sh")], env=env | {"HRNET": ""}, check=True)
     calls = log.read_text().splitlines()
-    assert len(calls) == 3 + 2 and not any("hrnet" in c for c in calls)  # HRNET= (empty): the Unet alone
+    assert len(calls) == 4 + 2 and not any("hrnet" in c for c in calls)  # HRNET= (empty): the Unet alone
 
 
 def _sweep(folder, **provenance):

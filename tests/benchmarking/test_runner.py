@@ -168,3 +168,21 @@ def test_evaluate_on_embedded_camvid(tmp_path):
 def test_evaluate_split_without_labels_fails(tmp_path):
     rec, _ = run_benchmark(bench_cfg(*FAKE, *FAST, "evaluate=true", "eval_split=nolabels"), tmp_path)
     assert rec.status == "failed" and "no labels for split 'nolabels' (labelled splits: [" in rec.error
+
+
+def test_channels_last_times_and_evaluates_the_folded_model_eager_the_module_as_is(tmp_path):
+    common = ["model.arch=Unet", "model.encoder=resnet18", *FAST, "evaluate=true", "eval_max_images=2"]
+    records = {}
+    for backend, fold in [("eager", "true"), ("channels_last", "true"), ("channels_last", "false")]:
+        torch.manual_seed(0)
+        rec, _ = run_benchmark(
+            bench_cfg(*common, f"backend={backend}", f"fold_bn={fold}"), tmp_path, model_choice="smp"
+        )
+        assert rec.status == "ok", rec.error
+        records[backend, fold] = rec
+    assert records["eager", "true"].batchnorm_folded is None  # the reference is never changed
+    assert records["channels_last", "true"].batchnorm_folded == 30  # every BatchNorm of a resnet18 Unet
+    assert records["channels_last", "false"].batchnorm_folded is None
+    # same weights (seeded), same frames: folding moves the mIoU by float rounding only
+    assert records["channels_last", "true"].mIoU == pytest.approx(records["eager", "true"].mIoU, abs=1e-3)
+    assert records["channels_last", "true"].params == records["eager", "true"].params  # counted before folding

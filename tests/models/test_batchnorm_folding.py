@@ -1,0 +1,76 @@
+"""BatchNorm folding: which pairs fold, the folded logits equal the original's, and a misread model is refused."""
+
+from __future__ import annotations
+
+import pytest
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from models.batchnorm_folding import fold_batchnorm
+
+
+def _randomise_statistics(model: nn.Module) -> nn.Module:
+    """Non-trivial running statistics and affine parameters (a fresh BatchNorm is the identity map)."""
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
+            m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+            m.weight.data.copy_(0.5 + torch.rand(c, generator=g))
+            m.bias.data.copy_(torch.rand(c, generator=g) - 0.5)
+    return model.eval()
+
+
+def _count(model: nn.Module, kind) -> int:
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+@pytest.mark.parametrize("encoder,n", [("resnet18", 30), ("tu-tf_efficientnet_lite0", 58)])
+def test_every_batchnorm_after_a_conv_folds_and_the_logits_stay(encoder, n):
+    torch.manual_seed(0)
+    model = _randomise_statistics(smp.Unet(encoder, encoder_weights=None, classes=5))
+    x = torch.randn(1, 3, 64, 64)
+    folded, count = fold_batchnorm(model, x)
+    assert count == n == _count(model, nn.BatchNorm2d)  # smp: conv -> BN everywhere; timm: conv -> BatchNormAct2d
+    assert _count(folded, nn.BatchNorm2d) == 0 and _count(model, nn.BatchNorm2d) == n  # the original is kept
+    with torch.no_grad():
+        ref, out = model(x), folded(x)
+    assert torch.allclose(out, ref, rtol=0, atol=1e-4 * max(1.0, ref.abs().max().item()))
+    assert sum(p.numel() for p in folded.parameters()) < sum(p.numel() for p in model.parameters())
+
+
+class _SharedConvOutput(nn.Module):
+    """conv -> bn, and the conv output also read by a second module: folding would change that reader."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.other = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.bn(y) + self.other(y)
+
+
+class _FunctionalReader(_SharedConvOutput):
+    """The second reader is a function the hooks cannot see."""
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.bn(y) + torch.relu(y)
+
+
+def test_a_conv_output_read_by_another_module_is_not_folded():
+    model = _randomise_statistics(_SharedConvOutput())
+    folded, count = fold_batchnorm(model, torch.randn(1, 3, 8, 8))
+    assert count == 0 and isinstance(folded.bn, nn.BatchNorm2d)
+
+
+def test_a_fold_that_changes_the_logits_is_refused_in_one_line():
+    model = _randomise_statistics(_FunctionalReader())
+    with pytest.raises(
+        ValueError, match=r"^BatchNorm folding changed the logits by .* on _FunctionalReader; run with fold_bn=false$"
+    ):
+        fold_batchnorm(model, torch.randn(1, 3, 8, 8))
+    assert isinstance(model.bn, nn.BatchNorm2d)  # unchanged
