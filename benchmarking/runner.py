@@ -80,8 +80,11 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
         rec.gflops = rec.flops / 1e9
         rec.flops_counter, rec.flops_convention = FLOPS_COUNTER, FLOPS_CONVENTION
     exported = rec.backend in EXPORTED
-    if rec.backend in FOLDING_BACKENDS and cfg.get("fold_bn"):
-        model, rec.batchnorm_folded = fold_batchnorm(model, x[:1])
+    fold = cfg.get("fold_bn", False)
+    if not isinstance(fold, bool):
+        raise ValueError(f"fold_bn={fold!r}: true or false")
+    if rec.backend in FOLDING_BACKENDS and fold:
+        rec.batchnorm_folded = fold_batchnorm(model, x[:1])
     if cfg.get("evaluate") and not exported:  # before the backend changes the module (channels_last, compile)
         rec.mIoU, rec.eval_split, rec.eval_images = evaluate_miou(model, cfg, device, rec.precision)
     if cfg.get("photos") and not exported:

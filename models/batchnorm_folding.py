@@ -2,21 +2,19 @@
 
 A BatchNorm in eval mode is the affine map ``y = (x - mean) / sqrt(var + eps) * gamma + beta`` per channel; when
 ``x`` is the output of a convolution, the map folds into that convolution's weights and bias
-(``torch.nn.utils.fusion.fuse_conv_bn_eval``), and the BatchNorm's pass over the activation disappears. On CPU
-that pass is memory bound: on an EfficientNet-Lite0 Unet at 512x512 the 58 BatchNorms are a sixth to a third of
-the forward time in channels_last (the share is larger in fp32). The same transformation is what ONNX Runtime and
-OpenVINO do to their graphs when they load them.
+(``torch.nn.utils.fusion.fuse_conv_bn_eval``), and the BatchNorm's pass over the activation disappears (its
+measured effect on CPU: ``docs/deploy.md``, BatchNorm folding). ONNX Runtime and OpenVINO apply the same
+transformation to their graphs when they load them.
 
 Pairs are found by running the model once with hooks (no tracing, so models with data-dependent control flow work):
 a ``BatchNorm2d`` whose input tensor is the output tensor of an ``nn.Conv2d`` (and of nothing else the hooks saw).
 A plain ``BatchNorm2d`` becomes ``nn.Identity``; timm's ``BatchNormAct2d`` (BatchNorm, then its ``drop`` and
 ``act``) becomes ``nn.Sequential(drop, act)``; other subclasses are left alone. The folded model is checked against
-the original on the example input (float32): a model the hooks misread is refused, never silently changed.
+the original on the example input (float32): a model the hooks misread is refused and restored, never silently
+changed.
 """
 
 from __future__ import annotations
-
-import copy
 
 import torch
 from torch import nn
@@ -26,7 +24,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 FOLD_TOLERANCE = 1e-4
 
 
-def _conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+def _conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> tuple[list[tuple[nn.Conv2d, nn.BatchNorm2d]], object]:
+    """The (conv, BatchNorm) pairs of one forward pass of ``model`` on ``example``, and that pass's output."""
     # conv outputs are kept alive for the pass, so their ids are unique while consumers are counted
     produced: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}
     consumers: dict[int, int] = {}
@@ -47,7 +46,7 @@ def _conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[nn.Con
     hooks += [m.register_forward_pre_hook(on_input) for m in model.modules() if _foldable(m) or not list(m.children())]
     try:
         with torch.no_grad():
-            model(example)
+            output = model(example)
     finally:
         for h in hooks:
             h.remove()
@@ -57,7 +56,7 @@ def _conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[nn.Con
         if consumers.get(key) == 1 and id(bn) not in seen:
             seen.add(id(bn))
             pairs.append((conv, bn))
-    return pairs
+    return pairs, output
 
 
 def _foldable(mod: nn.Module) -> bool:
@@ -72,41 +71,50 @@ def _replacement(bn: nn.BatchNorm2d) -> nn.Module:
     return nn.Sequential(bn.drop, bn.act)
 
 
-def _max_logit(y) -> torch.Tensor:
+def _logits(y) -> torch.Tensor:
     return (y["out"] if isinstance(y, dict) else y).float()
 
 
-def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, int]:
-    """A copy of ``model`` (eval mode) with each BatchNorm that directly follows a convolution folded into it.
+def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> int:
+    """Fold, in place, each eval BatchNorm that directly follows a convolution into that convolution.
+
+    In place (no copy of the weights), as the ``channels_last`` backend converts its module: a benchmark's memory
+    figures then hold one model. A refused fold leaves ``model`` as it was.
 
     Args:
-        model: a segmentation model, output logits float[N, K, H, W] (or a dict with ``"out"``); left unchanged.
+        model: a segmentation model in eval mode (it is put in eval mode), output logits float[N, K, H, W] (or a
+            dict with ``"out"``).
         example: float32[N, 3, H, W] input used to find the pairs and to check the result (module docstring).
 
     Returns:
-        (the folded copy in eval mode, the number of BatchNorms folded; 0: the copy equals the original).
+        the number of BatchNorms folded (0: ``model`` is unchanged).
 
     Raises:
-        ValueError: the folded copy's logits differ from the original's by more than :data:`FOLD_TOLERANCE`
-            (relative to max(1, max |logit|)) on ``example``; the message gives both figures.
+        ValueError: the folded model's logits differ from the original's by more than :data:`FOLD_TOLERANCE`
+            (relative to max(1, max |logit|)) on ``example``; ``model`` is restored first.
     """
-    folded = copy.deepcopy(model).eval()
-    pairs = _conv_bn_pairs(folded, example)
+    model.eval()
+    pairs, output = _conv_bn_pairs(model, example)
     if not pairs:
-        return folded, 0
-    parent_of = {id(child): (parent, name) for parent in folded.modules() for name, child in parent.named_children()}
+        return 0
+    ref = _logits(output)
+    parent_of = {id(child): (parent, name) for parent in model.modules() for name, child in parent.named_children()}
+    undo = []
     for conv, bn in pairs:
         fused = fuse_conv_bn_eval(conv, bn)
-        conv.weight, conv.bias = fused.weight, fused.bias
         parent, name = parent_of[id(bn)]
+        undo.append((conv, conv.weight, conv.bias, parent, name, bn))
+        conv.weight, conv.bias = fused.weight, fused.bias
         setattr(parent, name, _replacement(bn))
     with torch.no_grad():
-        ref, out = _max_logit(model.eval()(example)), _max_logit(folded(example))
-    scale = max(1.0, float(ref.abs().max()))
-    diff = float((out - ref).abs().max()) / scale
+        out = _logits(model(example))
+    diff = float((out - ref).abs().max()) / max(1.0, float(ref.abs().max()))
     if not diff <= FOLD_TOLERANCE:
+        for conv, weight, bias, parent, name, bn in reversed(undo):
+            conv.weight, conv.bias = weight, bias
+            setattr(parent, name, bn)
         raise ValueError(
             f"BatchNorm folding changed the logits by {diff:.2e} (relative; tolerance {FOLD_TOLERANCE:g}) on "
             f"{type(model).__name__}; run with fold_bn=false"
         )
-    return folded, len(pairs)
+    return len(pairs)

@@ -86,6 +86,7 @@ def test_backends_and_precisions_run(tmp_path, backend, precision, name):
         ),
         ("checkpoint=/nonexistent/best.ckpt", "FileNotFoundError: checkpoint=/nonexistent/best.ckpt"),
         ("resolution=big", "ValueError: resolution='big'"),
+        ("fold_bn=maybe", "ValueError: fold_bn='maybe': true or false"),
     ],
 )
 def test_failures_become_failed_records(tmp_path, override, error):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import segmentation_models_pytorch as smp
 import torch
@@ -28,17 +30,18 @@ def _count(model: nn.Module, kind) -> int:
 
 
 @pytest.mark.parametrize("encoder,n", [("resnet18", 30), ("tu-tf_efficientnet_lite0", 58)])
-def test_every_batchnorm_after_a_conv_folds_and_the_logits_stay(encoder, n):
+def test_every_batchnorm_after_a_conv_folds_in_place_and_the_logits_stay(encoder, n):
     torch.manual_seed(0)
     model = _randomise_statistics(smp.Unet(encoder, encoder_weights=None, classes=5))
+    original = copy.deepcopy(model)
     x = torch.randn(1, 3, 64, 64)
-    folded, count = fold_batchnorm(model, x)
-    assert count == n == _count(model, nn.BatchNorm2d)  # smp: conv -> BN everywhere; timm: conv -> BatchNormAct2d
-    assert _count(folded, nn.BatchNorm2d) == 0 and _count(model, nn.BatchNorm2d) == n  # the original is kept
+    assert fold_batchnorm(model, x) == n == _count(original, nn.BatchNorm2d)  # smp: conv -> BN; timm: BatchNormAct2d
+    assert _count(model, nn.BatchNorm2d) == 0
     with torch.no_grad():
-        ref, out = model(x), folded(x)
+        ref, out = original(x), model(x)
     assert torch.allclose(out, ref, rtol=0, atol=1e-4 * max(1.0, ref.abs().max().item()))
-    assert sum(p.numel() for p in folded.parameters()) < sum(p.numel() for p in model.parameters())
+    # each BatchNorm's 4 x C numbers become C conv biases (or fold into the existing ones)
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in original.parameters())
 
 
 class _SharedConvOutput(nn.Module):
@@ -63,14 +66,19 @@ class _FunctionalReader(_SharedConvOutput):
 
 def test_a_conv_output_read_by_another_module_is_not_folded():
     model = _randomise_statistics(_SharedConvOutput())
-    folded, count = fold_batchnorm(model, torch.randn(1, 3, 8, 8))
-    assert count == 0 and isinstance(folded.bn, nn.BatchNorm2d)
+    assert fold_batchnorm(model, torch.randn(1, 3, 8, 8)) == 0 and isinstance(model.bn, nn.BatchNorm2d)
 
 
-def test_a_fold_that_changes_the_logits_is_refused_in_one_line():
+def test_a_fold_that_changes_the_logits_is_refused_in_one_line_and_undone():
     model = _randomise_statistics(_FunctionalReader())
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        before = model(x)
+    conv_weight = model.conv.weight
     with pytest.raises(
         ValueError, match=r"^BatchNorm folding changed the logits by .* on _FunctionalReader; run with fold_bn=false$"
     ):
-        fold_batchnorm(model, torch.randn(1, 3, 8, 8))
-    assert isinstance(model.bn, nn.BatchNorm2d)  # unchanged
+        fold_batchnorm(model, x)
+    assert isinstance(model.bn, nn.BatchNorm2d) and model.conv.weight is conv_weight  # restored
+    with torch.no_grad():
+        assert torch.equal(model(x), before)
