@@ -30,27 +30,22 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
-from core.command_line import Key, KeyValueParser, Legacy
+from core.command_line import CHECKPOINT_KEY, WHICH_KEY, Key, KeyValueParser, Legacy
 from core.errors import command_line, one_line
 from datasets.image_io import IMAGE_EXTENSIONS
-from inference.loading import config_override_keys, load_for_inference, pick_device
+from inference.loading import DEVICE_KEY, config_override_keys, load_for_inference, pick_device
 from inference.predict import Predictor, list_images, load_preset
 from inference.settings import InferenceSettings
 from inference.temperature import set_temperature, temperature_of
 
 KEYS = (
-    Key(
-        "checkpoint",
-        "run folder (checkpoints/<which>.ckpt), a .ckpt, or a .pth/.pt",
-        "path",
-        metavar="<run|file>",
-        required=True,
-    ),
+    replace(CHECKPOINT_KEY, required=True),
     Key("inputs", "image files or folders", "list", metavar="[a.jpg,photos/]", required=True),
-    Key("which", "checkpoint of a run folder", default="best", metavar="best|last", choices=("best", "last")),
+    WHICH_KEY,
     Key("out", "output folder", "path", default="outputs/predictions", metavar="DIR"),
     Key("preset", "inference preset of config/inference/ (e.g. production)", metavar="<name>"),
     Key("mode", "default: the preset's, else auto", metavar="auto|whole|slide", choices=("auto", "whole", "slide")),
@@ -62,7 +57,7 @@ KEYS = (
     Key("flip", "add left-right flipped views", "bool", metavar="true"),
     Key("window_batch", "slide windows per forward pass", "int", metavar="N"),
     Key("accumulate_on", "device of the probability accumulator, e.g. cpu", metavar="cpu"),
-    Key("device", "cpu | cuda | cuda:1 (default: cuda if available)", metavar="cuda"),
+    DEVICE_KEY,
     Key(
         "backend",
         "NAME[:PRECISION] running the forward (benchmarking.backends): eager, onnxruntime, openvino, openvino:bf16, "
@@ -72,13 +67,7 @@ KEYS = (
         metavar="openvino:int8",
     ),
     Key("alpha", "weight of the class colours in the overlay", "float", default=0.5, metavar="0.5"),
-    Key(
-        "uncertainty",
-        "also write <stem>_uncertainty.png (normalised entropy map)",
-        "bool",
-        default=False,
-        metavar="true",
-    ),
+    Key.switch("uncertainty", "also write <stem>_uncertainty.png (normalised entropy map)"),
 )
 LEGACY = (
     Legacy("--ckpt", "checkpoint"),

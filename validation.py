@@ -41,30 +41,22 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from core.command_line import Key, KeyValueParser, Legacy
+from core.command_line import CHECKPOINT_KEY, WHICH_KEY, Key, KeyValueParser, Legacy
 from core.errors import command_line
 from core.run_folder import RunFolder
-from inference.loading import config_override_keys, load_for_inference, pick_device, results_folder
+from inference.loading import DEVICE_KEY, config_override_keys, load_for_inference, pick_device, results_folder
 from inference.robustness import pop_protocol, run_robustness
 from inference.temperature import fit_run_temperature
 from inference.validate import run_validation
 
 KEYS = (
-    Key(
-        "checkpoint", "run folder of main.py, a .ckpt, or a .pth/.pt weights file", "path", metavar="<run folder|file>"
-    ),
-    Key("which", "checkpoint of a run folder", default="best", metavar="best|last", choices=("best", "last")),
+    CHECKPOINT_KEY,
+    WHICH_KEY,
     Key("split", "split of the dataset; must be labelled", default="val", metavar="val|test|<name>"),
     Key("out", "output folder (default: <run>/validation/<timestamp>/)", "path", metavar="DIR"),
-    Key("device", "cpu | cuda | cuda:1 ... (default: cuda if available)", metavar="cpu|cuda"),
+    DEVICE_KEY,
     Key("num_vis", "colourised predictions to save (default: the run's num_vis)", "int", metavar="N"),
-    Key(
-        "fit_temperature",
-        "fit temperature scaling on the val split, store <run>/calibration/temperature.json",
-        "bool",
-        default=False,
-        metavar="true",
-    ),
+    Key.switch("fit_temperature", "fit temperature scaling on the val split, store <run>/calibration/temperature.json"),
     Key("fit_pixels", "labelled pixels sampled for fit_temperature", "int", default=1_000_000, metavar="N"),
     Key(
         "corruptions",

@@ -57,9 +57,24 @@ class Key:
     choices: tuple = ()
     required: bool = False
 
+    @classmethod
+    def switch(cls, name: str, help: str) -> Key:
+        """A boolean key that is false unless given (``name=true``)."""
+        return cls(name, help, "bool", default=False, metavar="true")
+
     def spelling(self) -> str:
         """``name=<metavar>``, the way ``--help`` and deprecation lines show the key."""
         return f"{self.name}={self.metavar or '<' + self.kind + '>'}"
+
+
+# The one way an entry point names a run: a run folder, a .ckpt or a weights file (validation.py, predict.py).
+CHECKPOINT_KEY = Key(
+    "checkpoint",
+    "run folder of main.py (checkpoints/<which>.ckpt), a .ckpt, or a .pth/.pt weights file",
+    "path",
+    metavar="<run folder|file>",
+)
+WHICH_KEY = Key("which", "checkpoint of a run folder", default="best", metavar="best|last", choices=("best", "last"))
 
 
 @dataclass(frozen=True)
@@ -97,8 +112,8 @@ class KeyValueParser:
         config_keys: top-level config keys taken as config overrides (``dataset``, ``model``, ...); None: the entry
             point has no config overrides, every key must be one of ``keys``.
         legacy: older ``--flag`` spellings.
-        positional: the list key that collects arguments without ``=`` or naming an existing path (older spelling,
-            one deprecation line).
+        positional: the key that takes arguments without ``=`` or naming an existing path (older spelling, one
+            deprecation line): a list key collects them, a one-value key takes one.
         literal: arguments that are never part of a value the shell split at a space (:func:`core.errors.unquoted_space`).
         positional_too: arguments with ``=`` and no key of ``keys`` before it that the older spelling took as positional
             ones (robustness_table.py: ``<label>=<folder>`` of an existing folder).
@@ -193,7 +208,13 @@ class KeyValueParser:
             key, eq, _ = arg.partition("=")
             older = key not in self.keys and self.positional_too(arg)
             if self.positional and (not eq or os.path.exists(arg) or older):
-                values.setdefault(self.positional, []).append(arg)
+                pos = self.keys[self.positional]
+                if pos.kind in (*_LIST_OF, "texts"):
+                    values.setdefault(self.positional, []).append(arg)
+                elif self.positional in values:
+                    raise UsageError(f"one {pos.spelling()} expected, got {values[self.positional]!r} and {arg!r}")
+                else:
+                    values[self.positional] = arg
                 deprecated[self.positional] = (
                     f"positional arguments are deprecated, use {self.keys[self.positional].spelling()}"
                 )

@@ -3,7 +3,7 @@
 Label conversion labelId -> trainId uses the official table of ``cityscapesscripts.helpers.labels``
 (19 trainIds; every label whose trainId is 255 or -1 becomes ``ignore_index``). Either on the fly from
 ``*_gtFine_labelIds.png`` (default, ``label_type: labelIds``) or from the ``*_labelTrainIds.png`` files written
-by ``python -m datasets.prepare cityscapes <root>`` (``label_type: labelTrainIds``).
+by ``python -m datasets.prepare cityscapes root=<root>`` (``label_type: labelTrainIds``).
 
 Which annotation folders make up a split is configuration (``sources``): the fine dataset uses
 ``gtFine/{train,val,test}``; ``Cityscapes_coarse`` trains on ``gtCoarse/{train,train_extra}`` and

@@ -5,7 +5,7 @@ holds the 459 full-set category ids of ``labels.txt`` (0 = unlabelled). The stan
 59 most frequent categories (the selection of Mottaghi et al., as used by PyTorch-Encoding, MMSegmentation's
 ``tools/dataset_converters/pascal_context.py`` and the MIC-DKFZ framework): :data:`CONTEXT59_IDS`.
 
-``python -m datasets.prepare voc_context <root>`` (:func:`prepare_voc_context`) writes one PNG per image with
+``python -m datasets.prepare voc_context root=<root>`` (:func:`prepare_voc_context`) writes one PNG per image with
 0 = background (every category not among the 59, and unlabelled) and 1..59 = the classes in sorted-id order,
 plus ``train``/``val`` lists (the VOC2010 ``ImageSets/Main`` split: 4998 / 5105 images). Both dataset
 variants read these PNGs: ``VOC2010_Context`` (59 classes) ignores background (``reduce_zero_label``:
@@ -90,7 +90,7 @@ LAYOUT = (
     "  VOCdevkit/VOC2010/JPEGImages/<id>.jpg            (VOCtrainval_03-May-2010.tar)\n"
     "  VOCdevkit/VOC2010/ImageSets/Main/{train,val}.txt\n"
     "  trainval/<id>.mat                                (PASCAL-Context trainval.tar.gz, LabelMap)\n"
-    "  written by `python -m datasets.prepare voc_context <root>`:\n"
+    "  written by `python -m datasets.prepare voc_context root=<root>`:\n"
     "  SegmentationClassContext/<id>.png                (0 = background, 1..59 = classes)\n"
     "  ImageSets/SegmentationContext/{train,val}.txt"
 )
@@ -175,7 +175,7 @@ class VOC2010Context(SegmentationDataset):
     def find_pairs(self, root: Path, split: str):
         list_file = root / "ImageSets" / "SegmentationContext" / f"{split}.txt"
         if not list_file.is_file():
-            raise LayoutError(f"missing split list {list_file}: run `python -m datasets.prepare voc_context {root}`")
+            raise LayoutError(f"missing split list {list_file}: run `python -m datasets.prepare voc_context root={root}`")
         pairs = []
         for image_id in self.read_list(list_file):
             img = root / "VOCdevkit" / "VOC2010" / "JPEGImages" / f"{image_id}.jpg"

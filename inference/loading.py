@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import core.hydra  # noqa: F401  (registers the resolvers used by the configs)
 import models.pretrained  # noqa: F401  (registers ${pretrained_norm:...})
+from core.command_line import Key
 from core.run_folder import RunFolder
 from inference.temperature import apply_run_temperature
 from models.build import build_model
@@ -31,6 +32,9 @@ from models.checkpoint import load_weights, read_checkpoint
 log = logging.getLogger("segbench")
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Where validation.py and predict.py run.
+DEVICE_KEY = Key("device", "cpu | cuda | cuda:1 ... (default: cuda if available)", metavar="cpu|cuda")
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:

@@ -72,12 +72,22 @@ def topk_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int, k: fl
 
 
 class _DiceBase(SegLoss):
-    """Shared options of the nnU-Net losses (see the module docstring)."""
+    """Shared options of the nnU-Net losses (see the module docstring).
+
+    ``OPTIONS`` names the keyword options a subclass accepts from ``loss_params``; the registry rejects any
+    other key. ``class_weights`` are accepted and not used (the nnU-Net losses are unweighted).
+
+    Raises:
+        ValueError: ``k`` outside (0, 100].
+    """
+
+    OPTIONS: tuple[str, ...] = ("batch_dice", "do_bg", "smooth", "weight_ce", "weight_dice")
 
     def __init__(
         self,
         num_classes: int,
         ignore_index: int = 255,
+        class_weights=None,
         *,
         batch_dice: bool = True,
         do_bg: bool = False,
@@ -103,12 +113,11 @@ class _DiceBase(SegLoss):
         return dc, valid.sum()
 
     def extra_repr(self) -> str:
-        return (
-            f"{super().extra_repr()}, batch_dice={self.batch_dice}, do_bg={self.do_bg}, smooth={self.smooth}, "
-            f"weight_ce={self.weight_ce}, weight_dice={self.weight_dice}"
-        )
+        head = f"num_classes={self.num_classes}, ignore_index={self.ignore_index}"
+        return ", ".join([head, *(f"{o}={getattr(self, o)}" for o in self.OPTIONS)])
 
 
+@register_loss("DC+CE", aliases=("DC_CE",))
 class DiceCE(_DiceBase):
     """nnU-Net v2 ``DC_and_CE_loss``: ``weight_ce * CE - weight_dice * dice`` -> scalar (can be negative)."""
 
@@ -118,77 +127,23 @@ class DiceCE(_DiceBase):
         return self.weight_ce * ce - self.weight_dice * dc
 
 
+@register_loss("TOPK")
 class TopK(_DiceBase):
     """nnU-Net v2 ``TopKLoss``: mean of the k % largest per-pixel CE values over all N*H*W pixels."""
+
+    OPTIONS = ("k",)
 
     def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return topk_ce(logits, target, self.ignore_index, self.k)
 
-    def extra_repr(self) -> str:
-        return f"num_classes={self.num_classes}, ignore_index={self.ignore_index}, k={self.k}"
 
-
+@register_loss("DC+TOPK", aliases=("DC_TOPK",))
 class DiceTopK(_DiceBase):
     """nnU-Net v2 ``DC_and_topk_loss``: ``weight_ce * TOPK - weight_dice * dice`` -> scalar."""
+
+    OPTIONS = (*_DiceBase.OPTIONS, "k")
 
     def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         dc, num_valid = self.dice(logits, target)
         topk = topk_ce(logits, target, self.ignore_index, self.k) if num_valid > 0 else logits.sum() * 0
         return self.weight_ce * topk - self.weight_dice * dc
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, k={self.k}"
-
-
-@register_loss("DC+CE", aliases=("DC_CE",))
-def dc_ce(
-    num_classes: int,
-    ignore_index: int = 255,
-    class_weights=None,
-    batch_dice: bool = True,
-    do_bg: bool = False,
-    smooth: float = 1e-5,
-    weight_ce: float = 1.0,
-    weight_dice: float = 1.0,
-):
-    """nnU-Net v2 Dice + CE (unweighted; ``class_weights`` are not used)."""
-    return DiceCE(
-        num_classes,
-        ignore_index,
-        batch_dice=batch_dice,
-        do_bg=do_bg,
-        smooth=smooth,
-        weight_ce=weight_ce,
-        weight_dice=weight_dice,
-    )
-
-
-@register_loss("TOPK")
-def topk(num_classes: int, ignore_index: int = 255, class_weights=None, k: float = 10.0):
-    """nnU-Net v2 TopK CE with k percent of the pixels (unweighted)."""
-    return TopK(num_classes, ignore_index, k=k)
-
-
-@register_loss("DC+TOPK", aliases=("DC_TOPK",))
-def dc_topk(
-    num_classes: int,
-    ignore_index: int = 255,
-    class_weights=None,
-    batch_dice: bool = True,
-    do_bg: bool = False,
-    smooth: float = 1e-5,
-    weight_ce: float = 1.0,
-    weight_dice: float = 1.0,
-    k: float = 10.0,
-):
-    """nnU-Net v2 Dice + TopK CE (unweighted)."""
-    return DiceTopK(
-        num_classes,
-        ignore_index,
-        batch_dice=batch_dice,
-        do_bg=do_bg,
-        smooth=smooth,
-        weight_ce=weight_ce,
-        weight_dice=weight_dice,
-        k=k,
-    )

@@ -81,7 +81,13 @@ def build_loss(
 
 
 def _options(builder) -> list[str] | None:
-    """Keyword options of a builder beyond num_classes/ignore_index/class_weights (None: accepts any)."""
+    """Keyword options of a builder beyond num_classes/ignore_index/class_weights (None: accepts any).
+
+    A builder whose signature carries options it does not use (a shared base class) names its own in an
+    ``OPTIONS`` tuple.
+    """
+    if hasattr(builder, "OPTIONS"):
+        return list(builder.OPTIONS)
     sig = inspect.signature(builder)
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None

@@ -57,12 +57,7 @@ def measure(images: list, names: list[str]) -> list[dict]:
 KEYS = (
     Key("images", "frames timed per corruption and severity", "int", default=3, metavar="N"),
     Key("split", "split folder of data/camvid", default="val", metavar="val"),
-    Key(
-        "out",
-        "the results record to write (default results/corruption_cost.yaml of the repository)",
-        "path",
-        metavar="FILE",
-    ),
+    Key("out", "the results record to write (default: results/corruption_cost.yaml)", "path", metavar="FILE"),
     Key("load_note", "what else ran on the machine, added to measured.load", "text", default="", metavar="TEXT"),
 )
 LEGACY = tuple(Legacy(f"--{k.name.replace('_', '-')}", k.name) for k in KEYS)

@@ -1,6 +1,7 @@
 """Every command line the README and the docs show parses: Hydra entry points compose their config with the
 command's overrides (unknown keys fail, as on the command line), the ``key=value`` entry points
-(:class:`core.command_line.KeyValueParser`, the scripts/ tables included) accept the keys, and ``--help`` exits 0.
+(:class:`core.command_line.KeyValueParser`, the scripts/ tables and ``python -m datasets.prepare`` included) accept
+the keys, and ``--help`` exits 0.
 
 Placeholders are replaced by stand-ins (``$DATA`` -> ``data``, ``<run folder>`` -> a path); a multirun (``-m``) is
 checked at the first point of each sweep. Nothing runs: configs are composed and arguments parsed.
@@ -21,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SCRIPTS = ("main.py", "validation.py", "benchmark.py", "predict.py")
 TABLE_SCRIPTS = ("deploy_table.py", "robustness_table.py", "corruption_cost.py")  # scripts/, build_parser()
+MODULES = ("datasets.prepare",)  # python -m <module>
 STAND_INS = [
     (re.compile(r"\$\{?DATA\}?"), "data"),
     (re.compile(r"\$\{?(run|RUN)\}?"), "logs/run"),
@@ -68,8 +70,9 @@ def documented_commands() -> list[tuple[str, str, list[str]]]:
             except ValueError:
                 continue
             for k, word in enumerate(words):
-                if word.endswith(SCRIPTS + TABLE_SCRIPTS) and k > 0 and words[k - 1].endswith("python"):
-                    script = Path(word).name
+                as_module = word in MODULES and k > 1 and words[k - 1] == "-m" and words[k - 2].endswith("python")
+                if as_module or (word.endswith(SCRIPTS + TABLE_SCRIPTS) and k > 0 and words[k - 1].endswith("python")):
+                    script = word if as_module else Path(word).name
                     argv = drop_optional(words[k + 1 :])
                     for end in (";", "&&", "||", "|"):
                         argv = argv[: argv.index(end)] if end in argv else argv
@@ -119,7 +122,7 @@ def check_hydra(config: str, argv: list[str]) -> None:
 
 
 def test_the_pages_show_commands_of_every_entry_point():
-    assert {script for _, script, _ in COMMANDS} == set(SCRIPTS + TABLE_SCRIPTS)
+    assert {script for _, script, _ in COMMANDS} == set(SCRIPTS + TABLE_SCRIPTS + MODULES)
     assert len(COMMANDS) > 50
 
 
@@ -147,6 +150,11 @@ def check_table_script(script: str, argv: list[str], folder) -> None:
 
 @pytest.mark.parametrize(("where", "script", "argv"), COMMANDS, ids=[c[0] for c in COMMANDS])
 def test_documented_command_parses(where, script, argv, tmp_path, monkeypatch):
+    if script == "datasets.prepare":
+        from datasets.prepare import build_parser
+
+        assert build_parser(argv[0]).parse(argv[1:]).root
+        return
     if script in TABLE_SCRIPTS:
         monkeypatch.chdir(tmp_path)
         check_table_script(script, argv, tmp_path)

@@ -4,12 +4,11 @@
   (experiments included), every top-level key of ``config/train.yaml`` / ``config/benchmark.yaml`` is in the key
   table of its page;
 * every ``key=`` of the entry points (:class:`core.command_line.Key`: validation.py, predict.py, the ``benchmark.py``
-  subcommands and the scripts/ tables) and every ``--flag`` of the argparse ``python -m datasets.prepare`` is on its
-  topic page: the ``Key("name", ...)`` and ``add_argument("--flag", ...)`` calls are read from the source with
-  :mod:`ast` (importing validation.py or predict.py loads torch, timm and smp, seconds this test does not spend); cheap
-  parsers (``benchmark.py render`` and ``aggregate``, scripts/deploy_table.py, scripts/robustness_table.py,
-  ``datasets.prepare``) are also built for real and must give the same keys and flags, so the extraction is checked
-  against the parsers;
+  subcommands, the scripts/ tables and ``python -m datasets.prepare``) is on its topic page: the ``Key("name", ...)``
+  and ``Key.switch("name", ...)`` calls are read from the source with :mod:`ast` (importing validation.py or
+  predict.py loads torch, timm and smp, seconds this test does not spend); cheap parsers (``benchmark.py render`` and
+  ``aggregate``, scripts/deploy_table.py, scripts/robustness_table.py, ``datasets.prepare``) are also built for real
+  and must give the same keys, so the extraction is checked against the parsers;
 * every page of docs/ is in the mkdocs.yml nav and linked from docs/index.md (API pages from docs/api/index.md);
 * the ``dataset.test.*`` settings table and every ``dataset.test.<key>=`` / ``dataset.kwargs.<key>=`` override in a
   command of the docs name keys the dataset configs have (a missing key needs ``+``, as Hydra says);
@@ -23,7 +22,6 @@
 
 from __future__ import annotations
 
-import argparse
 import ast
 import importlib.util
 import re
@@ -46,10 +44,9 @@ KEY_ENTRY_POINTS = {
     "scripts/deploy_table.py": ["deploy.md"],
     "scripts/robustness_table.py": ["robustness.md"],
     "scripts/corruption_cost.py": ["robustness.md"],
-}
-#: argparse script source -> the page(s) documenting its flags
-ENTRY_POINTS = {
     "datasets/prepare.py": ["datasets.md"],
+    "core/command_line.py": ["inference.md"],  # checkpoint=, which= of validation.py and predict.py
+    "inference/loading.py": ["inference.md"],  # device=
 }
 PAST = r"\b(before|earlier|at that time)\b"  # words that date a statement about an earlier make train
 
@@ -107,42 +104,15 @@ def test_every_top_level_key_is_in_the_key_table(config, doc, heading):
     assert not missing, f"docs/{doc}: keys of config/{config} missing from the table under {heading!r}: {missing}"
 
 
-def source_flags(rel: str) -> set[str]:
-    """``--flags`` of every ``*.add_argument("--flag", ...)`` call in ``rel``."""
-    tree = ast.parse((REPO / rel).read_text())
-    flags = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":
-            for arg in node.args:
-                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value.startswith("--"):
-                    flags.add(arg.value)
-    return flags
-
-
-def test_flag_extraction_equals_argparse():
-    """The :mod:`ast` reading gives what argparse builds, on the argparse entry point (``datasets.prepare``, one
-    subparser per dataset)."""
-    from datasets.prepare import build_parser
-
-    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    built = {
-        o
-        for parser in subparsers.choices.values()
-        for a in parser._actions
-        for o in a.option_strings
-        if o.startswith("--") and o != "--help"
-    }
-    assert built == source_flags("datasets/prepare.py") == {"--workers", "--voc-dir", "--context-dir", "--overwrite"}
-
-
 def source_keys(rel: str) -> set[str]:
-    """Names of every ``Key("name", ...)`` call (:class:`core.command_line.Key`) in ``rel``."""
+    """Names of every ``Key("name", ...)`` / ``Key.switch("name", ...)`` call (:class:`core.command_line.Key`) in
+    ``rel``."""
     tree = ast.parse((REPO / rel).read_text())
     return {
         node.args[0].value
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
-        and getattr(node.func, "id", None) == "Key"
+        and "Key" in (getattr(node.func, "id", None), getattr(getattr(node.func, "value", None), "id", None))
         and node.args
         and isinstance(node.args[0], ast.Constant)
     }
@@ -159,9 +129,17 @@ def script(name: str):
 def test_key_extraction_equals_the_parsers():
     """The :mod:`ast` reading gives the keys the parsers hold, on the entry points that import in milliseconds."""
     from benchmarking.cli import aggregate_parser
+    from datasets.prepare import PREPARATIONS
+    from datasets.prepare import build_parser as prepare_parser
     from report.render import build_parser
 
     assert set(build_parser().keys) == source_keys("report/render.py") == {"files", "results", "check"}
+    assert (
+        {k for name in PREPARATIONS for k in prepare_parser(name).keys}
+        == source_keys("datasets/prepare.py")
+        == {"root", "workers", "voc_dir", "context_dir", "overwrite"}
+    )
+    assert {"uncertainty", "alpha"} <= source_keys("predict.py") and "fit_temperature" in source_keys("validation.py")
     assert set(aggregate_parser().keys) == source_keys("benchmarking/cli.py")
     assert {"root", "tables", "import_mmseg"} <= source_keys("benchmarking/cli.py")
     assert set(script("deploy_table").build_parser().keys) == source_keys("scripts/deploy_table.py")
@@ -192,13 +170,6 @@ def test_every_key_is_on_its_page(entry):
     keys = source_keys(entry)
     assert keys, f"no Key('...') found in {entry}"
     assert_on_pages(entry, keys, KEY_ENTRY_POINTS[entry], "keys", r"(?<![\w.-]){}=")
-
-
-@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
-def test_every_flag_is_on_its_page(entry):
-    flags = source_flags(entry)
-    assert flags, f"no add_argument('--...') found in {entry}"
-    assert_on_pages(entry, flags, ENTRY_POINTS[entry], "flags", r"(?<![\w-]){}(?![\w-])")
 
 
 def test_plot_keys_are_on_the_benchmarking_page():

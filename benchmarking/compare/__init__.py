@@ -198,12 +198,7 @@ def build_parser():
             choices=tuple(SELECT),
         ),
         Key("baseline", "configuration label: adds Δ mean and Welch's t-test p-value", "text", metavar="LABEL"),
-        Key(
-            "record",
-            "also write the table as a results record, e.g. results/<name>.yaml",
-            "path",
-            metavar="results/<name>.yaml",
-        ),
+        Key("record", "also write the table as a results record", "path", metavar="results/<name>.yaml"),
         Key("caption", "the record's caption (how it was measured is added)", "text", default="", metavar="TEXT"),
     )
     return KeyValueParser(

@@ -134,36 +134,31 @@ def _window_scatter(w: Tensor, x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
     return out
 
 
-class _NeighborhoodQK(torch.autograd.Function):
-    """Logits ``q . k`` over each query's neighbourhood, gathering one window offset at a time."""
+class _NeighborhoodProduct(torch.autograd.Function):
+    """The two products of neighbourhood attention, gathering one window offset at a time.
+
+    ``logits=True``: ``q . k`` over each query's neighbourhood, (..., C) x (..., C) -> (..., kh * kw).
+    ``logits=False``: the attention-weighted sum of each neighbourhood of values, (..., kh * kw) x (..., C) -> (..., C).
+    Each one's input gradients are the other product and the scatter (:func:`_window_scatter`).
+    """
 
     @staticmethod
-    def forward(ctx, query: Tensor, key: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-        ctx.save_for_backward(query, key, rows, cols)
-        return _window_dot(query, key, rows, cols)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        query, key, rows, cols = ctx.saved_tensors
-        grad_q = _window_sum(grad, key, rows, cols) if ctx.needs_input_grad[0] else None
-        grad_k = _window_scatter(grad, query, rows, cols) if ctx.needs_input_grad[1] else None
-        return grad_q, grad_k, None, None
-
-
-class _NeighborhoodAV(torch.autograd.Function):
-    """Weighted sum of each query's neighbourhood of values, gathering one window offset at a time."""
-
-    @staticmethod
-    def forward(ctx, attn: Tensor, value: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-        ctx.save_for_backward(attn, value, rows, cols)
-        return _window_sum(attn, value, rows, cols)
+    def forward(ctx, a: Tensor, b: Tensor, rows: Tensor, cols: Tensor, logits: bool) -> Tensor:
+        ctx.save_for_backward(a, b, rows, cols)
+        ctx.logits = logits
+        return (_window_dot if logits else _window_sum)(a, b, rows, cols)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        attn, value, rows, cols = ctx.saved_tensors
-        grad_attn = _window_dot(grad, value, rows, cols) if ctx.needs_input_grad[0] else None
-        grad_v = _window_scatter(attn, grad, rows, cols) if ctx.needs_input_grad[1] else None
-        return grad_attn, grad_v, None, None
+        a, b, rows, cols = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad[:2]
+        if ctx.logits:  # a: query, b: key
+            grad_a = _window_sum(grad, b, rows, cols) if need_a else None
+            grad_b = _window_scatter(grad, a, rows, cols) if need_b else None
+        else:  # a: attention weights, b: value
+            grad_a = _window_dot(grad, b, rows, cols) if need_a else None
+            grad_b = _window_scatter(a, grad, rows, cols) if need_b else None
+        return grad_a, grad_b, None, None, None
 
 
 def _check_heads_first(name: str, x: Tensor) -> None:
@@ -202,7 +197,7 @@ def na2d_qk(
     _check_window(kernel, dil, height, width)
     rows = neighborhood_indices(height, kernel[0], dil[0], query.device)
     cols = neighborhood_indices(width, kernel[1], dil[1], query.device)
-    logits = _NeighborhoodQK.apply(query, key, rows, cols)
+    logits = _NeighborhoodProduct.apply(query, key, rows, cols, True)
     if rpb is not None:
         expected = (heads, 2 * kernel[0] - 1, 2 * kernel[1] - 1)
         if tuple(rpb.shape) != expected:
@@ -239,7 +234,7 @@ def na2d_av(
         raise ValueError(f"attn shape {tuple(attn.shape)} does not match (N, heads, H, W, kh*kw) = {expected}")
     rows = neighborhood_indices(value.shape[2], kernel[0], dil[0], value.device)
     cols = neighborhood_indices(value.shape[3], kernel[1], dil[1], value.device)
-    return _NeighborhoodAV.apply(attn, value, rows, cols)
+    return _NeighborhoodProduct.apply(attn, value, rows, cols, False)
 
 
 def na2d(

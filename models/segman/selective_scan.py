@@ -80,43 +80,8 @@ def _prepare(
     return u, delta, A, B, C, out_dtype
 
 
-def _finish(y: Tensor, u: Tensor, D: Tensor | None, out_dtype: torch.dtype) -> Tensor:
-    """Add the skip term ``D * u`` and return ``(N, D_in, L)`` in ``out_dtype``."""
-    if D is not None:
-        y = y + D.to(y.dtype).reshape(u.shape[1], u.shape[2], 1) * u
-    return y.flatten(1, 2).to(out_dtype)
-
-
-def selective_scan_reference(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-) -> Tensor:
-    """Selective scan as an explicit step-by-step recurrence over the sequence (Mamba, Gu & Dao 2023).
-
-    Args:
-        u: input ``(N, D_in, L)``, any float dtype (computed in float32 at least).
-        delta: step sizes ``(N, D_in, L)``.
-        A: real state matrix diagonal ``(D_in, d_state)``.
-        B: input projection ``(N, groups, d_state, L)`` (or ``(N, d_state, L)`` for one group); ``D_in`` must be
-            divisible by ``groups``.
-        C: output projection, shaped as ``B``.
-        D: optional skip ``(D_in,)``.
-        delta_bias: optional ``(D_in,)`` added to ``delta`` before the softplus.
-        delta_softplus: apply softplus to ``delta``.
-
-    Returns:
-        ``y`` ``(N, D_in, L)`` in ``u``'s dtype.
-
-    Raises:
-        ValueError: on any shape mismatch (the culprit and expected shape named) or a complex ``A``.
-    """
-    u, delta, A, B, C, out_dtype = _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus)
+def _recurrence(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> Tensor:
+    """The explicit step-by-step recurrence on the tensors of :func:`_prepare`; ``y`` ``(N, G, D_in/G, L)``."""
     decay = torch.exp(delta.unsqueeze(-2) * A.unsqueeze(-1))  # (N, G, Dg, n, L)
     drive = (delta * u).unsqueeze(-2) * B  # (N, G, Dg, n, L)
     h = torch.zeros_like(decay[..., 0])
@@ -124,7 +89,7 @@ def selective_scan_reference(
     for t in range(u.shape[-1]):
         h = decay[..., t] * h + drive[..., t]
         ys.append((h * C[..., t]).sum(-1))
-    return _finish(torch.stack(ys, dim=-1), u, D, out_dtype)
+    return torch.stack(ys, dim=-1)
 
 
 def _segment_sums(x: Tensor) -> Tensor:
@@ -139,39 +104,8 @@ def _segment_sums(x: Tensor) -> Tensor:
     return sums.masked_fill(~below.logical_or(torch.eye(size, dtype=torch.bool, device=x.device)), float("-inf"))
 
 
-def selective_scan(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-    chunk_size: int = 16,
-) -> Tensor:
-    """Selective scan, chunked: closed form inside all chunks at once, then the state carried from chunk to chunk.
-
-    Same semantics, arguments, result and errors as :func:`selective_scan_reference` (Mamba, Gu & Dao 2023; the
-    chunked closed form follows the segment-sum formulation of Mamba-2, Dao & Gu 2024). Inside a chunk of ``T`` steps
-    ``h_t = exp(S_t) h_0 + sum_{s <= t} exp(S_t - S_s) delta_s B_s u_s`` with ``S`` the running sum of
-    ``delta * A``; the decays ``S_t - S_s`` are summed directly over ``(s, t]``. The chunk-local terms are computed for
-    every chunk in one batched product; only the carry of the ``(N, D_in, d_state)`` state runs as a Python loop, one
-    elementwise step per chunk (``L / T`` steps instead of ``L``). It does about ``T`` times the arithmetic of the
-    recurrence: on 2 CPU cores (L = 1024, D_in = 256, d_state = 1, float32, a training job on the same cores) it took
-    0.16-0.26 s against the recurrence's 0.08-0.11 s; fewer sequential steps pay off where each step is a kernel
-    launch (GPUs), not measured here.
-
-    Args:
-        chunk_size: steps per chunk ``T >= 1``. Work and memory (forward and autograd) grow as
-            ``N * D_in * d_state * L * T``.
-
-    Raises:
-        ValueError: as :func:`selective_scan_reference`, or ``chunk_size < 1``.
-    """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    u, delta, A, B, C, out_dtype = _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus)
+def _chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int) -> Tensor:
+    """The chunked closed form (see :func:`selective_scan`) on the tensors of :func:`_prepare`."""
     length = u.shape[-1]
     size = min(chunk_size, length)
     chunks = -(-length // size)
@@ -185,8 +119,64 @@ def selective_scan(
     for i in range(chunks - 1):
         carry.append(decay_from_start[..., i, -1] * carry[-1] + states[..., i, -1])
     states = states + decay_from_start * torch.stack(carry, dim=-1).unsqueeze(-1)
-    y = (states.flatten(-2)[..., :length] * C).sum(-2)
-    return _finish(y, u, D, out_dtype)
+    return (states.flatten(-2)[..., :length] * C).sum(-2)
+
+
+def selective_scan(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    chunk_size: int | None = 16,
+) -> Tensor:
+    """Selective scan (Mamba, Gu & Dao 2023), chunked: closed form inside all chunks at once, then the state carried
+    from chunk to chunk; ``chunk_size=None`` runs the explicit step-by-step recurrence instead (the reference).
+
+    The chunked closed form follows the segment-sum formulation of Mamba-2 (Dao & Gu 2024). Inside a chunk of ``T``
+    steps ``h_t = exp(S_t) h_0 + sum_{s <= t} exp(S_t - S_s) delta_s B_s u_s`` with ``S`` the running sum of
+    ``delta * A``; the decays ``S_t - S_s`` are summed directly over ``(s, t]``. The chunk-local terms are computed for
+    every chunk in one batched product; only the carry of the ``(N, D_in, d_state)`` state runs as a Python loop, one
+    elementwise step per chunk (``L / T`` steps instead of ``L``). It does about ``T`` times the arithmetic of the
+    recurrence: on 2 CPU cores (L = 1024, D_in = 256, d_state = 1, float32, a training job on the same cores) it took
+    0.16-0.26 s against the recurrence's 0.08-0.11 s; fewer sequential steps pay off where each step is a kernel
+    launch (GPUs), not measured here.
+
+    Args:
+        u: input ``(N, D_in, L)``, any float dtype (computed in float32 at least).
+        delta: step sizes ``(N, D_in, L)``.
+        A: real state matrix diagonal ``(D_in, d_state)``.
+        B: input projection ``(N, groups, d_state, L)`` (or ``(N, d_state, L)`` for one group); ``D_in`` must be
+            divisible by ``groups``.
+        C: output projection, shaped as ``B``.
+        D: optional skip ``(D_in,)``.
+        delta_bias: optional ``(D_in,)`` added to ``delta`` before the softplus.
+        delta_softplus: apply softplus to ``delta``.
+        chunk_size: steps per chunk ``T >= 1``; work and memory (forward and autograd) grow as
+            ``N * D_in * d_state * L * T``. None: the step-by-step recurrence (``L`` sequential steps).
+
+    Returns:
+        ``y`` ``(N, D_in, L)`` in ``u``'s dtype.
+
+    Raises:
+        ValueError: on any shape mismatch (the culprit and expected shape named), a complex ``A`` or
+            ``chunk_size < 1``.
+    """
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    u, delta, A, B, C, out_dtype = _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus)
+    y = _recurrence(u, delta, A, B, C) if chunk_size is None else _chunked(u, delta, A, B, C, chunk_size)
+    if D is not None:
+        y = y + D.to(y.dtype).reshape(u.shape[1], u.shape[2], 1) * u
+    return y.flatten(1, 2).to(out_dtype)
+
+
+def selective_scan_reference(*args, **kwargs) -> Tensor:
+    """The explicit step-by-step recurrence: :func:`selective_scan` with ``chunk_size=None`` (same arguments)."""
+    return selective_scan(*args, **kwargs, chunk_size=None)
 
 
 def cross_scan(x: Tensor) -> Tensor:

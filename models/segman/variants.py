@@ -45,37 +45,20 @@ class SegMANVariant:
         return -(-need // 32) * 32
 
 
+# The paper's table read column-wise: one row per hyper-parameter, one column per size (T, S, B).
+_NAMES = ("t", "s", "b")
+_TABLE: dict[str, tuple] = {
+    "embed_dims": ((32, 64, 144, 192), (64, 144, 288, 512), (96, 160, 364, 560)),
+    "depths": ((2, 2, 4, 2), (2, 2, 10, 4), (4, 4, 18, 4)),
+    "num_heads": ((1, 2, 4, 8), (2, 4, 8, 16), (4, 8, 13, 20)),
+    "window_sizes": ((11, 9, 9, 7), (11, 9, 7, 7), (11, 9, 7, 7)),
+    "mlp_ratios": ((4, 4, 3, 3), (4, 4, 3.4, 3.4), (4, 4, 3, 3)),
+    "layerscale": (False, False, True),
+    "decoder_channels": (128, 144, 180),
+    "feat_proj_dim": (192, 288, 320),
+}
 VARIANTS: dict[str, SegMANVariant] = {
-    "t": SegMANVariant(
-        embed_dims=(32, 64, 144, 192),
-        depths=(2, 2, 4, 2),
-        num_heads=(1, 2, 4, 8),
-        window_sizes=(11, 9, 9, 7),
-        mlp_ratios=(4, 4, 3, 3),
-        layerscale=False,
-        decoder_channels=128,
-        feat_proj_dim=192,
-    ),
-    "s": SegMANVariant(
-        embed_dims=(64, 144, 288, 512),
-        depths=(2, 2, 10, 4),
-        num_heads=(2, 4, 8, 16),
-        window_sizes=(11, 9, 7, 7),
-        mlp_ratios=(4, 4, 3.4, 3.4),
-        layerscale=False,
-        decoder_channels=144,
-        feat_proj_dim=288,
-    ),
-    "b": SegMANVariant(
-        embed_dims=(96, 160, 364, 560),
-        depths=(4, 4, 18, 4),
-        num_heads=(4, 8, 13, 20),
-        window_sizes=(11, 9, 7, 7),
-        mlp_ratios=(4, 4, 3, 3),
-        layerscale=True,
-        decoder_channels=180,
-        feat_proj_dim=320,
-    ),
+    name: SegMANVariant(**{field: values[i] for field, values in _TABLE.items()}) for i, name in enumerate(_NAMES)
 }
 
 

@@ -97,8 +97,8 @@ def test_cityscapes_prepare_writes_train_ids(shared_data, tmp_path):
         _cs_sample(shared_data) / "leftImg8bit" / "val" / "frankfurt" / f"{CS_STEM}_leftImg8bit.png"
     )
     shutil.copy(src, root / "gtFine" / "val" / "frankfurt" / "frankfurt_000000_000576_gtFine_labelIds.png")
-    assert prepare_main(["cityscapes", str(root), "--workers", "2"]) == 0
-    assert prepare_main(["cityscapes", str(root)]) == 0  # nothing left to do
+    assert prepare_main(["cityscapes", f"root={root}", "workers=2"]) == 0
+    assert prepare_main(["cityscapes", str(root)]) == 0  # nothing left to do (older positional spelling)
     out = root / "gtFine" / "val" / "frankfurt" / f"{CS_STEM}_gtFine_labelTrainIds.png"
     written = Image.open(out)
     assert written.mode == "L"
@@ -109,7 +109,7 @@ def test_cityscapes_prepare_writes_train_ids(shared_data, tmp_path):
     assert np.array_equal(written, Cityscapes(root, "val", num_classes=19)[0]["mask"].numpy())
     ds = Cityscapes(root, "val", num_classes=19, label_type="labelTrainIds")
     assert np.array_equal(ds[0]["mask"].numpy(), written)
-    assert prepare_main(["cityscapes", str(tmp_path / "nothing")]) == 2
+    assert prepare_main(["cityscapes", f"root={tmp_path / 'nothing'}"]) == 2
 
 
 def test_cityscapes_labelid_outside_the_table_is_named(tmp_path):

@@ -83,7 +83,7 @@ def test_the_59_class_selection():
 @pytest.fixture
 def prepared(tmp_path):
     root = voc_context_tree(tmp_path)
-    assert prepare_main(["voc_context", str(root)]) == 0
+    assert prepare_main(["voc_context", f"root={root}"]) == 0
     return root
 
 

@@ -1,5 +1,7 @@
 """The loss registry and the per-output ``lossfunction`` / ``lossweight`` / ``loss_params`` contract."""
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -82,6 +84,19 @@ def test_length_mismatch_names_both_lengths_and_outputs():
         MultiOutputLoss(["out", "aux"], ["CE"], [1.0, 0.4], num_classes=K)
     with pytest.raises(ValueError, match=r"lossweight has 1 entries \[1.0\] but the model has 2 outputs"):
         MultiOutputLoss(["out", "aux"], ["CE", "CE"], [1.0], num_classes=K)
+
+
+def test_nnunet_losses_take_exactly_their_own_options():
+    dice_options = ["batch_dice", "do_bg", "smooth", "weight_ce", "weight_dice"]
+    assert build_loss("DC_TOPK", num_classes=K, k=5).k == 5.0
+    for name, bad, options in (
+        ("DC+CE", "k", dice_options),
+        ("TOPK", "smooth", ["k"]),
+        ("DC+TOPK", "kk", [*dice_options, "k"]),
+    ):
+        with pytest.raises(TypeError, match=rf"loss '{re.escape(name)}' has no option\(s\) \['{bad}'\]") as err:
+            build_loss(name, num_classes=K, **{bad: 1})
+        assert str(err.value).endswith(str(options))
 
 
 def test_clear_errors():
