@@ -4,7 +4,10 @@
 * FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` on one eager fp32 forward at the benchmark
   resolution. Its convention: a multiply-accumulate counts as 2 FLOPs (conv, matmul, attention); ops
   without a formula (element-wise, interpolate, pooling, softmax) count 0. Many papers (fvcore,
-  mmcv ``get_model_complexity_info``) report MACs as "FLOPs", i.e. half of this number.
+  mmcv ``get_model_complexity_info``) report MACs as "FLOPs", i.e. half of this number. A pure-PyTorch
+  stand-in for a fused kernel (SegMAN's neighbourhood attention and selective scan), built from gathers and
+  element-wise ops the counter does not see, reports its kernel's count itself (:func:`count_kernel_flops`), by the
+  formula the kernel's own counter uses (NATTEN's and VMamba's fvcore handles), in the same convention.
 * Memory: two fields with one meaning each, on CPU and CUDA alike (:func:`peak_memory`):
   ``peak_mib``, the peak total during the block, weights included, and ``forward_mib``, the peak growth
   during the block over what was held at its start (activations, workspaces, outputs). CUDA: the caching
@@ -23,6 +26,7 @@ import os
 import platform
 import resource
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +37,20 @@ from torch.utils.flop_counter import FlopCounterMode
 FLOPS_COUNTER = "torch.utils.flop_counter"
 FLOPS_CONVENTION = "1 MAC = 2 FLOPs"
 MIB = 1024**2
+
+_KERNEL_FLOPS: ContextVar[list[int] | None] = ContextVar("kernel_flops", default=None)
+
+
+def count_kernel_flops(flops: int) -> None:
+    """Add ``flops`` (1 MAC = 2 FLOPs) to the :func:`count_flops` running in this context; nothing otherwise.
+
+    For pure-PyTorch stand-ins of fused kernels whose work ``FlopCounterMode`` cannot see (gathers and element-wise
+    products have no formula there); the caller gives its kernel's formula and must not also run ops the counter
+    counts.
+    """
+    tally = _KERNEL_FLOPS.get()
+    if tally is not None:
+        tally.append(int(flops))
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
@@ -49,19 +67,24 @@ def count_params(model: nn.Module) -> tuple[int, int]:
 
 @torch.no_grad()
 def count_flops(model: nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of ``model(x)`` by ``torch.utils.flop_counter`` (1 MAC = 2 FLOPs).
+    """FLOPs of ``model(x)`` by ``torch.utils.flop_counter`` (1 MAC = 2 FLOPs), plus what pure-PyTorch kernels
+    report through :func:`count_kernel_flops`.
 
     Args:
         model: module in eval mode.
-        x: float[N, 3, H, W] input at the benchmark resolution.
+        x: float[N, 3, H, W] input at the benchmark resolution (the meta device works: nothing is computed).
 
     Returns:
         total FLOPs of one call (int, all N images).
     """
-    counter = FlopCounterMode(display=False)
-    with counter:
-        model(x)
-    return int(counter.get_total_flops())
+    counter, tally = FlopCounterMode(display=False), []
+    token = _KERNEL_FLOPS.set(tally)
+    try:
+        with counter:
+            model(x)
+    finally:
+        _KERNEL_FLOPS.reset(token)
+    return int(counter.get_total_flops()) + sum(tally)
 
 
 def _status_kib(key: str) -> int | None:

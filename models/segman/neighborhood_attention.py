@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from core.measure import count_kernel_flops
+
 __all__ = ["na2d", "na2d_av", "na2d_qk", "neighborhood_indices", "neighborhood_rpb_indices"]
 
 
@@ -198,6 +200,7 @@ def na2d_qk(
     rows = neighborhood_indices(height, kernel[0], dil[0], query.device)
     cols = neighborhood_indices(width, kernel[1], dil[1], query.device)
     logits = _NeighborhoodProduct.apply(query, key, rows, cols, True)
+    count_kernel_flops(2 * query.numel() * kernel[0] * kernel[1])  # NATTEN's qk handle: one MAC per q.k term
     if rpb is not None:
         expected = (heads, 2 * kernel[0] - 1, 2 * kernel[1] - 1)
         if tuple(rpb.shape) != expected:
@@ -234,6 +237,7 @@ def na2d_av(
         raise ValueError(f"attn shape {tuple(attn.shape)} does not match (N, heads, H, W, kh*kw) = {expected}")
     rows = neighborhood_indices(value.shape[2], kernel[0], dil[0], value.device)
     cols = neighborhood_indices(value.shape[3], kernel[1], dil[1], value.device)
+    count_kernel_flops(2 * value.numel() * kernel[0] * kernel[1])  # NATTEN's av handle: one MAC per a.v term
     return _NeighborhoodProduct.apply(attn, value, rows, cols, False)
 
 

@@ -4,10 +4,14 @@ and give identical logits, a missing weights file says where to put it, the conf
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
 import pytest
 import torch
 from hydra.utils import instantiate
 
+from core.measure import count_flops
 from models.checkpoint import load_weights
 from models.segman import VARIANTS, SegMAN
 from models.segman.weights import to_official
@@ -16,6 +20,17 @@ from tests.conftest import compose_cfg
 # paper / official README (ADE20K, 150 classes): whole segmentor, encoder + decoder, in millions
 PAPER_PARAMS_M = {"t": 6.4, "s": 29.4, "b": 51.8}
 EXACT_PARAMS = {"t": 6_397_260, "s": 29_424_636, "b": 51_802_820}
+# core.measure.count_flops at 1x3x512x512, 150 classes (1 MAC = 2 FLOPs; NATTEN's and VMamba's kernel formulas)
+EXACT_FLOPS = {"t": 11_968_741_376, "s": 49_998_770_688, "b": 114_973_543_712}
+REPORTED = Path(__file__).resolve().parents[2] / "tables" / "reported" / "segman.csv"
+
+
+def paper_gflops_512(variant: str) -> float:
+    """The official README's ADE20K "FLOPs" at 512x512 (fvcore / mmcv: multiply-adds), from tables/reported/."""
+    rows = pd.read_csv(REPORTED)
+    row = rows[(rows.name == f"SegMAN-{variant.upper()}") & (rows.dataset == "ade20k")]
+    assert len(row) == 1 and row.resolution.item() == "512x512"
+    return float(row.GFLOPs.item())
 
 
 def _randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -38,6 +53,16 @@ class TestSegMAN:
         count = sum(p.numel() for p in model.parameters())
         assert count == EXACT_PARAMS[variant]
         assert abs(count / 1e6 - PAPER_PARAMS_M[variant]) < 0.05
+
+    @pytest.mark.parametrize("variant", ["t", "s", "b"])
+    def test_gflops_at_512_within_5_percent_of_the_paper(self, variant):
+        """The paper counts multiply-adds (fvcore/mmcv with NATTEN's and VMamba's kernel handles): twice its figure is
+        GFLOPs at 1 MAC = 2 FLOPs, the benchmark's convention."""
+        with torch.device("meta"):
+            flops = count_flops(SegMAN(150, variant).eval(), torch.empty(1, 3, 512, 512))
+        assert flops == EXACT_FLOPS[variant]
+        paper = 2 * paper_gflops_512(variant)
+        assert abs(flops / 1e9 - paper) / paper < 0.05, (variant, flops / 1e9, paper)
 
     @pytest.mark.parametrize("size", [(64, 64), (72, 88)])
     def test_output_is_logits_at_the_input_size(self, size):

@@ -5,7 +5,10 @@ import itertools
 
 import pytest
 import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
+from core.measure import count_flops
 from models.segman import (
     cross_merge,
     cross_scan,
@@ -252,3 +255,38 @@ class TestCrossScan:
             cross_scan(x[0])
         with pytest.raises(ValueError, match=r"\(N, 4, C, H, W\)"):
             cross_merge(torch.zeros(1, 3, 2, 3, 4))
+
+
+class _Call(nn.Module):
+    """``fn`` as a module, for :func:`core.measure.count_flops`."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+class TestKernelFlops:
+    """Under :func:`core.measure.count_flops` the pure-PyTorch kernels add their CUDA kernels' counts (NATTEN's and
+    VMamba's fvcore handles, 1 MAC = 2 FLOPs), and ``FlopCounterMode`` sees none of their own ops (no double count)."""
+
+    def test_neighbourhood_attention_counts_one_mac_per_term_of_each_product(self):
+        q = torch.randn(2, 3, 9, 10, 4)  # (N, heads, H, W, head_dim), 3x5 windows: 15 keys per query
+        attend = _Call(lambda x: na2d_av(na2d_qk(x, x, (3, 5)).softmax(-1), x, (3, 5)))
+        assert count_flops(attend, q) == 2 * (2 * 3 * 9 * 10 * 4 * 15) * 2  # q.k and a.v
+        with FlopCounterMode(display=False) as counter:
+            attend(q)
+        assert counter.get_total_flops() == 0
+
+    @pytest.mark.parametrize("chunk_size", [None, 2, 16])
+    def test_selective_scan_counts_vmamba_formula(self, chunk_size):
+        u, delta, A, B, C, D, _ = scan_inputs(2, 6, 5, 2, 3)  # N=2, D_in=6, L=5, d_state=2, 3 groups
+        with_d = _Call(lambda x: selective_scan(x, delta, A, B, C, D, chunk_size=chunk_size))
+        without_d = _Call(lambda x: selective_scan(x, delta, A, B, C, chunk_size=chunk_size))
+        assert count_flops(with_d, u) == 2 * (9 * 2 * 5 * 6 * 2 + 2 * 6 * 5)
+        assert count_flops(without_d, u) == 2 * (9 * 2 * 5 * 6 * 2)
+        with FlopCounterMode(display=False) as counter:
+            with_d(u)
+        assert counter.get_total_flops() == 0
