@@ -250,10 +250,21 @@ def table_rows(recs, seeded: str, own_peak: OwnPeak) -> tuple[list[dict], list[s
 
 
 def measured(recs, commands: list[str], own_peak: OwnPeak) -> dict:
-    """``measured`` of the results record, from the benchmark records themselves: the dates of their first and last
-    timestamps, their commits, hardware profiles, thread counts, torch versions and 1-min load averages (what a
-    record lacks reads :data:`MISSING`), the ``commands``, and under ``peaks`` the matmul peaks the ``% of own
+    """``measured`` of the results record (:func:`measured_of`), and under ``peaks`` the matmul peaks the ``% of own
     peak`` cells used."""
+    out = measured_of(recs, commands)
+    if own_peak.used:
+        out["peaks"] = [
+            {"precision": name, "tflops": peak, "hardware": hw, "threads": threads}
+            for (hw, threads, name), peak in sorted(own_peak.used.items(), key=str)
+        ]
+    return out
+
+
+def measured_of(recs, commands: list[str]) -> dict:
+    """``measured`` of a results record made from benchmark records: the dates of their first and last timestamps,
+    their commits, hardware profiles, thread counts, torch versions and 1-min load averages (what a record lacks
+    reads :data:`MISSING`), and the ``commands``."""
     loads = [r.load_1min for r in recs if r.load_1min is not None]
     if loads:
         span = (
@@ -264,7 +275,7 @@ def measured(recs, commands: list[str], own_peak: OwnPeak) -> dict:
         load = f"1-min load average {span} at the start of the measurements"
     else:
         load = MISSING
-    out = {
+    return {
         "date": date_range(r.timestamp for r in recs),
         "commit": distinct(r.commit for r in recs) or MISSING,
         "hardware": distinct(hardware_of(r) for r in recs if r.status == "ok" or r.hardware_profile) or MISSING,
@@ -273,12 +284,6 @@ def measured(recs, commands: list[str], own_peak: OwnPeak) -> dict:
         "load": load,
         "commands": commands,
     }
-    if own_peak.used:
-        out["peaks"] = [
-            {"precision": name, "tflops": peak, "hardware": hw, "threads": threads}
-            for (hw, threads, name), peak in sorted(own_peak.used.items(), key=str)
-        ]
-    return out
 
 
 def build_results(name: str, recs, rows, lines, own_peak: OwnPeak, commands: list[str], caption: str = ""):

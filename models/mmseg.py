@@ -36,6 +36,9 @@ INSTALL_HINT = "pip install -r requirements-mmseg.txt"
 
 #: decode heads that produce mask classifications rather than per-pixel logits: run through ``encode_decode``
 QUERY_HEADS = ("Mask2FormerHead", "MaskFormerHead", "SideAdapterCLIPHead")
+#: backbones whose relative position tables fix the input size to their ``img_size`` (MMSeg feeds them exact
+#: ``crop_size`` windows: slide inference at test time, padding to ``crop_size`` in training)
+FIXED_SIZE_BACKBONES = ("BEiT", "MAE")
 
 
 class _MissingExt(types.ModuleType):
@@ -164,7 +167,10 @@ class MMSegModel(nn.Module):
         cfg_options: dotted-key overrides merged into the MMSeg config (as ``--cfg-options``), e.g.
             ``{"model.backbone.depth": 50}``.
 
-    Input float[N,3,H,W] normalised by the segbench dataset config (MMSeg's data_preprocessor is not used).
+    Input float[N,3,H,W] normalised by the segbench dataset config (MMSeg's data_preprocessor is not used). A backbone
+    of fixed input size (BEiT, MAE: ``img_size``, :data:`FIXED_SIZE_BACKBONES`) gets smaller inputs zero-padded at the
+    bottom and right to ``img_size`` and its outputs resized to the padded size and cropped back (as MMSeg pads a
+    window to ``crop_size``); a larger input is a ValueError naming ``mode=slide crop_size=``.
     Output ``{"out": float[N,K,h,w], "aux": float[N,K,h',w']}`` in training, ``{"out": ...}`` in eval mode
     (auxiliary heads are training-only, as in MMSeg). Query-based heads (Mask2Former, MaskFormer, SAN; need
     mmdet/mmpretrain) run through ``encode_decode`` and return per-pixel class scores (softmax class x sigmoid
@@ -214,6 +220,9 @@ class MMSegModel(nn.Module):
         self.segmentor = revert_sync_batchnorm(segmentor)  # SyncBN -> BN (CPU, single process)
         self.num_classes = num_classes
         self.query_head = type(self._heads()[-1]).__name__ in QUERY_HEADS
+        backbone = self.segmentor.backbone
+        fixed = type(backbone).__name__ in FIXED_SIZE_BACKBONES
+        self.fixed_size = tuple(int(s) for s in backbone.img_size) if fixed else None
         aux = getattr(self.segmentor, "auxiliary_head", None) if aux_outputs and not self.query_head else None
         n_aux = 0 if aux is None else (len(aux) if isinstance(aux, nn.ModuleList) else 1)
         self.aux_names = ["aux"] if n_aux == 1 else [f"aux{i}" for i in range(n_aux)]
@@ -228,7 +237,27 @@ class MMSegModel(nn.Module):
         return list(head) if isinstance(head, nn.ModuleList) else [head]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """float[N,3,H,W] -> ``{"out": logits float[N,K,h,w], "aux"...: float[N,K,h',w']}`` (see class doc)."""
+        """float[N,3,H,W] -> ``{"out": logits float[N,K,h,w], "aux"...: float[N,K,h',w']}`` (see class doc).
+
+        Raises:
+            ValueError: an input larger than the fixed ``img_size`` of a BEiT/MAE backbone.
+        """
+        h, w = x.shape[-2:]
+        if self.fixed_size is None or (h, w) == self.fixed_size:
+            return self._forward(x)
+        fh, fw = self.fixed_size
+        if h > fh or w > fw:
+            raise ValueError(
+                f"{self.config_path.name}: input {h}x{w} is larger than the backbone's fixed img_size {fh}x{fw}; "
+                f"infer with mode=slide crop_size=[{fh},{fw}] (or build it with model.cfg_options for another size)"
+            )
+        outputs = self._forward(torch.nn.functional.pad(x, (0, fw - w, 0, fh - h)))
+        resize = torch.nn.functional.interpolate
+        return {
+            k: resize(v, size=(fh, fw), mode="bilinear", align_corners=False)[..., :h, :w] for k, v in outputs.items()
+        }
+
+    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.query_head:
             h, w = x.shape[-2:]
             metas = [dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w))] * x.shape[0]
