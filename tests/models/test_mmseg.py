@@ -223,3 +223,43 @@ def test_native_loss_stands_alone_and_needs_a_model_with_one():
         native_loss_of(Own(), ["native", "CE"])
     with pytest.raises(ValueError, match=r"^lossfunction=\[native\]: Plain has no loss of its own"):
         native_loss_of(Plain(), ["native"])
+
+
+#: BEiT-B UPerNet's ADE20K config shrunk to a 64x64 img_size, 4 layers of width 32 (same code paths, seconds to build)
+TINY_BEIT = {
+    "model.backbone.img_size": (64, 64),
+    "model.backbone.embed_dims": 32,
+    "model.backbone.num_layers": 4,
+    "model.backbone.num_heads": 2,
+    "model.backbone.out_indices": [0, 1, 2, 3],
+    "model.neck.embed_dim": 32,
+    "model.decode_head.in_channels": [32, 32, 32, 32],
+    "model.decode_head.channels": 16,
+    "model.auxiliary_head.in_channels": 32,
+    "model.auxiliary_head.channels": 16,
+}
+
+
+@needs_mmseg
+def test_fixed_size_backbone_pads_smaller_inputs_and_names_slide_mode_for_larger():
+    """BEiT's relative position tables fix its input to img_size: a smaller input is zero-padded at the bottom and
+    right, the logits resized to the padded size and cropped back (equal to doing it by hand); a larger one is one
+    line naming mode=slide crop_size=."""
+    torch.manual_seed(0)
+    m = MMSegModel("beit-base_upernet_8xb2-160k_ade20k-640x640", num_classes=5, cfg_options=TINY_BEIT).eval()
+    assert m.fixed_size == (64, 64)
+    x = torch.randn(1, 3, 48, 56)
+    with torch.no_grad():
+        out = m(x)["out"]
+        full = m(torch.nn.functional.pad(x, (0, 8, 0, 16)))["out"]  # 64x64: no padding inside
+    expected = torch.nn.functional.interpolate(full, size=(64, 64), mode="bilinear", align_corners=False)
+    assert out.shape == (1, 5, 48, 56)
+    assert torch.equal(out, expected[..., :48, :56])
+    with pytest.raises(ValueError, match=r"input 80x64 is larger than the backbone's fixed img_size 64x64; "
+                                         r"infer with mode=slide crop_size=\[64,64\]"):  # fmt: skip
+        m(torch.randn(1, 3, 80, 64))
+    m.train()
+    assert {k: tuple(v.shape) for k, v in m(torch.randn(2, 3, 32, 64)).items()} == {
+        "out": (2, 5, 32, 64),
+        "aux": (2, 5, 32, 64),
+    }
