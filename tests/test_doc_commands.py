@@ -21,7 +21,7 @@ from tests.conftest import compose_cfg
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SCRIPTS = ("main.py", "validation.py", "benchmark.py", "predict.py")
-TABLE_SCRIPTS = ("deploy_table.py", "robustness_table.py", "corruption_cost.py")  # scripts/, build_parser()
+TABLE_SCRIPTS = ("deploy_table.py", "robustness_table.py", "corruption_cost.py", "reference_table.py", "photo_table.py")
 MODULES = ("datasets.prepare",)  # python -m <module>
 STAND_INS = [
     (re.compile(r"\$\{?DATA\}?"), "data"),

@@ -45,6 +45,8 @@ KEY_ENTRY_POINTS = {
     "scripts/robustness_table.py": ["robustness.md"],
     "scripts/corruption_cost.py": ["robustness.md"],
     "datasets/prepare.py": ["datasets.md"],
+    "scripts/reference_table.py": ["models.md"],
+    "scripts/photo_table.py": ["inference.md"],
     "core/command_line.py": ["inference.md"],  # checkpoint=, which= of validation.py and predict.py
     "inference/loading.py": ["inference.md"],  # device=
 }
