@@ -34,6 +34,7 @@ import datetime as _dt
 import math
 import operator
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,6 +233,21 @@ def date_range(stamps) -> str:
     if not dates:
         return ""
     return dates[0] if dates[0] == dates[-1] else f"{dates[0]} .. {dates[-1]}"
+
+
+def publish(record: ResultsRecord, path: str | Path, prog: str) -> int:
+    """Write ``record`` (:func:`write_results`) and print ``record: <path>``; on failure print one line
+    ``<prog>: error: record=<path>: <why>`` on stderr and leave an existing file as it was.
+
+    Returns:
+        0 when written, 2 when not.
+    """
+    try:
+        print(f"record: {write_results(record, path)}")
+    except (ResultsError, OSError) as e:
+        print(f"{prog}: error: record={path}: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def write_results(record: ResultsRecord, path: str | Path) -> Path:

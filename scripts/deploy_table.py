@@ -28,7 +28,7 @@ from benchmarking.deploy_table import OwnPeak, build_results, table_rows, table_
 from benchmarking.peak_store import PEAK_PRECISIONS, default_peaks_dir
 from core.command_line import Key, KeyValueParser, Legacy
 from core.records import load_records
-from core.results import ResultsError, write_results
+from core.results import ResultsError, publish
 
 KEYS = (
     Key("roots", "folders searched for */benchmark/*.json records", "list", metavar="[DIR,...]", required=True),
@@ -119,9 +119,10 @@ def main(argv=None) -> int:
         commands = [*a.command, "python scripts/deploy_table.py " + shlex.join(argv)]
         try:
             results = build_results(Path(a.record).stem, recs, rows, lines, own_peak, commands, a.caption)
-            print(f"record: {write_results(results, a.record)}")
-        except (ResultsError, OSError) as e:
+        except ResultsError as e:
             print(f"deploy_table.py: error: record={a.record}: {e}", file=sys.stderr)
+            return 2
+        if publish(results, a.record, "deploy_table.py"):
             return 2
     return 1 if failed else 0
 

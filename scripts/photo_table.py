@@ -24,17 +24,13 @@ import torch
 
 from core.command_line import Key, KeyValueParser
 from core.measure import hardware_profile
-from core.results import Claim, Column, ResultsError, ResultsRecord, today, write_results
+from core.results import Claim, Column, ResultsRecord, publish, today
 from core.versions import commit_label, git_info
 from report.render import render_table
 
 KEYS = (
     Key(
-        "loop",
-        "one predict.py out folder and its label (repeatable)",
-        "texts",
-        metavar="'<label>=<folder>'",
-        required=True,
+        "loop", "a predict.py out folder and its label (repeatable)", "texts", metavar="'<label>=<dir>'", required=True
     ),
     Key("record", "the results record to write", "path", metavar="results/<name>.yaml", required=True),
     Key("seconds", "budget: inference seconds per photo", "float", default=3.0, metavar="3.0"),
@@ -120,12 +116,7 @@ def main(argv=None) -> int:
     )
     print(render_table(record))
     print("\n".join(c.text for c in claims))
-    try:
-        print(f"record: {write_results(record, a.record)}")
-    except (ResultsError, OSError) as e:
-        print(f"photo_table.py: error: record={a.record}: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return publish(record, a.record, "photo_table.py")
 
 
 if __name__ == "__main__":

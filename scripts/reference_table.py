@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarking.deploy_table import measured_of, precision_cell
 from core.command_line import Key, KeyValueParser
 from core.records import load_records
-from core.results import Column, ResultsError, ResultsRecord, write_results
+from core.results import Column, ResultsRecord, publish
 from report.render import render_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,12 +123,8 @@ def main(argv=None) -> int:
     )
     print(render_table(record))  # as the docs render it
     failed = sum(r.status != "ok" for r in recs)
-    if a.record is not None:
-        try:
-            print(f"record: {write_results(record, a.record)}")
-        except (ResultsError, OSError) as e:
-            print(f"reference_table.py: error: record={a.record}: {e}", file=sys.stderr)
-            return 2
+    if a.record is not None and publish(record, a.record, "reference_table.py"):
+        return 2
     return 1 if failed else 0
 
 
