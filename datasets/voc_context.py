@@ -175,7 +175,9 @@ class VOC2010Context(SegmentationDataset):
     def find_pairs(self, root: Path, split: str):
         list_file = root / "ImageSets" / "SegmentationContext" / f"{split}.txt"
         if not list_file.is_file():
-            raise LayoutError(f"missing split list {list_file}: run `python -m datasets.prepare voc_context root={root}`")
+            raise LayoutError(
+                f"missing split list {list_file}: run `python -m datasets.prepare voc_context root={root}`"
+            )
         pairs = []
         for image_id in self.read_list(list_file):
             img = root / "VOCdevkit" / "VOC2010" / "JPEGImages" / f"{image_id}.jpg"

@@ -79,13 +79,13 @@ def reported_row(table: pd.DataFrame, name: str, dataset: str) -> dict:
 
 def table_row(name: str, rec, published: dict) -> dict:
     """One row: the record's measurements (or its error) beside the published figures."""
-    fps = published.get("fps")
+    fps, hardware = published.get("fps"), published.get("hardware")
     row = {
         "model": name,
         "precision": f"{rec.backend} {precision_cell(rec)}",
         "reported_mIoU": published.get("mIoU"),
         "reported_fps": "" if pd.isna(fps) else f"{fps:g}",
-        "reported_setting": f"{published.get('hardware')}, {published.get('resolution')}",
+        "reported_setting": f"{'hardware not stated' if pd.isna(hardware) else hardware}, {published.get('resolution')}",
     }
     if rec.status != "ok":
         return row | dict.fromkeys(("params_M", "GFLOPs", "p50_ms", "peak_MiB")) | {"fps": f"failed: {rec.error}"}

@@ -21,7 +21,7 @@ PUBLISHED = pd.DataFrame(
         ("Net-A", "ade20k", "512x512", 20.5, 44.1, "V100"),
         ("Net-A", "ade20k", "640x640", 15.0, 45.0, "V100"),
         ("Net-A", "cityscapes", "2048x1024", 3.0, 80.0, "V100"),
-        ("Net-B", "ade20k", "640x640", None, 53.08, "V100 (training)"),
+        ("Net-B", "ade20k", "640x640", None, 53.08, None),
     ],
     columns=["name", "dataset", "resolution", "fps", "mIoU", "hardware"],
 )
@@ -52,7 +52,7 @@ def test_rows_pair_measurements_with_the_published_row(tmp_path, capsys):
     assert cells[0] == ["Net-A", "eager 32-true", "5.25", "12.3", "**0.500**", "2000", "1234", "44.10", "20.5",
                         "V100, 512x512"]  # fmt: skip
     assert cells[1] == ["Net-B", "eager 32-true", "—", "—", "failed: ValueError: too large", "—", "—", "53.08", "",
-                        "V100 (training), 640x640"]  # fmt: skip
+                        "hardware not stated, 640x640"]  # fmt: skip
     saved = yaml.safe_load(record.read_text())
     assert saved["rows"][0] == {
         "model": "Net-A", "precision": "eager 32-true", "reported_mIoU": 44.1, "reported_fps": "20.5",

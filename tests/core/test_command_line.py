@@ -262,7 +262,9 @@ def test_predict_new_and_older_spelling_give_the_same_request(tmp_path, capsys):
     assert a["inputs"] == [str(photo), "photos/"] and a["crop_size"] == [360, 480] and a["stride"] == [240]
     assert a["scales"] == [0.5, 1.0] and a["flip"] is True and a["uncertainty"] is True and a["alpha"] == 0.3
     assert a["overrides"] == ["calibration.images=8"]
-    assert line.startswith("predict.py: --ckpt is deprecated, use checkpoint=<run folder|file>; positional arguments are ")
+    assert line.startswith(
+        "predict.py: --ckpt is deprecated, use checkpoint=<run folder|file>; positional arguments are "
+    )
     assert "use inputs=[a.jpg,photos/]" in line and "--crop-size is deprecated, use crop_size=[H,W]" in line
 
 
