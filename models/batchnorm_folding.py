@@ -8,7 +8,8 @@ transformation to their graphs when they load them.
 
 Pairs are found by running the model once with hooks (no tracing, so models with data-dependent control flow work):
 a ``BatchNorm2d`` whose input tensor is the output tensor of an ``nn.Conv2d`` (and of nothing else the hooks saw).
-A plain ``BatchNorm2d`` becomes ``nn.Identity``; timm's ``BatchNormAct2d`` (BatchNorm, then its ``drop`` and
+A plain ``BatchNorm2d`` (or a subclass with the same forward, e.g. mmengine's ``_BatchNormXd`` in MMSeg models)
+becomes ``nn.Identity``; timm's ``BatchNormAct2d`` (BatchNorm, then its ``drop`` and
 ``act``) becomes ``nn.Sequential(drop, act)``; other subclasses are left alone. The folded model is checked against
 the original on the example input (float32): a model the hooks misread is refused and restored, never silently
 changed.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 #: largest max |Δ logit| of the folded model, relative to max(1, max |logit|) of the original, at float32
@@ -59,14 +61,26 @@ def _conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> tuple[list[tuple[
     return pairs, output
 
 
+def _plain(mod: nn.Module) -> bool:
+    """A BatchNorm computing exactly ``_BatchNorm.forward`` with running statistics: ``nn.BatchNorm2d`` and
+    subclasses that only change the input check (mmengine's ``_BatchNormXd``, what MMSeg's SyncBN becomes on one
+    process); not SyncBatchNorm or timm's BatchNormAct2d (their own forward)."""
+    return (
+        isinstance(mod, _BatchNorm)
+        and type(mod).forward is _BatchNorm.forward
+        and mod.track_running_stats
+        and mod.running_mean is not None
+    )
+
+
 def _foldable(mod: nn.Module) -> bool:
-    if type(mod) is nn.BatchNorm2d:
+    if _plain(mod):
         return True
     return isinstance(mod, nn.BatchNorm2d) and hasattr(mod, "act") and hasattr(mod, "drop")  # timm BatchNormAct2d
 
 
 def _replacement(bn: nn.BatchNorm2d) -> nn.Module:
-    if type(bn) is nn.BatchNorm2d:
+    if _plain(bn):
         return nn.Identity()
     return nn.Sequential(bn.drop, bn.act)
 

@@ -8,6 +8,7 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from models.batchnorm_folding import fold_batchnorm
 
@@ -16,7 +17,7 @@ def _randomise_statistics(model: nn.Module) -> nn.Module:
     """Non-trivial running statistics and affine parameters (a fresh BatchNorm is the identity map)."""
     g = torch.Generator().manual_seed(0)
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, _BatchNorm):
             c = m.num_features
             m.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
             m.running_var.copy_(0.5 + torch.rand(c, generator=g))
@@ -82,3 +83,31 @@ def test_a_fold_that_changes_the_logits_is_refused_in_one_line_and_undone():
     assert isinstance(model.bn, nn.BatchNorm2d) and model.conv.weight is conv_weight  # restored
     with torch.no_grad():
         assert torch.equal(model(x), before)
+
+
+class _BatchNormXd(_BatchNorm):
+    """A BatchNorm subclass that only relaxes the input check, as mmengine's (MMSeg's reverted SyncBN)."""
+
+    def _check_input_dim(self, input):
+        return
+
+
+class _ConvBNXd(nn.Module):
+    def __init__(self, bn: nn.Module):
+        super().__init__()
+        self.conv, self.bn, self.head = nn.Conv2d(3, 4, 3, padding=1), bn, nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv(x))))
+
+
+def test_batchnorm_subclasses_with_the_plain_forward_fold_the_others_stay():
+    x = torch.randn(2, 3, 8, 8)
+    model = _randomise_statistics(_ConvBNXd(_BatchNormXd(4)))
+    with torch.no_grad():
+        ref = model(x)
+    assert fold_batchnorm(model, x) == 1 and isinstance(model.bn, nn.Identity)
+    with torch.no_grad():
+        assert torch.allclose(model(x), ref, rtol=0, atol=1e-5)
+    no_stats = _ConvBNXd(nn.BatchNorm2d(4, track_running_stats=False)).eval()  # batch statistics: not foldable
+    assert fold_batchnorm(no_stats, x) == 0 and isinstance(no_stats.bn, nn.BatchNorm2d)
