@@ -5,7 +5,9 @@ at a fixed input size: 5 warm-up iterations, then 195 timed ones (200 in all), t
 around every forward; fps = timed images / timed seconds; ``--repeat-times R`` repeats the whole loop
 (warm-up included) and prints the mean and the (population) variance of the R fps values.
 :func:`time_callable` is that loop; it also keeps every timed iteration so that latency percentiles
-(p50/p95, ms) come from the same run.
+(p50/p95, ms) come from the same run. ``max_seconds`` (not MMSeg's) ends a repeat's timed loop early once its timed
+calls add up to that many seconds, after at least :data:`MIN_TIMED` of them, so that a model taking seconds per
+image is not timed for the better part of an hour; fps and percentiles then come from the calls that ran.
 
 What is inside the timer is the caller's choice: ``benchmarking.runner`` times model forward + bilinear
 resize of the logits to the input size + argmax (data preprocessing stays outside).
@@ -20,6 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: timed calls a repeat always runs before ``max_seconds`` may end it (enough for a median and a p95 to mean something)
+MIN_TIMED = 5
+
 
 @dataclass(frozen=True)
 class TimingProtocol:
@@ -30,25 +35,30 @@ class TimingProtocol:
         iterations: timed iterations per repeat (195).
         repeat: number of repeats; fps mean and variance are over repeats (1).
         batch_size: images per call (1); fps counts images, latency is per call.
+        max_seconds: a repeat's timed loop stops once its timed seconds reach this, after at least
+            ``min(iterations, MIN_TIMED)`` calls (None: always ``iterations``).
 
     Raises:
-        ValueError: warmup < 0, iterations < 1, repeat < 1 or batch_size < 1 (value named).
+        ValueError: warmup < 0, iterations < 1, repeat < 1, batch_size < 1 or max_seconds <= 0 (value named).
     """
 
     warmup: int = 5
     iterations: int = 195
     repeat: int = 1
     batch_size: int = 1
+    max_seconds: float | None = None
 
     def __post_init__(self):
         for name, low in (("warmup", 0), ("iterations", 1), ("repeat", 1), ("batch_size", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"timing protocol: {name} must be an integer >= {low}, got {value!r}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"timing protocol: max_seconds must be > 0 or null, got {self.max_seconds!r}")
 
     @property
     def calls(self) -> int:
-        """Total calls of the timed callable: repeat * (warmup + iterations)."""
+        """Most calls of the timed callable: repeat * (warmup + iterations) (fewer when ``max_seconds`` ends a loop)."""
         return self.repeat * (self.warmup + self.iterations)
 
 
@@ -127,7 +137,8 @@ def time_callable(
 
     Per repeat: ``warmup`` untimed calls, then ``iterations`` calls each bracketed as
     ``sync(); t0 = clock(); fn(); sync(); t1 = clock()`` (``sync`` is e.g. ``torch.cuda.synchronize``
-    so that asynchronous device work is inside the interval).
+    so that asynchronous device work is inside the interval); with ``max_seconds`` the timed calls stop once their
+    seconds add up to it (after at least ``min(iterations, MIN_TIMED)`` calls).
 
     Args:
         fn: the work to time, called without arguments.
@@ -140,13 +151,16 @@ def time_callable(
         for _ in range(protocol.warmup):
             fn()
         sync()
-        times = []
+        times: list[float] = []
+        least = min(protocol.iterations, MIN_TIMED)
         for _ in range(protocol.iterations):
             sync()
             t0 = clock()
             fn()
             sync()
             times.append(clock() - t0)
+            if protocol.max_seconds is not None and len(times) >= least and sum(times) >= protocol.max_seconds:
+                break
         result.times_s.append(times)
     return result
 

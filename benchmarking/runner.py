@@ -107,12 +107,20 @@ def measure(rec: BenchmarkRecord, cfg: DictConfig, model: torch.nn.Module, devic
             logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
         return logits.argmax(1)
 
+    cap = cfg.get("max_seconds")
     protocol = TimingProtocol(
-        warmup=int(cfg.warmup), iterations=int(cfg.iterations), repeat=int(cfg.repeat), batch_size=bs
+        warmup=int(cfg.warmup),
+        iterations=int(cfg.iterations),
+        repeat=int(cfg.repeat),
+        batch_size=bs,
+        max_seconds=None if cap is None else float(cap),
     )
     sync = device_sync(device)
     res = time_callable(step, protocol, sync=sync)
-    rec.warmup, rec.iterations, rec.repeat = protocol.warmup, protocol.iterations, protocol.repeat
+    timed = [len(t) for t in res.times_s]
+    rec.warmup, rec.iterations, rec.repeat = protocol.warmup, max(timed), protocol.repeat
+    if min(timed) < protocol.iterations:  # max_seconds ended a loop: the record says how many calls were timed
+        rec.extra["timed_iterations"], rec.extra["max_seconds"] = timed, protocol.max_seconds
     rec.fps, rec.fps_var, rec.fps_runs = res.fps, res.fps_var, res.fps_runs
     rec.latency_ms_p50, rec.latency_ms_p95 = res.latency_ms(50), res.latency_ms(95)
     rec.latency_ms_mean = float(np.mean(res.all_times_ms))

@@ -27,7 +27,7 @@ class FakeClock:
 
 def test_mmseg_defaults():
     p = TimingProtocol()
-    assert (p.warmup, p.iterations, p.repeat, p.batch_size) == (5, 195, 1, 1)
+    assert (p.warmup, p.iterations, p.repeat, p.batch_size, p.max_seconds) == (5, 195, 1, 1, None)
     assert p.calls == 200  # MMSeg: 200 images, first 5 not timed
 
 
@@ -63,6 +63,30 @@ def test_fps_mean_and_variance_over_repeats():
     assert res.fps_var == pytest.approx(6.25)  # population variance, as MMSeg's np.var
     assert res.latency_ms(50) == pytest.approx(150.0)  # median of 4x100 ms and 4x200 ms
     assert res.latency_ms(95) == pytest.approx(200.0)
+
+
+@pytest.mark.parametrize(
+    "iterations,max_seconds,timed",
+    [
+        (10, 3.5, 5),  # the cap is reached after 4 calls, but MIN_TIMED (5) calls always run
+        (10, 7.5, 8),  # 7 x 1 s < 7.5, the 8th call reaches it
+        (3, 0.5, 3),  # fewer iterations than MIN_TIMED: all of them
+        (10, 100.0, 10),  # the cap is never reached
+        (10, None, 10),
+    ],
+)
+def test_max_seconds_ends_a_repeat_after_at_least_min_timed_calls(iterations, max_seconds, timed):
+    proto = TimingProtocol(warmup=2, iterations=iterations, repeat=2, max_seconds=max_seconds)
+    t = [0.0]
+
+    def model():
+        t[0] += 1.0
+
+    res = time_callable(model, proto, clock=lambda: t[0])
+    assert [len(run) for run in res.times_s] == [timed, timed]
+    assert res.fps == pytest.approx(1.0) and res.latency_ms(95) == pytest.approx(1000.0)
+    with pytest.raises(ValueError, match=r"max_seconds must be > 0 or null, got 0"):
+        TimingProtocol(max_seconds=0)
 
 
 def test_percentile_hand_values():

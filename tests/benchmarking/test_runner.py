@@ -38,6 +38,7 @@ def test_parse_resolution():
 def test_config_defaults_are_mmseg_protocol():
     cfg = bench_cfg()
     assert (cfg.warmup, cfg.iterations, cfg.batch_size, cfg.repeat) == (5, 195, 1, 1)
+    assert cfg.max_seconds == 120  # ends the timed loop of slow models early (not MMSeg's protocol)
     assert (cfg.precision, cfg.backend, cfg.budget.seconds, cfg.budget.memory_gib) == ("32-true", "eager", 3.0, 12.0)
 
 
@@ -63,6 +64,18 @@ def test_counts_flops_and_record(tmp_path):
     assert path.parent == tmp_path / "benchmark" and json.loads(path.read_text())["config"] == "x=1"
     # provenance a results record states: the code (git commit of the source tree) and the machine's load
     assert rec.commit == commit_label(git_info()) and len(rec.commit.split("+")[0]) == 7 and rec.load_1min >= 0
+
+
+def test_max_seconds_ends_the_timed_loop_and_the_record_says_how_many_calls_ran(tmp_path):
+    CountingModel.calls = 0
+    cfg = bench_cfg(*FAKE, *FAST, "iterations=9", "max_seconds=1e-9", "count_flops=false")
+    rec, path = run_benchmark(cfg, tmp_path, model_choice="smp")
+    assert rec.status == "ok", rec.error
+    assert CountingModel.calls == 2 + 5 + 1  # warm-up, the 5 timed calls that always run, the memory forward
+    assert rec.iterations == 5 and rec.extra == {"timed_iterations": [5], "max_seconds": 1e-9}
+    assert json.loads(path.read_text())["extra"]["timed_iterations"] == [5]
+    uncapped, _ = run_benchmark(bench_cfg(*FAKE, *FAST, "count_flops=false"), tmp_path, model_choice="smp")
+    assert uncapped.iterations == 3 and "timed_iterations" not in uncapped.extra
 
 
 @pytest.mark.parametrize(
