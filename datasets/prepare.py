@@ -89,7 +89,7 @@ def build_parser(dataset: str) -> KeyValueParser:
 
 
 def usage() -> str:
-    """The synopsis printed without a dataset or with ``--help``: one line per dataset."""
+    """The synopsis ``--help`` prints: one line per dataset."""
     lines = [f"usage: {PROG} <dataset> root=<dir> [key=value ...]  ({PROG} <dataset> --help: its keys)", "datasets:"]
     return "\n".join(lines + [f"  {name:<12}{prep.help}" for name, prep in PREPARATIONS.items()])
 
@@ -97,9 +97,12 @@ def usage() -> str:
 def main(argv=None) -> int:
     """Run the preparation; prints one summary line. Returns the exit status (2: bad input, one line)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if argv and argv[0] in ("-h", "--help"):
         print(usage())
-        return 0 if argv else 2
+        return 0
+    if not argv:
+        print(f"{PROG}: error: missing <dataset>; datasets: {', '.join(PREPARATIONS)} (see --help)", file=sys.stderr)
+        return 2
     if argv[0] not in PREPARATIONS:
         print(f"{PROG}: error: unknown dataset {argv[0]!r}; datasets: {', '.join(PREPARATIONS)}", file=sys.stderr)
         return 2

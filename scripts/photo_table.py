@@ -64,6 +64,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     p = build_parser()
     a = p.parse(argv)
+    for key in ("seconds", "memory_gib"):
+        if not getattr(a, key) > 0:
+            p.error(f"{key}={getattr(a, key)}: the budget must be positive")
     loops = []
     for spec in a.loop:
         label, sep, folder = spec.partition("=")

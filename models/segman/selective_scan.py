@@ -142,12 +142,11 @@ def selective_scan(
     The chunked closed form follows the segment-sum formulation of Mamba-2 (Dao & Gu 2024). Inside a chunk of ``T``
     steps ``h_t = exp(S_t) h_0 + sum_{s <= t} exp(S_t - S_s) delta_s B_s u_s`` with ``S`` the running sum of
     ``delta * A``; the decays ``S_t - S_s`` are summed directly over ``(s, t]``. The chunk-local terms are computed for
-    every chunk in one batched product; only the carry of the ``(N, D_in, d_state)`` state runs as a Python loop, one
-    elementwise step per chunk (``L / T`` steps instead of ``L``). Under :func:`core.measure.count_flops` it reports
-    the CUDA kernel's count as VMamba's fvcore handle gives it (``9 N L D_in d_state + N D_in L`` MACs with ``D``). It does about ``T`` times the arithmetic of the
-    recurrence: on 2 CPU cores (L = 1024, D_in = 256, d_state = 1, float32, a training job on the same cores) it took
-    0.16-0.26 s against the recurrence's 0.08-0.11 s; fewer sequential steps pay off where each step is a kernel
-    launch (GPUs), not measured here.
+    every chunk at once (an element-wise product and a sum, which ``torch.utils.flop_counter`` does not count); only the
+    carry of the ``(N, D_in, d_state)`` state runs as a Python loop, one element-wise step per chunk (``L / T`` steps
+    instead of ``L``). It does about ``T`` times the arithmetic of the recurrence; fewer sequential steps pay off where
+    each step is a kernel launch (GPUs). Under :func:`core.measure.count_flops` it reports the CUDA kernel's count as
+    VMamba's fvcore handle gives it (``9 N L D_in d_state + N D_in L`` multiply-adds with ``D``).
 
     Args:
         u: input ``(N, D_in, L)``, any float dtype (computed in float32 at least).

@@ -53,8 +53,12 @@ def test_two_roots_are_refused(tmp_path, capsys):
     assert f"one root=<dir> expected, got '{tmp_path}' and '{tmp_path}'" in capsys.readouterr().err
 
 
-def test_without_a_dataset_the_usage_lists_them(capsys):
+def test_without_a_dataset_one_line_lists_them_and_help_shows_usage(capsys):
     assert main([]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == "python -m datasets.prepare: error: missing <dataset>; datasets: cityscapes, voc_context (see --help)\n"
+    )
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert all(f"  {name}" in out for name in PREPARATIONS)

@@ -161,3 +161,18 @@ class TestSegMAN:
         if variant == "t":  # the larger ones take seconds to initialise; their sizes are checked above
             model = instantiate(cfg.model, _convert_="all")
             assert model.variant == VARIANTS["t"] and model.num_classes == cfg.dataset.num_classes
+
+
+def test_the_models_page_shows_these_counts():
+    """The SegMAN table of docs/models.md: exact parameter counts, GFLOPs and their difference to twice the paper."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
+    for variant in ("t", "s", "b"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{variant}`"))
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        assert cells[3] == f"{EXACT_PARAMS[variant]:,}"
+        paper = 2 * paper_gflops_512(variant)
+        gflops = EXACT_FLOPS[variant] / 1e9
+        diff = f"{100 * (gflops - paper) / paper:.1f}".replace("-", "−")
+        assert cells[4].startswith(f"{gflops:.2f} (") and f"{paper:.1f}, {diff} %)" in cells[4], cells[4]
+        published = pd.read_csv(REPORTED).set_index(["name", "dataset"]).loc[(f"SegMAN-{variant.upper()}", "ade20k")]
+        assert cells[5] == f"{published.params} M, {published.GFLOPs} GFLOPs, {published.mIoU} mIoU"

@@ -55,6 +55,9 @@ def test_failed_photos_and_unequal_loops_are_one_line(tmp_path, capsys):
     for argv, line in (
         ([f"loop=a={bad}"], "1 photos failed: ['x.jpg']"),
         ([f"loop=a={two}", f"loop=b={one}"], "loop 'b' has no photo p1.jpg"),
+        ([f"loop=a={one}", "seconds=0"], "seconds=0.0: the budget must be positive"),
+        ([f"loop=a={one}", "memory_gib=-1"], "memory_gib=-1.0: the budget must be positive"),
+        ([f"loop={one}"], "expected '<label>=<predict.py out folder>'"),
     ):
         with pytest.raises(SystemExit) as exit_:
             photo_table.main([*argv, f"record={tmp_path / 'r.yaml'}"])
